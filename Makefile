@@ -1,0 +1,40 @@
+# dmpc: `make run` and `make test` set everything up on first use, then do their job.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_DEPS := $(VENV)/.deps-stamp
+STAMP_DEV := $(VENV)/.editable-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup build run test test-slow bench clean
+
+setup: $(STAMP_DEV) build
+
+$(STAMP_DEPS): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_DEV): $(STAMP_DEPS) setup.py
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $@
+
+# Incremental CMake build of the compiled core into dmpc_core/ (quick when up to date).
+build: $(STAMP_DEPS)
+	$(PY) setup.py --quiet build_ext --inplace
+
+run: setup
+	$(PY) -m dmpc_core.demos.ballbot_reach --out runs/ballbot_reach
+
+test: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: setup
+	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf build dmpc_core/_core*.so

@@ -1,0 +1,68 @@
+/// @file dynamics.hpp
+/// @brief Continuous-time, control-affine dynamics models: xdot = f(x) + g(x) u (Eq. (10) of
+///        deep-value-mpc).
+///
+/// Model/Data split (as in crocoddyl): a DynamicsModel is an immutable description; all
+/// scratch memory and results live in a DynamicsData created by create_data(). One Data per
+/// thread; models are shared read-only across threads.
+#pragma once
+
+#include <string>
+
+#include "dmpc/common.hpp"
+
+namespace dmpc {
+
+/// @brief Results and buffers of one dynamics evaluation.
+struct DynamicsData {
+  DynamicsData(int nx, int nu)
+      : xdot(Vec::Zero(nx)), fx(Mat::Zero(nx, nx)), fu(Mat::Zero(nx, nu)) {}
+  virtual ~DynamicsData() = default;
+  Vec xdot;  ///< state derivative, size nx
+  Mat fx;    ///< d xdot / d x at (x, u), nx x nx
+  Mat fu;    ///< d xdot / d u = g(x), nx x nu (independent of u: the models are control-affine)
+};
+
+/// @brief Abstract continuous-time dynamics xdot = f(x) + g(x) u.
+///
+/// Every model is control-affine, so f(x) = xdot(x, 0) and g(x) = fu(x, .). The Deep Value
+/// MPC running cost (Eq. (14)) relies on this, and on d(g(x) w)/dx = fx(x, w) - fx(x, 0).
+class DynamicsModel {
+ public:
+  /// @param[in] nx state dimension
+  /// @param[in] nu control dimension
+  /// @param[in] nq configuration dimension when the state is x = [q; v] with qdot = v and
+  ///               nq == nv (second-order mechanical systems, enables semi-implicit Euler);
+  ///               0 for a general first-order system.
+  DynamicsModel(int nx, int nu, int nq = 0) : nx_(nx), nu_(nu), nq_(nq) {
+    if (nx < 1 || nu < 1) throw std::invalid_argument("DynamicsModel needs nx >= 1 and nu >= 1");
+    if (nq != 0 && 2 * nq != nx)
+      throw std::invalid_argument("DynamicsModel: nq must be 0 or nx/2 (x = [q; v])");
+  }
+  virtual ~DynamicsModel() = default;
+
+  int nx() const { return nx_; }
+  int nu() const { return nu_; }
+  int nq() const { return nq_; }
+  virtual std::string name() const { return "DynamicsModel"; }
+
+  virtual std::shared_ptr<DynamicsData> create_data() const {
+    return std::make_shared<DynamicsData>(nx_, nu_);
+  }
+
+  /// @brief Compute data.xdot = f(x) + g(x) u.
+  /// @param[in] x state, size nx
+  /// @param[in] u control, size nu
+  virtual void calc(DynamicsData& data, const RefV& x, const RefV& u) const = 0;
+
+  /// @brief Compute data.fx (nx x nx) and data.fu (nx x nu). Must be valid whether or not
+  ///        calc() was called before with the same (x, u); implementations may also fill xdot.
+  virtual void calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const = 0;
+
+ protected:
+  int nx_, nu_, nq_;
+};
+
+using DynamicsModelPtr = std::shared_ptr<const DynamicsModel>;
+
+}  // namespace dmpc
