@@ -159,7 +159,7 @@ def test_helpers_match_pinocchio(panda, pin_model):
 # (c) analytic Jacobians vs central finite differences
 # ------------------------------------------------------------------------------------------
 
-def fd_jacobians(model, x, u, eps=1e-6):
+def fd_jacobians(model, x, u, eps=1e-5):
     fx = np.zeros((NX, NX))
     fu = np.zeros((NX, NQ))
     for i in range(NX):
@@ -175,7 +175,9 @@ def fd_jacobians(model, x, u, eps=1e-6):
 
 @pytest.mark.parametrize("damping", [0.0, 0.7])
 def test_jacobians_vs_finite_differences(urdf, pin_model, damping):
-    """fx, fu agree with central differences (eps = 1e-6) to 1e-6 relative to max(1, |entry|)."""
+    """fx, fu agree with central differences (eps = 1e-5): every entry within
+    1e-6 relative plus 1e-7 of the largest entry of the Jacobian (observed: ~1e-9 of it; the
+    entries reach ~2e3 because joint 7 is light)."""
     panda = _core.PandaDynamics(urdf, damping)
     rng = np.random.default_rng(4)
     for _ in range(5):
@@ -183,8 +185,8 @@ def test_jacobians_vs_finite_differences(urdf, pin_model, damping):
         u = rng.uniform(-20, 20, NQ)
         fx, fu = panda.jacobians(x, u)
         fx_fd, fu_fd = fd_jacobians(panda, x, u)
-        np.testing.assert_allclose(fx, fx_fd, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(fu, fu_fd, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(fx, fx_fd, rtol=1e-6, atol=1e-7 * np.abs(fx_fd).max())
+        np.testing.assert_allclose(fu, fu_fd, rtol=1e-6, atol=1e-7 * np.abs(fu_fd).max())
         np.testing.assert_array_equal(fx[:NQ], np.hstack([np.zeros((NQ, NQ)), np.eye(NQ)]))
         np.testing.assert_allclose(fu[NQ:], np.linalg.inv(panda.mass_matrix(x[:NQ])), rtol=1e-9, atol=1e-9)
 
@@ -210,7 +212,7 @@ def simulate_energy(panda, x0, dt=1e-3, steps=1000):
 def test_passive_energy_conservation(panda, pin_model):
     """Zero torque, no damping, RK4 at dt = 1 ms for 1 s from rest at a random pose: the arm
     falls (kinetic energy of several J) while |E(t) - E(0)| stays below 1e-6 of the
-    peak kinetic energy (RK4's error is O(dt^4); observed about 1e-9)."""
+    peak kinetic energy (RK4's error is O(dt^4); observed 8e-9: 3e-7 J of 37 J)."""
     rng = np.random.default_rng(5)
     x0 = np.concatenate([random_q(rng, pin_model), np.zeros(NQ)])
     E, _, xs = simulate_energy(panda, x0)
@@ -225,7 +227,7 @@ def test_passive_energy_conservation(panda, pin_model):
 
 def test_damped_energy_dissipation(urdf, pin_model):
     """With joint damping b, dE/dt = -b ||v||^2: E decreases monotonically and
-    E(T) - E(0) matches -b * integral ||v||^2 dt (trapezoid) to 1e-3 relative."""
+    E(T) - E(0) matches -b * integral ||v||^2 dt (trapezoid) to 1e-5 relative (observed 2e-7)."""
     b = 0.5
     panda = _core.PandaDynamics(urdf, b)
     rng = np.random.default_rng(6)
@@ -234,7 +236,7 @@ def test_damped_energy_dissipation(urdf, pin_model):
     assert np.all(np.diff(E) <= 1e-9)
     dissipated = b * np.trapezoid(speed2, dx=1e-3)
     assert dissipated > 0.1
-    assert E[-1] - E[0] == pytest.approx(-dissipated, rel=1e-3)
+    assert E[-1] - E[0] == pytest.approx(-dissipated, rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,3 +378,36 @@ def test_crocoddyl_fddp_reaching():
         np.testing.assert_allclose(x_next, xs[k + 1], atol=1e-9)
     print(f"FDDP: {solver.iter} iterations, {elapsed / max(solver.iter, 1) * 1e3:.2f} ms/iter, "
           f"cost {solver.cost:.6f}, TCP error {np.linalg.norm(p_end - s['p_ref']) * 1e3:.2f} mm")
+
+
+# ------------------------------------------------------------------------------------------
+# URDF lookup
+# ------------------------------------------------------------------------------------------
+
+def test_default_urdf_path_source_and_installed(tmp_path, monkeypatch):
+    """In the source tree the URDF is <repo>/urdf/panda.urdf; installed, it is found in
+    <prefix>/share/dmpc_ros/urdf next to <prefix>/lib/pythonX.Y/site-packages/dmpc_core."""
+    import importlib.util  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    import dmpc_core.models.panda as panda_module  # noqa: PLC0415
+
+    repo_urdf = default_urdf_path()
+    assert repo_urdf.name == "panda.urdf" and repo_urdf.parent.name == "urdf"
+
+    prefix = tmp_path / "prefix"
+    pkg = prefix / "lib" / "python3.11" / "site-packages" / "dmpc_core" / "models"
+    pkg.mkdir(parents=True)
+    shutil.copy(panda_module.__file__, pkg / "panda.py")
+    share = prefix / "share" / "dmpc_ros" / "urdf"
+    share.mkdir(parents=True)
+    shutil.copy(repo_urdf, share / "panda.urdf")
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    spec = importlib.util.spec_from_file_location("installed_panda", pkg / "panda.py")
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    assert installed.default_urdf_path() == share / "panda.urdf"
+    (share / "panda.urdf").unlink()
+    if not any(c.is_file() for c in installed._candidate_urdf_paths()):
+        with pytest.raises(FileNotFoundError, match="searched"):
+            installed.default_urdf_path()
