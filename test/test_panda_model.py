@@ -189,6 +189,9 @@ def test_jacobians_vs_finite_differences(urdf, pin_model, damping):
         np.testing.assert_allclose(fu, fu_fd, rtol=1e-6, atol=1e-7 * np.abs(fu_fd).max())
         np.testing.assert_array_equal(fx[:NQ], np.hstack([np.zeros((NQ, NQ)), np.eye(NQ)]))
         np.testing.assert_allclose(fu[NQ:], np.linalg.inv(panda.mass_matrix(x[:NQ])), rtol=1e-9, atol=1e-9)
+        # control-affine: xdot(x, u) = f(x) + g(x) u with g = fu independent of u
+        np.testing.assert_allclose(panda.xdot(x, u), panda.xdot(x, 0 * u) + fu @ u, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(panda.jacobians(x, 3 * u + 1)[1], fu, rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------
