@@ -78,6 +78,22 @@ def main() -> None:
     except ImportError:
         anchor = "ballbot calc via Python binding"
 
+    try:  # batched PyTorch model (for sampling MPC), one intra-op thread, time per state
+        import torch
+
+        from dmpc_core.models.ballbot_torch import BallbotTorch
+
+        torch.set_num_threads(1)
+        k = 1024
+        for dtype in (torch.float64, torch.float32):
+            tm = BallbotTorch(dtype=dtype)
+            xb = torch.as_tensor(np.tile(x, (k, 1)), dtype=dtype)
+            ub = torch.as_tensor(np.tile(u, (k, 1)), dtype=dtype)
+            name = f"torch xdot, batch {k}, {str(dtype)[6:]} (per state)"
+            rows[name] = best(lambda: time_python(lambda: tm.xdot(xb, ub), max(3, n_py // 500))) / k
+    except ImportError:
+        pass
+
     ref = rows[anchor]
     print(f"{'evaluation':48s} {'time [us]':>10s} {'ratio to anchor':>16s}")
     for name, t in rows.items():
