@@ -1,1 +1,2 @@
-"""Robot models: helpers that locate model files (URDF) for the compiled dynamics."""
+"""Robot models on the Python side: paths to robot descriptions and PyTorch twins of the core
+models (the compiled models themselves live in :mod:`dmpc_core._core`)."""
