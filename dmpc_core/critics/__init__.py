@@ -19,10 +19,15 @@ from dmpc_core.critics.networks import (
     ValueMLPSettings,
 )
 from dmpc_core.critics.ort_critic import OrtCritic, OrtCriticAdapter, make_core_critic_adapter
+from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
+from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings, polyak_update
+from dmpc_core.critics.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = [
     "CriticBundle", "CriticBundleError", "NativeCriticUnavailable", "load_bundle",
     "bundle_bytes", "export_value_bundle", "export_value_bundle_proto",
     "QMLP", "QMLPSettings", "ValueEnsemble", "ValueEnsembleSettings", "ValueMLP", "ValueMLPSettings",
     "OrtCritic", "OrtCriticAdapter", "make_core_critic_adapter",
+    "ReplayBuffer", "ReplaySpec", "CriticTrainer", "CriticTrainerSettings", "polyak_update",
+    "CheckpointError", "load_checkpoint", "save_checkpoint",
 ]
