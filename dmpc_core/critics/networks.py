@@ -215,7 +215,11 @@ class NormalizedMLP(nn.Module):
                     hess = hess + d1.unsqueeze(-1).unsqueeze(-1) * wh
             a = layer(h)
             wj = torch.matmul(layer.weight, jac)
-            wh = torch.einsum("ij,bjkl->bikl", layer.weight, hess) if second_order else None
+            if second_order:  # W_{i+1} H_{i+1} as one MatMul over the flattened m x m block
+                wh = torch.matmul(layer.weight, hess.reshape(batch, hess.shape[1], -1)).reshape(
+                    batch, -1, hess.shape[2], hess.shape[3])
+            else:
+                wh = None
         value = self.output_scale * a.squeeze(-1) + self.output_bias
         grad = self.output_scale * wj[:, 0, :]
         hz = None

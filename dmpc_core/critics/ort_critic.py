@@ -3,9 +3,10 @@
 :class:`OrtCritic` evaluates batches and returns a dict of numpy arrays keyed by the bundle's
 output names. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
 critic: ``evaluate(x, goal, time_to_go) -> (V, Vx, Vxx, Vtau, Vtaux)``. The abstract
-``_core.CriticModel`` (with a Python-subclassable trampoline) is being written on the
-``critics-cpp`` branch; until it is merged the adapter is a plain Python class with that
-method, and :func:`make_core_critic_adapter` subclasses ``_core.CriticModel`` when present.
+``_core.CriticModel`` (with a Python-subclassable trampoline) comes from the ``critics-cpp``
+branch; until it is merged the adapter is a plain Python class, and
+:func:`make_core_critic_adapter` subclasses ``_core.CriticModel`` when the core has it
+(overriding ``calc``/``calc_diff`` as that branch's trampoline expects).
 """
 from __future__ import annotations
 
