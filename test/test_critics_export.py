@@ -337,3 +337,54 @@ def test_native_guard_or_agreement():
         _assert_close(np.asarray(d["Vx"]), ort_out["dvalue_dx"][b], "native Vx")
         _assert_close(np.asarray(d["Vxx"]), ort_out["d2value_dx2"][b], "native Vxx")
         _assert_close(np.asarray(d["Vtaux"]), ort_out["d2value_dtdx"][b], "native Vtaux")
+
+
+def test_reject_weights_exposed_as_inputs(good_bytes):
+    proto = onnx.load_from_string(good_bytes)
+    w = next(t for t in proto.graph.initializer if t.name == "layers.0.weight")
+    proto.graph.input.append(helper.make_tensor_value_info(w.name, w.data_type, list(w.dims)))
+    with pytest.raises(CriticBundleError, match="also graph inputs"):
+        load_bundle(proto.SerializeToString())
+
+
+def test_failed_export_keeps_previous_file(tmp_path):
+    torch.manual_seed(0)
+    good = ValueMLP(ValueMLPSettings(nx=2))
+    path = tmp_path / "critic.onnx"
+    sha = export_value_bundle(good, path, version=1)
+    before = path.read_bytes()
+    bad = ValueMLP(ValueMLPSettings(nx=2))
+    with torch.no_grad():
+        bad.output_bias.fill_(float("inf"))
+    with pytest.raises(ValueError, match="non-finite"):
+        export_value_bundle(bad, path, version=2)
+    assert path.read_bytes() == before and load_bundle(path).content_sha256 == sha
+    assert [p.name for p in tmp_path.iterdir()] == ["critic.onnx"]  # no temp files left
+
+
+def test_adapter_swap_and_core_adapter():
+    torch.manual_seed(0)
+    a = ValueMLP(ValueMLPSettings(nx=2, hidden=(4,)))
+    b = ValueMLP(ValueMLPSettings(nx=2, hidden=(4,)))
+    b.set_output_affine(1.0, 5.0)
+    adapter = OrtCriticAdapter(bundle_bytes(a), expected_nx=2, expected_ng=0)
+    x, tau = np.array([0.3, -0.2]), 1.5
+    va = adapter.evaluate(x, None, tau)[0]
+    adapter.swap(bundle_bytes(b, version=2))
+    vb = adapter.evaluate(x, None, tau)[0]
+    with torch.no_grad():
+        ref_b = float(b(torch.from_numpy(x[None]), None, torch.tensor([[tau]], dtype=torch.float64))[0])
+    assert abs(vb - ref_b) < 1e-12 and abs(va - vb) > 1e-3
+    assert adapter.bundle.version == 2
+    with pytest.raises(CriticBundleError, match="nx=3 but the robot model/task expects nx=2"):
+        adapter.swap(bundle_bytes(ValueMLP(ValueMLPSettings(nx=3))))
+    with pytest.raises(CriticBundleError, match="needs a value bundle"):
+        OrtCriticAdapter(bundle_bytes(QMLP(QMLPSettings(nx=2, nu=1))))
+    from dmpc_core.critics import make_core_critic_adapter
+
+    core_critic = make_core_critic_adapter(bundle_bytes(b), expected_nx=2)
+    if not hasattr(_core, "CriticModel"):
+        assert isinstance(core_critic, OrtCriticAdapter)
+    else:  # evaluated through the C++ trampoline
+        d = core_critic.derivatives(tau, x)
+        assert abs(d["V"] - ref_b) < 1e-12

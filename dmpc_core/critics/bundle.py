@@ -371,7 +371,13 @@ def load_bundle(
 
     # -- inputs / outputs ----------------------------------------------------------------
     init_names = [t.name for t in graph.initializer]
-    inputs = [v for v in graph.input if v.name not in set(init_names)]
+    overridable = sorted({v.name for v in graph.input} & set(init_names))
+    if overridable:
+        raise CriticBundleError(
+            f"initializer(s) {overridable[:4]} are also graph inputs (their weights could be "
+            "overridden at run time); critic bundles keep weights as initializers only"
+        )
+    inputs = list(graph.input)
     exp_in: Dict[str, Tuple] = {"state": ("B", nx)}
     if kind == "q":
         exp_in["action"] = ("B", nu)
