@@ -278,3 +278,22 @@ def test_corrupted_checkpoint_rejected(tmp_path):
     other = CriticTrainer(ValueMLP(ValueMLPSettings(nx=3, ng=1, hidden=(5,))))
     with pytest.raises(CheckpointError, match="does not fit"):
         load_checkpoint(path, other)
+
+
+def test_export_target_versions_and_weights(tmp_path):
+    from dmpc_core.critics import load_bundle
+
+    trainer, buf = _learner(0)
+    _fill(buf, 40, np.random.default_rng(1))
+    trainer.update(buf)
+    b1 = load_bundle(trainer.export_target(robot="ballbot"), expected_nx=3, expected_ng=1)
+    trainer.update(buf)
+    path = tmp_path / "v2.onnx"
+    b2 = load_bundle(trainer.export_target(path=path, robot="ballbot"))
+    assert (b1.version, b2.version) == (1, 2)
+    assert (b1.training_step, b2.training_step) == (3, 6)
+    assert load_bundle(path).content_sha256 == b2.content_sha256 != b1.content_sha256
+    # the bundle carries the target network, not the online one
+    w = trainer.target.layers[0].weight.detach().numpy()
+    assert np.array_equal(b2.arrays["layers.0.weight"], w)
+    assert not np.array_equal(w, trainer.model.layers[0].weight.detach().numpy())

@@ -111,6 +111,7 @@ class CriticTrainer:
         self.rng = np.random.default_rng(s.seed)
         self.gradient_steps = 0
         self.updates = 0
+        self.exports = 0
 
     # -- helpers -------------------------------------------------------------------------
     def predict(self, batch: Dict[str, np.ndarray]) -> torch.Tensor:
@@ -196,6 +197,28 @@ class CriticTrainer:
             "critic/gradient_steps": float(self.gradient_steps),
         }
 
+    # -- publishing ----------------------------------------------------------------------
+    def export_target(self, path=None, robot: str = "", extra_metadata=None) -> bytes:
+        """Export the Polyak target network as a critic bundle; ``dmpc.version`` increments.
+
+        Args:
+            path: also write the bundle atomically to this file (None: bytes only).
+            robot: ``dmpc.robot`` string.
+            extra_metadata: additional string metadata.
+        Returns:
+            the serialized bundle (e.g. to publish on a topic).
+        """
+        from dmpc_core.critics.export import bundle_bytes, write_bytes_atomic
+
+        data = bundle_bytes(
+            self.target, discount=self.settings.discount, version=self.exports + 1,
+            training_step=self.gradient_steps, robot=robot, extra_metadata=extra_metadata,
+        )
+        if path is not None:
+            write_bytes_atomic(path, data)
+        self.exports += 1
+        return data
+
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> Dict:
         """Model, target, optimizer, counters and the sampling generator state."""
@@ -206,6 +229,7 @@ class CriticTrainer:
             "rng": self.rng.bit_generator.state,
             "gradient_steps": self.gradient_steps,
             "updates": self.updates,
+            "exports": self.exports,
         }
 
     def load_state_dict(self, state: Dict) -> None:
@@ -216,3 +240,4 @@ class CriticTrainer:
         self.rng.bit_generator.state = state["rng"]
         self.gradient_steps = int(state["gradient_steps"])
         self.updates = int(state["updates"])
+        self.exports = int(state["exports"])
