@@ -297,3 +297,22 @@ def test_export_target_versions_and_weights(tmp_path):
     w = trainer.target.layers[0].weight.detach().numpy()
     assert np.array_equal(b2.arrays["layers.0.weight"], w)
     assert not np.array_equal(w, trainer.model.layers[0].weight.detach().numpy())
+
+
+def test_ensemble_one_step_targets_are_per_member():
+    """POLO Eq. 7: member k bootstraps from its own target member (including its prior)."""
+    torch.manual_seed(4)
+    ens = ValueEnsemble(ValueEnsembleSettings(ValueMLPSettings(nx=2, hidden=(5,)), num_members=3, kappa=0.5))
+    rng = np.random.default_rng(4)
+    buf = ReplayBuffer(ReplaySpec(capacity=10, nx=2))
+    _fill(buf, 10, rng)
+    batch = buf.sample(6, rng)
+    y = one_step_value_targets(0.9)(batch, ens)
+    assert y.shape == (6, 3)
+    with torch.no_grad():
+        xt = torch.from_numpy(batch["next_state"])
+        tt = torch.from_numpy(batch["next_time_to_go"]).reshape(-1, 1)
+        for k in range(3):
+            vk = (ens.members[k](xt, None, tt) + ens.prior_beta * ens.priors[k](xt, None, tt)).numpy()
+            assert np.allclose(y[:, k], batch["cost"] + 0.9 * vk * (1 - batch["done"]), atol=1e-14)
+    assert not np.allclose(y[:, 0], y[:, 1])
