@@ -39,7 +39,9 @@ class PyDynamicsModel : public DynamicsModel, public py::trampoline_self_life_su
     }
     check_data_shapes(data, nx_, nu_, false, name());
   }
+  /// Python subclasses implement calc_diff for fx, fu only: xdot is filled by calling calc first.
   void calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const override {
+    calc(data, x, u);
     {
       py::gil_scoped_acquire gil;
       py::function f = py::get_override(static_cast<const DynamicsModel*>(this), "calc_diff");

@@ -101,6 +101,9 @@ void bind_slq(py::module_& m) {
       .def_readonly("expected_decrease", &SlqResult::expected_decrease)
       .def_readonly("mu", &SlqResult::mu)
       .def_readonly("solve_time", &SlqResult::solve_time)
+      .def_readonly("time_rollout", &SlqResult::time_rollout, "seconds in rollouts (initial + line search)")
+      .def_readonly("time_lq", &SlqResult::time_lq, "seconds in the LQ approximation")
+      .def_readonly("time_backward", &SlqResult::time_backward, "seconds in Riccati backward passes")
       .def_readonly("cost_history", &SlqResult::cost_history)
       .def_readonly("message", &SlqResult::message)
       .def("__repr__", [](const SlqResult& r) {

@@ -80,7 +80,6 @@ void integrate_diff(const DynamicsModel& model, Integrator integrator, double dt
   switch (integrator) {
     case Integrator::Euler: {
       auto& s = *d.stage[0];
-      model.calc(s, x, u);
       model.calc_diff(s, x, u);
       d.x_next = x + dt * s.xdot;
       d.Fx = dt * s.fx;
@@ -92,7 +91,6 @@ void integrate_diff(const DynamicsModel& model, Integrator integrator, double dt
       check_semi_implicit(model);
       const int nq = model.nq();
       auto& s = *d.stage[0];
-      model.calc(s, x, u);
       model.calc_diff(s, x, u);
       d.x_next.tail(nq) = x.tail(nq) + dt * s.xdot.tail(nq);
       d.x_next.head(nq) = x.head(nq) + dt * d.x_next.tail(nq);
@@ -114,7 +112,6 @@ void integrate_diff(const DynamicsModel& model, Integrator integrator, double dt
         } else {
           d.xs = x + c[i] * d.k[i - 1];
         }
-        model.calc(s, d.xs, u);
         model.calc_diff(s, d.xs, u);
         d.k[i] = s.xdot;
         if (i == 0) {

@@ -56,6 +56,12 @@ SlqSolver::SlqSolver(ProblemPtr problem, SlqSettings settings)
   lux_.assign(N, Mat::Zero(nu, nx));
   kff_.assign(N, Vec::Zero(nu));
   Kfb_.assign(N, Mat::Zero(nu, nx));
+  Vx_ = Qx_ = Vec::Zero(nx);
+  Qu_ = tmp_u_ = Vec::Zero(nu);
+  Vxx_ = Qxx_ = FxtV_ = Mat::Zero(nx, nx);
+  Quu_ = Quu_reg_ = Mat::Zero(nu, nu);
+  Qux_ = FutV_ = W_ux_ = Mat::Zero(nu, nx);
+  llt_ = Eigen::LLT<Mat>(nu);
 }
 
 void SlqSolver::set_settings(const SlqSettings& s) {
@@ -191,51 +197,72 @@ void SlqSolver::lq_approximation(double t0) {
 
 bool SlqSolver::backward_pass(double mu, double& dV1, double& dV2) {
   const Problem& p = *problem_;
-  const int N = p.horizon(), nu = p.nu();
-  Vec Vx = lxN_;
-  Mat Vxx = lxxN_;
+  const int N = p.horizon();
+  Vec& Vx = Vx_;
+  Mat& Vxx = Vxx_;
+  Vx = lxN_;
+  Vxx = lxxN_;
   dV1 = 0.0;
   dV2 = 0.0;
-  Vec Qx, Qu;
-  Mat Qxx, Quu, Qux, FxtV, FutV, Quu_reg;
-  Eigen::LLT<Mat> llt(nu);
   for (int k = N - 1; k >= 0; --k) {
     const Mat& Fx = nodes_[k].step.Fx;
     const Mat& Fu = nodes_[k].step.Fu;
-    Qx = lx_[k];
-    Qx.noalias() += Fx.transpose() * Vx;
-    Qu = lu_[k];
-    Qu.noalias() += Fu.transpose() * Vx;
-    FxtV.noalias() = Fx.transpose() * Vxx;
-    FutV.noalias() = Fu.transpose() * Vxx;
-    Qxx = lxx_[k];
-    Qxx.noalias() += FxtV * Fx;
-    Quu = luu_[k];
-    Quu.noalias() += FutV * Fu;
-    Qux = lux_[k];
-    Qux.noalias() += FutV * Fx;
-    Quu_reg = Quu;
-    Quu_reg.diagonal().array() += mu;
-    llt.compute(Quu_reg);
-    if (llt.info() != Eigen::Success) return false;
-    kff_[k] = -llt.solve(Qu);
-    Kfb_[k] = -llt.solve(Qux);
-    if (!kff_[k].allFinite() || !Kfb_[k].allFinite()) return false;
-    const Vec& kk = kff_[k];
-    const Mat& K = Kfb_[k];
-    dV1 += kk.dot(Qu);
-    dV2 += 0.5 * kk.dot(Quu * kk);
-    // V_x = Q_x + K^T Q_uu k + K^T Q_u + Q_ux^T k ;  V_xx = Q_xx + K^T Q_uu K + K^T Q_ux + Q_ux^T K
-    Vx = Qx;
-    Vx.noalias() += K.transpose() * (Quu * kk + Qu);
-    Vx.noalias() += Qux.transpose() * kk;
-    Vxx = Qxx;
-    Vxx.noalias() += K.transpose() * (Quu * K + Qux);
-    Vxx.noalias() += Qux.transpose() * K;
-    Vxx = 0.5 * (Vxx + Vxx.transpose()).eval();
+    // Q-function expansion around the nominal node. lazyProduct: coefficient-based products are
+    // faster than Eigen's blocked GEMM at these small dynamic sizes.
+    Qx_ = lx_[k];
+    Qx_.noalias() += Fx.transpose() * Vx;
+    Qu_ = lu_[k];
+    Qu_.noalias() += Fu.transpose() * Vx;
+    FxtV_.noalias() = Fx.transpose().lazyProduct(Vxx);
+    FutV_.noalias() = Fu.transpose().lazyProduct(Vxx);
+    Qxx_ = lxx_[k];
+    Qxx_.noalias() += FxtV_.lazyProduct(Fx);
+    Quu_ = luu_[k];
+    Quu_.noalias() += FutV_.lazyProduct(Fu);
+    Qux_ = lux_[k];
+    Qux_.noalias() += FutV_.lazyProduct(Fx);
+    // gains from the regularised Q_uu + mu I (Levenberg-Marquardt)
+    Quu_reg_ = Quu_;
+    Quu_reg_.diagonal().array() += mu;
+    llt_.compute(Quu_reg_);
+    if (llt_.info() != Eigen::Success) return false;
+    Vec& kk = kff_[k];
+    Mat& K = Kfb_[k];
+    kk = -Qu_;
+    llt_.solveInPlace(kk);
+    K = -Qux_;
+    llt_.solveInPlace(K);
+    if (!kk.allFinite() || !K.allFinite()) return false;
+    tmp_u_.noalias() = Quu_ * kk;
+    dV1 += kk.dot(Qu_);
+    dV2 += 0.5 * kk.dot(tmp_u_);
+    // V_x = Q_x + K^T (Q_uu k + Q_u) + Q_ux^T k ;  V_xx = Q_xx + K^T (Q_uu K + Q_ux) + Q_ux^T K
+    tmp_u_ += Qu_;
+    Vx = Qx_;
+    Vx.noalias() += K.transpose() * tmp_u_;
+    Vx.noalias() += Qux_.transpose() * kk;
+    W_ux_ = Qux_;
+    W_ux_.noalias() += Quu_.lazyProduct(K);
+    Vxx = Qxx_;
+    Vxx.noalias() += K.transpose().lazyProduct(W_ux_);
+    Vxx.noalias() += Qux_.transpose().lazyProduct(K);
+    // symmetrise in place
+    for (Eigen::Index i = 0; i < Vxx.rows(); ++i)
+      for (Eigen::Index j = i + 1; j < Vxx.cols(); ++j) {
+        const double a = 0.5 * (Vxx(i, j) + Vxx(j, i));
+        Vxx(i, j) = a;
+        Vxx(j, i) = a;
+      }
   }
   return std::isfinite(dV1) && std::isfinite(dV2);
 }
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
 
 SlqResult SlqSolver::solve(const RefV& x0, double t0) {
   const Problem& p = *problem_;
@@ -254,7 +281,9 @@ SlqResult SlqSolver::solve(const RefV& x0, double t0) {
   }
   const Policy previous = policy_;
 
+  auto tic = Clock::now();
   double J = rollout(policy_, x0, t0, 0.0, X_, U_);
+  res.time_rollout += seconds_since(tic);
   res.initial_cost = J;
   if (!std::isfinite(J)) {
     res.status = SlqStatus::Diverged;
@@ -269,13 +298,17 @@ SlqResult SlqSolver::solve(const RefV& x0, double t0) {
   res.status = SlqStatus::MaxIterations;
   for (int it = 0; it < settings_.max_iterations; ++it) {
     res.iterations = it + 1;
+    tic = Clock::now();
     lq_approximation(t0);
+    res.time_lq += seconds_since(tic);
     double dV1 = 0.0, dV2 = 0.0;
     bool ok = false;
+    tic = Clock::now();
     while (!(ok = backward_pass(mu, dV1, dV2))) {
       mu = std::max(mu * settings_.mu_factor, std::max(settings_.mu_min, 1e-8));
       if (mu > settings_.mu_max) break;
     }
+    res.time_backward += seconds_since(tic);
     if (!ok) {
       res.status = SlqStatus::LineSearchFailed;
       res.message = "Q_uu not positive definite up to mu_max";
@@ -298,7 +331,9 @@ SlqResult SlqSolver::solve(const RefV& x0, double t0) {
     double alpha = 1.0, J_new = J;
     bool accepted = false;
     for (int ls = 0; ls < settings_.max_line_search; ++ls, alpha *= 0.5) {
+      tic = Clock::now();
       J_new = rollout(candidate_, x0, t0, alpha, X_trial_, U_trial_);
+      res.time_rollout += seconds_since(tic);
       const double predicted = -(alpha * dV1 + alpha * alpha * dV2);
       if (std::isfinite(J_new) && J - J_new >= settings_.armijo * predicted && J_new <= J) {
         accepted = true;

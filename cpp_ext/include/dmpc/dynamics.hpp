@@ -55,8 +55,9 @@ class DynamicsModel {
   /// @param[in] u control, size nu
   virtual void calc(DynamicsData& data, const RefV& x, const RefV& u) const = 0;
 
-  /// @brief Compute data.fx (nx x nx) and data.fu (nx x nu). Must be valid whether or not
-  ///        calc() was called before with the same (x, u); implementations may also fill xdot.
+  /// @brief Compute data.xdot, data.fx (nx x nx) and data.fu (nx x nu) in one pass (the
+  ///        integrators call only this for derivatives, so xdot must be filled too). Must be
+  ///        valid whether or not calc() was called before with the same (x, u).
   virtual void calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const = 0;
 
  protected:

@@ -16,6 +16,7 @@
 /// the last good policy.
 #pragma once
 
+#include <Eigen/Cholesky>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct SlqResult {
   double expected_decrease = 0.0;   ///< last predicted decrease (alpha = 1)
   double mu = 0.0;                  ///< regularisation at exit
   double solve_time = 0.0;          ///< seconds
+  double time_rollout = 0.0;        ///< seconds in rollouts (initial + line search)
+  double time_lq = 0.0;             ///< seconds in the LQ approximation
+  double time_backward = 0.0;       ///< seconds in Riccati backward passes
   std::vector<double> cost_history; ///< cost after each iteration
   std::string message;
 };
@@ -114,6 +118,10 @@ class SlqSolver {
   std::vector<Mat> lxx_, luu_, lux_;
   Vec lxN_;
   Mat lxxN_;
+  // backward pass workspace (preallocated: the pass allocates nothing)
+  Vec Vx_, Qx_, Qu_, tmp_u_;
+  Mat Vxx_, Qxx_, Quu_, Qux_, FxtV_, FutV_, Quu_reg_, W_ux_;
+  Eigen::LLT<Mat> llt_;
   // backward pass results
   std::vector<Vec> kff_;
   std::vector<Mat> Kfb_;

@@ -17,7 +17,8 @@ void LinearDynamics::calc(DynamicsData& d, const RefV& x, const RefV& u) const {
   d.xdot.noalias() += B_ * u;
 }
 
-void LinearDynamics::calc_diff(DynamicsData& d, const RefV&, const RefV&) const {
+void LinearDynamics::calc_diff(DynamicsData& d, const RefV& x, const RefV& u) const {
+  calc(d, x, u);
   d.fx = A_;
   d.fu = B_;
 }
@@ -34,7 +35,8 @@ void PendulumDynamics::calc(DynamicsData& d, const RefV& x, const RefV& u) const
   d.xdot[1] = (g_ / l_) * std::sin(x[0]) + (u[0] - b_ * x[1]) / ml2;
 }
 
-void PendulumDynamics::calc_diff(DynamicsData& d, const RefV& x, const RefV&) const {
+void PendulumDynamics::calc_diff(DynamicsData& d, const RefV& x, const RefV& u) const {
+  calc(d, x, u);
   const double ml2 = m_ * l_ * l_;
   d.fx << 0.0, 1.0, (g_ / l_) * std::cos(x[0]), -b_ / ml2;
   d.fu << 0.0, 1.0 / ml2;
@@ -51,7 +53,8 @@ void PointMass2D::calc(DynamicsData& d, const RefV& x, const RefV& u) const {
   d.xdot.tail<2>() = (u - c_ * x.tail<2>()) / m_;
 }
 
-void PointMass2D::calc_diff(DynamicsData& d, const RefV&, const RefV&) const {
+void PointMass2D::calc_diff(DynamicsData& d, const RefV& x, const RefV& u) const {
+  calc(d, x, u);
   d.fx.setZero();
   d.fx(0, 2) = 1.0;
   d.fx(1, 3) = 1.0;
