@@ -17,11 +17,12 @@ namespace py = pybind11;
 namespace dmpc::bindings {
 namespace {
 
-void check_critic_data(const CriticData& d, int nx, bool diff, const std::string& who) {
-  if (!std::isfinite(d.V)) throw std::invalid_argument(who + ": data.V is not finite");
+/// Shape check after a Python override; the (GIL-taking) name is only built on failure.
+void check_critic_data(const CriticData& d, int nx, bool diff, const CriticModel& model) {
+  if (!std::isfinite(d.V)) throw std::invalid_argument(model.name() + ": data.V is not finite");
   if (!diff) return;
   if (d.Vx.size() != nx || d.Vxx.rows() != nx || d.Vxx.cols() != nx || d.Vtaux.size() != nx)
-    throw std::invalid_argument(who + ".calc_diff must leave data.Vx (" + std::to_string(nx) +
+    throw std::invalid_argument(model.name() + ".calc_diff must leave data.Vx (" + std::to_string(nx) +
                                 "), data.Vxx (" + std::to_string(nx) + "x" + std::to_string(nx) +
                                 ") and data.Vtaux (" + std::to_string(nx) + ")");
 }
@@ -38,7 +39,7 @@ class PyCriticModel : public CriticModel, public py::trampoline_self_life_suppor
       if (!f) throw std::runtime_error("CriticModel subclass must implement calc(data, tau, x)");
       f(py::cast(&data, py::return_value_policy::reference), tau, Vec(x));
     }
-    check_critic_data(data, nx_, false, name());
+    check_critic_data(data, nx_, false, *this);
   }
   void calc_grad(CriticData& data, double tau, const RefV& x) const override {
     {
@@ -61,7 +62,7 @@ class PyCriticModel : public CriticModel, public py::trampoline_self_life_suppor
       if (!f) throw std::runtime_error("CriticModel subclass must implement calc_diff(data, tau, x)");
       f(py::cast(&data, py::return_value_policy::reference), tau, Vec(x));
     }
-    check_critic_data(data, nx_, true, name());
+    check_critic_data(data, nx_, true, *this);
   }
   bool provides_third() const override {
     py::gil_scoped_acquire gil;
@@ -79,7 +80,11 @@ class PyCriticModel : public CriticModel, public py::trampoline_self_life_suppor
       throw std::invalid_argument(name() + ".calc_third must leave data.Kv with shape (" +
                                   std::to_string(nx_) + ", " + std::to_string(nx_) + ")");
   }
-  std::string name() const override { PYBIND11_OVERRIDE(std::string, CriticModel, name, ); }
+  /// The Python class name (the `name` property is not overridable from Python).
+  std::string name() const override {
+    py::gil_scoped_acquire gil;
+    return py::str(py::type::of(py::cast(static_cast<const CriticModel*>(this))).attr("__name__"));
+  }
 };
 
 void check_tau(double tau) {
