@@ -117,6 +117,8 @@ struct CriticMLPData : public CriticData {
 /// the forward and reverse passes along the m = nx + 1 directions (x, tau) for the Hessian
 /// (forward-over-reverse, cost O(m sum n_i n_{i+1})). calc_third differentiates that whole
 /// computation once more along a single direction v (tanh''' = -2 tanh'^2 - 2 tanh tanh'').
+/// All buffers live in CriticMLPData: no heap allocation in calc / calc_grad / calc_diff /
+/// calc_third (checked with EIGEN_RUNTIME_NO_MALLOC).
 class CriticMLP : public CriticModel {
  public:
   /// @param[in] weights W_i, shapes (n_{i+1} x n_i), n_0 = nz, last layer has 1 row

@@ -93,9 +93,12 @@ struct ValueRunningCostData : public CostData {
 /// lxx is symmetrised. No PSD projection by default: the SLQ backward pass regularises its own
 /// Hessians, and projecting would bias the curvature exactly where Proposition 1 needs it
 /// (e.g. the LQR case, where lxx = Q is reproduced exactly); project_psd = true clips negative
-/// eigenvalues to zero (one nx x nx symmetric eigendecomposition per call).
-/// Cost of calc_diff: one critic calc_diff (+ calc_third), one dynamics calc and nu + 1
-/// dynamics calc_diff calls.
+/// eigenvalues to zero (one nx x nx symmetric eigendecomposition per call; this is the only
+/// path that heap-allocates, inside Eigen's SelfAdjointEigenSolver).
+/// Cost of calc: one critic calc_grad, one dynamics calc and calc_diff at (x, 0). Cost of
+/// calc_diff: one critic calc_diff (+ calc_third), one dynamics calc and nu + 1 dynamics
+/// calc_diff calls (at (x, 0) and (x, e_j)). With a native critic and C++ dynamics neither
+/// allocates (checked with EIGEN_RUNTIME_NO_MALLOC).
 class ValueRunningCost : public CostModel {
  public:
   /// @param[in] critic value function, critic.nx() == dynamics.nx()
