@@ -82,10 +82,10 @@ def assert_rel(a, b, rel, what=""):
 
 
 # ----------------------------------------------------------------------------- (a) critic vs torch
-@pytest.mark.parametrize("hidden", [[12, 12, 12], [32, 32], [5]])
+@pytest.mark.parametrize("hidden", [[12, 12, 12], [32, 32], [5], []], ids=str)
 @pytest.mark.parametrize("ng", [0, 2])
 def test_critic_mlp_matches_torch(hidden, ng):
-    nx = 4
+    nx = 10 if len(hidden) == 3 else 4  # [12, 12, 12] at Ballbot size (nx = 10)
     p = random_mlp(nx, ng, hidden, seed=len(hidden) * 10 + ng)
     critic = make_native(p)
     ref = TorchValue(p)
