@@ -361,6 +361,12 @@ def test_python_critic_equals_native_in_costs(case):
     rng = np.random.default_rng(9)
     costs = {k: _core.ValueRunningCost(c, dyn, R, 2.0) for k, c in
              (("native", native), ("py3", py3), ("py2", py2))}
+    costs["native_fd"] = _core.ValueRunningCost(native, dyn, R, 2.0, third_order="fd")
+    costs["native_drop"] = _core.ValueRunningCost(native, dyn, R, 2.0, third_order="drop")
+    costs["py2_drop"] = _core.ValueRunningCost(py2, dyn, R, 2.0, third_order="drop")
+    assert costs["native"].third_order == "auto" and costs["native_fd"].third_order == "fd"
+    with pytest.raises(ValueError, match="third_order"):
+        _core.ValueRunningCost(native, dyn, R, 2.0, third_order="exact")
     terms = {k: _core.ValueTerminalCost(c, 2.0, nu) for k, c in (("native", native), ("py3", py3))}
     for _ in range(3):
         x = rng.normal(size=nx)
@@ -373,16 +379,22 @@ def test_python_critic_equals_native_in_costs(case):
         tn, t3 = terms["native"].derivatives(t, x, u), terms["py3"].derivatives(t, x, u)
         for k in ("value", "lx", "lxx"):
             assert_rel(t3[k], tn[k], 1e-9, f"{name} terminal python vs native: {k}")
-        # Without calc_third the K(v) term (v = [g w - f; 1]) is dropped, exactly:
+        # Without calc_third ('auto' -> 'fd') K(v), v = [g w - f; 1], comes from a central
+        # difference of the critic Hessian along v: same lxx up to the FD error.
         d2 = costs["py2"].derivatives(t, x, u)
+        assert_rel(d2["value"], dn["value"], 1e-9, "value without calc_third")
         assert_rel(d2["lx"], dn["lx"], 1e-9, "lx without calc_third")
+        assert_rel(d2["lxx"], dn["lxx"], 1e-6, "lxx without calc_third (FD of Vxx along v)")
+        assert_rel(costs["native_fd"].derivatives(t, x, u)["lxx"], dn["lxx"], 1e-6, "native 'fd' vs exact")
+        # 'drop' leaves K(v) out, exactly:
         r = py3.derivatives(2.0 - t, x)
         _, g = dyn.jacobians(x, np.zeros(nu))
         w = np.linalg.solve(R, g.T @ r["Vx"])
         v = g @ w - dyn.xdot(x, np.zeros(nu))
         K = native.third(2.0 - t, x, v, 1.0)
-        assert np.max(np.abs(K)) > 1e-2 * np.max(np.abs(dn["lxx"]))  # the dropped term matters
-        assert_rel(d2["lxx"], dn["lxx"] - K, 1e-9, "lxx without calc_third = lxx - K(v)")
+        assert np.max(np.abs(K)) > 1e-2 * np.max(np.abs(dn["lxx"]))  # the term matters
+        for k in ("native_drop", "py2_drop"):
+            assert_rel(costs[k].derivatives(t, x, u)["lxx"], dn["lxx"] - K, 1e-9, f"{k}: lxx - K(v)")
     # batch evaluation through the trampoline is the same as native
     X = rng.normal(size=(4, nx))
     taus = rng.uniform(0, 3, 4)

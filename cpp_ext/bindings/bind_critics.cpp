@@ -87,6 +87,22 @@ class PyCriticModel : public CriticModel, public py::trampoline_self_life_suppor
   }
 };
 
+ValueRunningCost::ThirdOrder third_order_from_string(const std::string& s) {
+  if (s == "auto") return ValueRunningCost::ThirdOrder::Auto;
+  if (s == "fd") return ValueRunningCost::ThirdOrder::FiniteDifference;
+  if (s == "drop") return ValueRunningCost::ThirdOrder::Drop;
+  throw std::invalid_argument("third_order must be 'auto', 'fd' or 'drop', got '" + s + "'");
+}
+
+std::string third_order_to_string(ValueRunningCost::ThirdOrder t) {
+  switch (t) {
+    case ValueRunningCost::ThirdOrder::Auto: return "auto";
+    case ValueRunningCost::ThirdOrder::FiniteDifference: return "fd";
+    case ValueRunningCost::ThirdOrder::Drop: return "drop";
+  }
+  return "auto";
+}
+
 void check_tau(double tau) {
   if (!std::isfinite(tau)) throw std::invalid_argument("tau must be finite");
 }
@@ -157,8 +173,8 @@ void bind_critics(py::module_& m) {
       "  calc_diff(data, tau, x): set data.V, Vx (nx,), Vxx (nx, nx), Vtau, Vtaux (nx,)\n"
       "optionally calc_grad(data, tau, x) (V, Vx, Vtau only; defaults to calc_diff) and\n"
       "calc_third(data, tau, x, vx, vtau): set data.Kv = d/dx [Vxx vx + Vtaux vtau] (nx, nx)\n"
-      "(called right after calc_diff at the same point; without it ValueRunningCost drops the\n"
-      "third-derivative term of its Hessian). The goal is read with self.goal.\n"
+      "(called right after calc_diff at the same point; without it ValueRunningCost obtains that\n"
+      "term of its Hessian by finite differences of calc_diff). The goal is read with self.goal.\n"
       "Thread-safety: set_goal only between solves.")
       .def(py::init<int, int>(), py::arg("nx"), py::arg("ng") = 0)
       .def_property_readonly("nx", &CriticModel::nx)
@@ -279,15 +295,24 @@ void bind_critics(py::module_& m) {
       "Deep Value MPC running cost (Eq. (14)), tau = t_goal - t:\n"
       "l(t, x) = V_tau - f(x)^T V_x + 1/2 V_x^T g R^-1 g^T V_x, f = xdot(x, 0), g = fu.\n"
       "Exact value and gradient; lxx exact except -d2/dx2[V_x^T xdot(x, u*)] (second derivatives\n"
-      "of the dynamics at fixed V_x and u* = -R^-1 g^T V_x), and the third-derivative term if the\n"
-      "critic has no calc_third. R (nu, nu) symmetric positive definite. lu, luu, lux = 0.")
-      .def(py::init<CriticModelPtr, DynamicsModelPtr, const RefM&, double, bool>(), py::arg("critic"),
-           py::arg("dynamics"), py::arg("R"), py::arg("t_goal"), py::arg("project_psd") = false)
+      "of the dynamics at fixed V_x and u* = -R^-1 g^T V_x).\n"
+      "R (nu, nu) symmetric positive definite. lu, luu, lux = 0.\n"
+      "third_order: 'auto' (critic's exact calc_third if it has one, else 'fd'), 'fd' (central\n"
+      "difference of the critic Hessian along v, 2 extra calc_diff), 'drop' (omit the term).")
+      .def(py::init([](CriticModelPtr critic, DynamicsModelPtr dyn, const RefM& R, double t_goal,
+                       bool project_psd, const std::string& third_order) {
+             return std::make_shared<ValueRunningCost>(std::move(critic), std::move(dyn), R, t_goal,
+                                                       project_psd, third_order_from_string(third_order));
+           }),
+           py::arg("critic"), py::arg("dynamics"), py::arg("R"), py::arg("t_goal"),
+           py::arg("project_psd") = false, py::arg("third_order") = "auto")
       .def_property_readonly("critic", &ValueRunningCost::critic)
       .def_property_readonly("dynamics", &ValueRunningCost::dynamics)
       .def_property_readonly("R", &ValueRunningCost::R)
       .def_property_readonly("R_inv", &ValueRunningCost::R_inv)
       .def_property_readonly("project_psd", &ValueRunningCost::project_psd)
+      .def_property_readonly("third_order",
+                             [](const ValueRunningCost& c) { return third_order_to_string(c.third_order()); })
       .def_property("t_goal", &ValueRunningCost::t_goal, &ValueRunningCost::set_t_goal,
                     "absolute time [s] where the time-to-go is zero (set between solves only)");
 }

@@ -2,6 +2,7 @@
 /// @brief Deep Value MPC terminal and running costs (Eqs. (13)-(14) of deep-value-mpc).
 #include "dmpc/value_costs.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dmpc {
@@ -74,16 +75,19 @@ ValueRunningCostData::ValueRunningCostData(int nx, int nu, std::shared_ptr<Criti
       RiB2(Mat::Zero(nu, nx)),
       HM(Mat::Zero(nx, nx)),
       v(Vec::Zero(nx)),
+      xp(Vec::Zero(nx)),
+      Kfd(Mat::Zero(nx, nx)),
       eig(nx),
       evals(Vec::Zero(nx)) {}
 
 ValueRunningCost::ValueRunningCost(CriticModelPtr critic, DynamicsModelPtr dynamics, const RefM& R,
-                                   double t_goal, bool project_psd)
+                                   double t_goal, bool project_psd, ThirdOrder third_order)
     : CostModel(critic ? critic->nx() : 1, dynamics ? dynamics->nu() : 0),
       critic_(std::move(critic)),
       dynamics_(std::move(dynamics)),
       t_goal_(t_goal),
-      project_psd_(project_psd) {
+      project_psd_(project_psd),
+      third_order_(third_order) {
   check_critic(critic_);
   if (!dynamics_) throw std::invalid_argument("dynamics must not be None");
   if (dynamics_->nx() != critic_->nx()) {
@@ -109,8 +113,10 @@ void ValueRunningCost::set_t_goal(double t_goal) {
 }
 
 std::shared_ptr<CostData> ValueRunningCost::create_data() const {
-  return std::make_shared<ValueRunningCostData>(nx_, nu_, critic_->create_data(),
-                                                dynamics_->create_data(), dynamics_->create_data());
+  auto d = std::make_shared<ValueRunningCostData>(nx_, nu_, critic_->create_data(),
+                                                  dynamics_->create_data(), dynamics_->create_data());
+  d->critic_fd = critic_->create_data();
+  return d;
 }
 
 ValueRunningCostData& ValueRunningCost::cast(CostData& data) const {
@@ -176,9 +182,23 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   d.HM.noalias() = H * d.M;
   d.lxx -= d.HM;
   d.lxx -= d.HM.transpose();
-  if (critic_->provides_third()) {
+  const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
+  if (exact) {
     critic_->calc_third(c, tau, x, d.v, 1.0);
     d.lxx += c.Kv;
+  } else if (third_order_ != ThirdOrder::Drop) {
+    // K(v) = d/de Vxx(x + e v, tau + e): central difference (v_tau = 1 so |v|_inf >= 1).
+    const double scale = std::max({1.0, x.cwiseAbs().maxCoeff(), std::abs(tau)});
+    const double h = std::cbrt(Eigen::NumTraits<double>::epsilon()) * scale /
+                     std::max(1.0, d.v.cwiseAbs().maxCoeff());
+    CriticData& cf = *d.critic_fd;
+    d.xp = x + h * d.v;
+    critic_->calc_diff(cf, tau + h, d.xp);
+    d.Kfd = cf.Vxx;
+    d.xp = x - h * d.v;
+    critic_->calc_diff(cf, tau - h, d.xp);
+    d.Kfd -= cf.Vxx;
+    d.lxx += (0.5 / h) * d.Kfd;
   }
   for (Eigen::Index col = 0; col < nx_; ++col)
     for (Eigen::Index r = col + 1; r < nx_; ++r)

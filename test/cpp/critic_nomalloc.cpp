@@ -25,9 +25,12 @@ int main() {
     auto critic = std::make_shared<CriticMLP>(W, b, Vec::Zero(nx + ng + 1), Vec::Ones(nx + ng + 1),
                                               1.5, 0.1, nx, ng);
     ValueRunningCost run(critic, dyn, Mat::Identity(nu, nu), 3.0, false);
+    ValueRunningCost run_fd(critic, dyn, Mat::Identity(nu, nu), 3.0, false,
+                            ValueRunningCost::ThirdOrder::FiniteDifference);
     ValueTerminalCost term(critic, 3.0, nu);
     auto cd = critic->create_data();
     auto rd = run.create_data();
+    auto rfd = run_fd.create_data();
     auto td = term.create_data();
     Vec x = Vec::Random(nx), u = Vec::Zero(nu), v = Vec::Random(nx);
     Eigen::internal::set_is_malloc_allowed(false);
@@ -38,6 +41,7 @@ int main() {
       critic->calc_third(*cd, 1.0, x, v, 1.0);
       run.calc(*rd, 0.5, x, u);
       run.calc_diff(*rd, 0.5, x, u);
+      run_fd.calc_diff(*rfd, 0.5, x, u);
       term.calc(*td, 0.5, x, u);
       term.calc_diff(*td, 0.5, x, u);
       acc += rd->lxx(0, 0) + cd->Kv(1, 1) + td->value;

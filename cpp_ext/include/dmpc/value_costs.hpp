@@ -66,6 +66,9 @@ struct ValueRunningCostData : public CostData {
   Mat RiB2;                            ///< R^{-1} B2, nu x nx
   Mat HM;                              ///< Vxx M, nx x nx
   Vec v;                               ///< g w - f, size nx (third-derivative direction)
+  std::shared_ptr<CriticData> critic_fd;  ///< second critic buffer (finite-difference K(v))
+  Vec xp;                              ///< x +- h v, size nx
+  Mat Kfd;                             ///< finite-difference K(v), nx x nx
   Eigen::SelfAdjointEigenSolver<Mat> eig;  ///< for the optional PSD projection
   Vec evals;
 };
@@ -88,26 +91,36 @@ struct ValueRunningCostData : public CostData {
 ///                                                   d/dx_k (V_xx (g w - f) + V_taux)_i]
 /// This is exact except for the single term - d2/dx2 [ p^T xdot(x, u) ] at fixed p = V_x and
 /// fixed u = u* (second derivatives of f and g), which is dropped; it vanishes for dynamics
-/// that are linear in x (LinearDynamics, PointMass2D). If the critic does not provide
-/// calc_third(), K(v) is dropped as well (then lxx is a Gauss-Newton-style approximation).
+/// that are linear in x (LinearDynamics, PointMass2D).
+/// K(v) (third_order): Auto = the critic's exact calc_third() if provides_third(), otherwise
+/// FiniteDifference; FiniteDifference = central difference of the critic's Hessian along v,
+/// using K(v) = d/de Vxx(x + e v_x, tau + e v_tau) (symmetry of third derivatives; two extra
+/// critic calc_diff calls, step h = eps^(1/3) max(1, |x|, |tau|) / max(1, |v|), relative error
+/// ~1e-7 to 1e-10); Drop = leave K(v) out (Gauss-Newton-style, cheapest, inexact).
+/// So a Python critic without calc_third (e.g. ONNX Runtime) gives the same lxx as the native
+/// CriticMLP up to the finite-difference error.
 /// lxx is symmetrised. No PSD projection by default: the SLQ backward pass regularises its own
 /// Hessians, and projecting would bias the curvature exactly where Proposition 1 needs it
 /// (e.g. the LQR case, where lxx = Q is reproduced exactly); project_psd = true clips negative
 /// eigenvalues to zero (one nx x nx symmetric eigendecomposition per call; this is the only
 /// path that heap-allocates, inside Eigen's SelfAdjointEigenSolver).
 /// Cost of calc: one critic calc_grad, one dynamics calc and calc_diff at (x, 0). Cost of
-/// calc_diff: one critic calc_diff (+ calc_third), one dynamics calc and nu + 1 dynamics
+/// calc_diff: one critic calc_diff (+ calc_third, or 2 calc_diff for FD), one dynamics calc and nu + 1 dynamics
 /// calc_diff calls (at (x, 0) and (x, e_j)). With a native critic and C++ dynamics neither
 /// allocates (checked with EIGEN_RUNTIME_NO_MALLOC).
 class ValueRunningCost : public CostModel {
  public:
+  /// @brief How the third-derivative term K(v) of lxx is obtained (see the class comment).
+  enum class ThirdOrder { Auto, FiniteDifference, Drop };
+
   /// @param[in] critic value function, critic.nx() == dynamics.nx()
   /// @param[in] dynamics control-affine dynamics
   /// @param[in] R control weight of the problem's 1/2 u^T R u, nu x nu, symmetric positive definite
   /// @param[in] t_goal absolute time [s] at which the time-to-go reaches zero
   /// @param[in] project_psd clip negative eigenvalues of lxx to zero
+  /// @param[in] third_order source of the third-derivative term K(v)
   ValueRunningCost(CriticModelPtr critic, DynamicsModelPtr dynamics, const RefM& R, double t_goal,
-                   bool project_psd = false);
+                   bool project_psd = false, ThirdOrder third_order = ThirdOrder::Auto);
   std::string name() const override { return "ValueRunningCost"; }
   std::shared_ptr<CostData> create_data() const override;
   void calc(CostData& data, double t, const RefV& x, const RefV& u) const override;
@@ -119,6 +132,7 @@ class ValueRunningCost : public CostModel {
   const Mat& R_inv() const { return Rinv_; }
   double t_goal() const { return t_goal_; }
   bool project_psd() const { return project_psd_; }
+  ThirdOrder third_order() const { return third_order_; }
   /// @brief Change t_goal (finite). Not thread-safe: between solves only.
   void set_t_goal(double t_goal);
 
@@ -129,6 +143,7 @@ class ValueRunningCost : public CostModel {
   Mat R_, Rinv_;
   double t_goal_;
   bool project_psd_;
+  ThirdOrder third_order_;
 };
 
 }  // namespace dmpc
