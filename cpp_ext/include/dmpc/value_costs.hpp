@@ -96,7 +96,7 @@ struct ValueRunningCostData : public CostData {
 /// FiniteDifference; FiniteDifference = central difference of the critic's Hessian along v,
 /// using K(v) = d/de Vxx(x + e v_x, tau + e v_tau) (symmetry of third derivatives; two extra
 /// critic calc_diff calls, step h = eps^(1/3) max(1, |x|, |tau|) / max(1, |v|), relative error
-/// ~1e-7 to 1e-10); Drop = leave K(v) out (Gauss-Newton-style, cheapest, inexact).
+/// of lxx ~1e-8 in the tests); Drop = leave K(v) out (Gauss-Newton-style, cheapest, inexact).
 /// So a Python critic without calc_third (e.g. ONNX Runtime) gives the same lxx as the native
 /// CriticMLP up to the finite-difference error.
 /// lxx is symmetrised. No PSD projection by default: the SLQ backward pass regularises its own
