@@ -1,0 +1,1 @@
+"""Robot models: helpers that locate model files (URDF) for the compiled dynamics."""
