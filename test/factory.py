@@ -79,6 +79,17 @@ def _sum_cost():
     return s
 
 
+def _small_critic(nx: int, ng: int = 2, hidden: tuple[int, ...] = (8, 8)):
+    """A random native tanh-MLP critic V(tau, x; g) with a goal set."""
+    rng = np.random.default_rng(2)
+    sizes = [nx + ng + 1, *hidden, 1]
+    W = [0.6 * rng.standard_normal((sizes[i + 1], sizes[i])) for i in range(len(sizes) - 1)]
+    b = [0.3 * rng.standard_normal(sizes[i + 1]) for i in range(len(sizes) - 1)]
+    critic = _core.CriticMLP(W, b, np.zeros(sizes[0]), np.ones(sizes[0]), 1.5, 0.2, nx, ng)
+    critic.set_goal(rng.standard_normal(ng))
+    return critic
+
+
 def cost_cases() -> list[Case]:
     rng = np.random.default_rng(1)
     M = rng.standard_normal((4, 4))
@@ -89,4 +100,9 @@ def cost_cases() -> list[Case]:
              lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("python_quartic", QuarticPythonCost, _gauss(2, 1)),
+        # Deep Value MPC costs (Eqs. (13)-(14)); the running cost's lxx is exact for dynamics linear in x.
+        Case("value_terminal", lambda: _core.ValueTerminalCost(_small_critic(4), 2.0, 2), _gauss(4, 2)),
+        Case("value_running_point_mass",
+             lambda: _core.ValueRunningCost(_small_critic(4), _core.PointMass2D(1.5, 0.3), np.diag([0.5, 2.0]), 2.0),
+             _gauss(4, 2)),
     ]

@@ -1,0 +1,237 @@
+/// @file critic.cpp
+/// @brief CriticModel base and the native CriticMLP evaluator (see critic.hpp for the math).
+#include "dmpc/critic.hpp"
+
+#include <cmath>
+
+namespace dmpc {
+
+// ---------------------------------------------------------------- CriticModel
+CriticModel::CriticModel(int nx, int ng) : nx_(nx), ng_(ng), goal_(Vec::Zero(ng >= 0 ? ng : 0)) {
+  if (nx < 1 || ng < 0) throw std::invalid_argument("CriticModel needs nx >= 1 and ng >= 0");
+}
+
+void CriticModel::set_goal(const RefV& g) {
+  check_vector(g, ng_, "goal");
+  goal_ = g;
+}
+
+void CriticModel::calc_third(CriticData&, double, const RefV&, const RefV&, double) const {
+  throw std::logic_error(name() + " does not implement calc_third (provides_third() is false)");
+}
+
+// ---------------------------------------------------------------- CriticMLPData
+CriticMLPData::CriticMLPData(int nx, const std::vector<int>& widths) : CriticData(nx) {
+  const int L = static_cast<int>(widths.size());  // number of Linear layers
+  const int m = nx + 1;
+  zn = Vec::Zero(widths[0]);
+  vn = Vec::Zero(widths[0]);
+  for (int i = 0; i < L; ++i) {  // quantities attached to the input of layer i
+    h.push_back(Vec::Zero(widths[i]));
+    lam.push_back(Vec::Zero(widths[i]));
+    dH.push_back(Mat::Zero(widths[i], m));
+    dLam.push_back(Mat::Zero(widths[i], m));
+    eH.push_back(Vec::Zero(widths[i]));
+    eLam.push_back(Vec::Zero(widths[i]));
+    edH.push_back(Mat::Zero(widths[i], m));
+    edLam.push_back(Mat::Zero(widths[i], m));
+  }
+  for (int i = 0; i + 1 < L; ++i) {  // hidden layer i: n_{i+1} units
+    const int n = widths[i + 1];
+    for (auto* v : {&a, &s1, &s2, &s3, &mu, &ea, &eMu, &c1, &c2, &c3}) v->push_back(Vec::Zero(n));
+    for (auto* M : {&dA, &dMu, &edA, &edMu}) M->push_back(Mat::Zero(n, m));
+  }
+}
+
+// ---------------------------------------------------------------- CriticMLP
+namespace {
+/// A <- (A + A^T) / 2 without a temporary.
+void symmetrize(Mat& A) {
+  for (Eigen::Index c = 0; c < A.cols(); ++c)
+    for (Eigen::Index r = c + 1; r < A.rows(); ++r) A(r, c) = A(c, r) = 0.5 * (A(r, c) + A(c, r));
+}
+std::string layer_name(const char* what, size_t i) {
+  return std::string(what) + "[" + std::to_string(i) + "]";
+}
+}  // namespace
+
+CriticMLP::CriticMLP(const std::vector<Mat>& weights, const std::vector<Vec>& biases,
+                     const RefV& input_mean, const RefV& input_std, double output_scale,
+                     double output_bias, int nx, int ng)
+    : CriticModel(nx, ng), out_scale_(output_scale), out_bias_(output_bias) {
+  nz_ = nx + ng + 1;
+  if (weights.empty()) throw std::invalid_argument("CriticMLP: weights is empty (need >= 1 layer)");
+  if (biases.size() != weights.size()) {
+    std::ostringstream os;
+    os << "CriticMLP: got " << weights.size() << " weight matrices but " << biases.size()
+       << " bias vectors";
+    throw std::invalid_argument(os.str());
+  }
+  int n_in = nz_;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const Mat& W = weights[i];
+    const bool last = (i + 1 == weights.size());
+    if (W.cols() != n_in || (last && W.rows() != 1) || W.rows() < 1) {
+      std::ostringstream os;
+      os << "CriticMLP: " << layer_name("weights", i) << " has shape (" << W.rows() << ", "
+         << W.cols() << "), expected (" << (last ? "1" : "out") << ", " << n_in << ")"
+         << (i == 0 ? " with in = nx + ng + 1" : "") << (last ? " (single output)" : "");
+      throw std::invalid_argument(os.str());
+    }
+    check_finite(W, ("CriticMLP: " + layer_name("weights", i)).c_str());
+    check_vector(biases[i], W.rows(), ("CriticMLP: " + layer_name("biases", i)).c_str());
+    widths_.push_back(n_in);
+    n_in = static_cast<int>(W.rows());
+  }
+  check_vector(input_mean, nz_, "CriticMLP: input_mean (nx + ng + 1)");
+  check_vector(input_std, nz_, "CriticMLP: input_std (nx + ng + 1)");
+  if ((input_std.array() <= 0.0).any())
+    throw std::invalid_argument("CriticMLP: input_std must be > 0 in every entry");
+  if (!std::isfinite(output_scale))
+    throw std::invalid_argument("CriticMLP: output_scale is not finite");
+  if (!std::isfinite(output_bias))
+    throw std::invalid_argument("CriticMLP: output_bias is not finite");
+  W_ = weights;
+  b_ = biases;
+  mean_ = input_mean;
+  std_ = input_std;
+  inv_std_ = input_std.cwiseInverse();
+}
+
+std::shared_ptr<CriticData> CriticMLP::create_data() const {
+  return std::make_shared<CriticMLPData>(nx_, widths_);
+}
+
+CriticMLPData& CriticMLP::cast(CriticData& data) const {
+  auto* d = dynamic_cast<CriticMLPData*>(&data);
+  if (d == nullptr || static_cast<int>(d->h.size()) != n_layers() ||
+      d->h[0].size() != widths_[0] || d->Vx.size() != nx_)
+    throw std::invalid_argument("CriticMLP: data was not created by this model's create_data()");
+  return *d;
+}
+
+void CriticMLP::forward(CriticMLPData& d, double tau, const RefV& x) const {
+  const int L = n_layers();
+  d.zn.head(nx_) = x;
+  d.zn.segment(nx_, ng_) = goal_;
+  d.zn(nx_ + ng_) = tau;
+  d.zn = (d.zn - mean_).cwiseProduct(inv_std_);
+  d.h[0] = d.zn;
+  for (int i = 0; i + 1 < L; ++i) {
+    d.a[i].noalias() = W_[i] * d.h[i];
+    d.a[i] += b_[i];
+    d.h[i + 1].array() = d.a[i].array().tanh();
+    d.s1[i].array() = 1.0 - d.h[i + 1].array().square();
+    d.s2[i].array() = -2.0 * d.h[i + 1].array() * d.s1[i].array();
+  }
+  d.V = out_scale_ * (W_[L - 1].row(0).dot(d.h[L - 1]) + b_[L - 1](0)) + out_bias_;
+}
+
+void CriticMLP::backward(CriticMLPData& d) const {
+  const int L = n_layers();
+  d.lam[L - 1] = W_[L - 1].row(0).transpose();
+  for (int i = L - 2; i >= 0; --i) {
+    d.mu[i] = d.lam[i + 1].cwiseProduct(d.s1[i]);
+    d.lam[i].noalias() = W_[i].transpose() * d.mu[i];
+  }
+  // dV/dz = out_scale * lam_0 / std
+  d.Vx = out_scale_ * d.lam[0].head(nx_).cwiseProduct(inv_std_.head(nx_));
+  d.Vtau = out_scale_ * d.lam[0](nx_ + ng_) * inv_std_(nx_ + ng_);
+}
+
+void CriticMLP::calc(CriticData& data, double tau, const RefV& x) const {
+  forward(cast(data), tau, x);
+}
+
+void CriticMLP::calc_grad(CriticData& data, double tau, const RefV& x) const {
+  CriticMLPData& d = cast(data);
+  forward(d, tau, x);
+  backward(d);
+}
+
+void CriticMLP::calc_diff(CriticData& data, double tau, const RefV& x) const {
+  CriticMLPData& d = cast(data);
+  forward(d, tau, x);
+  backward(d);
+  const int L = n_layers();
+  const int itau = nx_ + ng_;
+  // Forward tangents along the directions (x_0..x_{nx-1}, tau): dH[0] = dzn/d(x, tau).
+  d.dH[0].setZero();
+  for (int k = 0; k < nx_; ++k) d.dH[0](k, k) = inv_std_(k);
+  d.dH[0](itau, nx_) = inv_std_(itau);
+  for (int i = 0; i + 1 < L; ++i) {
+    if (i == 0) {  // sparse first layer: dA_0 column k = W_0 column idx_k / std
+      for (int k = 0; k < nx_; ++k) d.dA[0].col(k) = W_[0].col(k) * inv_std_(k);
+      d.dA[0].col(nx_) = W_[0].col(itau) * inv_std_(itau);
+    } else {
+      d.dA[i].noalias() = W_[i] * d.dH[i];
+    }
+    d.dH[i + 1].array() = d.dA[i].array().colwise() * d.s1[i].array();
+  }
+  // Reverse tangents: dMu_i = s1 * dLam_{i+1} + (lam_{i+1} s2) * dA_i, dLam_i = W_i^T dMu_i.
+  d.dLam[L - 1].setZero();
+  for (int i = L - 2; i >= 0; --i) {
+    d.c1[i] = d.lam[i + 1].cwiseProduct(d.s2[i]);
+    d.dMu[i].array() = d.dLam[i + 1].array().colwise() * d.s1[i].array() +
+                       d.dA[i].array().colwise() * d.c1[i].array();
+    d.dLam[i].noalias() = W_[i].transpose() * d.dMu[i];
+  }
+  // Rows of dLam_0 at (x, tau), scaled by 1/std, times out_scale.
+  for (int c = 0; c < nx_; ++c) {
+    for (int r = 0; r < nx_; ++r) d.Vxx(r, c) = out_scale_ * inv_std_(r) * d.dLam[0](r, c);
+  }
+  for (int r = 0; r < nx_; ++r) d.Vtaux(r) = out_scale_ * inv_std_(r) * d.dLam[0](r, nx_);
+  // The Hessian is symmetric in exact arithmetic; make it so in floating point.
+  symmetrize(d.Vxx);
+}
+
+void CriticMLP::calc_third(CriticData& data, double tau, const RefV& x, const RefV& vx,
+                           double vtau) const {
+  // Precondition: calc_diff(data, tau, x) ran last (forward/reverse values and tangents valid).
+  (void)tau;
+  (void)x;
+  CriticMLPData& d = cast(data);
+  const int L = n_layers();
+  const int itau = nx_ + ng_;
+  d.vn.setZero();
+  d.vn.head(nx_) = vx.cwiseProduct(inv_std_.head(nx_));
+  d.vn(itau) = vtau * inv_std_(itau);
+  // delta of the forward pass and of the forward tangents along v.
+  d.eH[0] = d.vn;
+  d.edH[0].setZero();
+  for (int i = 0; i + 1 < L; ++i) {
+    d.ea[i].noalias() = W_[i] * d.eH[i];
+    d.s3[i].array() = -2.0 * d.s1[i].array().square() - 2.0 * d.h[i + 1].array() * d.s2[i].array();
+    d.eH[i + 1] = d.s1[i].cwiseProduct(d.ea[i]);
+    if (i == 0) {
+      d.edA[0].setZero();
+    } else {
+      d.edA[i].noalias() = W_[i] * d.edH[i];
+    }
+    d.c2[i] = d.s2[i].cwiseProduct(d.ea[i]);  // delta of s1
+    d.edH[i + 1].array() = d.dA[i].array().colwise() * d.c2[i].array() +
+                           d.edA[i].array().colwise() * d.s1[i].array();
+  }
+  // delta of the reverse pass and of the reverse tangents.
+  d.eLam[L - 1].setZero();
+  d.edLam[L - 1].setZero();
+  for (int i = L - 2; i >= 0; --i) {
+    // c1 = lam_{i+1} s2 (from calc_diff); c2 = s2 ea = delta s1;
+    // c3 = delta(c1) = eLam_{i+1} s2 + lam_{i+1} s3 ea
+    d.c3[i].array() = d.eLam[i + 1].array() * d.s2[i].array() +
+                      d.lam[i + 1].array() * d.s3[i].array() * d.ea[i].array();
+    d.eMu[i] = d.eLam[i + 1].cwiseProduct(d.s1[i]) + d.lam[i + 1].cwiseProduct(d.c2[i]);
+    d.eLam[i].noalias() = W_[i].transpose() * d.eMu[i];
+    d.edMu[i].array() = d.edLam[i + 1].array().colwise() * d.s1[i].array() +
+                        d.dLam[i + 1].array().colwise() * d.c2[i].array() +
+                        d.dA[i].array().colwise() * d.c3[i].array() +
+                        d.edA[i].array().colwise() * d.c1[i].array();
+    d.edLam[i].noalias() = W_[i].transpose() * d.edMu[i];
+  }
+  for (int c = 0; c < nx_; ++c) {
+    for (int r = 0; r < nx_; ++r) d.Kv(r, c) = out_scale_ * inv_std_(r) * d.edLam[0](r, c);
+  }
+  symmetrize(d.Kv);
+}
+
+}  // namespace dmpc

@@ -1,0 +1,217 @@
+/// @file value_costs.cpp
+/// @brief Deep Value MPC terminal and running costs (Eqs. (13)-(14) of deep-value-mpc).
+#include "dmpc/value_costs.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dmpc {
+
+namespace {
+void check_t_goal(double t_goal) {
+  if (!std::isfinite(t_goal)) throw std::invalid_argument("t_goal must be finite");
+}
+ValueTerminalCostData& terminal_cast(CostData& data) {
+  auto* d = dynamic_cast<ValueTerminalCostData*>(&data);
+  if (d == nullptr) throw std::invalid_argument("ValueTerminalCost: data not created by create_data()");
+  return *d;
+}
+template <class C>
+void check_critic(const C& critic) {
+  if (!critic) throw std::invalid_argument("critic must not be None");
+}
+}  // namespace
+
+// ---------------------------------------------------------------- ValueTerminalCost
+ValueTerminalCost::ValueTerminalCost(CriticModelPtr critic, double t_goal, int nu)
+    : CostModel(critic ? critic->nx() : 1, nu), critic_(std::move(critic)), t_goal_(t_goal) {
+  check_critic(critic_);
+  check_t_goal(t_goal);
+}
+
+void ValueTerminalCost::set_t_goal(double t_goal) {
+  check_t_goal(t_goal);
+  t_goal_ = t_goal;
+}
+
+std::shared_ptr<CostData> ValueTerminalCost::create_data() const {
+  return std::make_shared<ValueTerminalCostData>(nx_, nu_, critic_->create_data());
+}
+
+void ValueTerminalCost::calc(CostData& data, double t, const RefV& x, const RefV&) const {
+  ValueTerminalCostData& d = terminal_cast(data);
+  critic_->calc(*d.critic, t_goal_ - t, x);
+  d.value = d.critic->V;
+}
+
+void ValueTerminalCost::calc_diff(CostData& data, double t, const RefV& x, const RefV&) const {
+  ValueTerminalCostData& d = terminal_cast(data);
+  critic_->calc_diff(*d.critic, t_goal_ - t, x);
+  d.value = d.critic->V;
+  d.lx = d.critic->Vx;
+  d.lxx = d.critic->Vxx;
+  d.lu.setZero();
+  d.luu.setZero();
+  d.lux.setZero();
+}
+
+// ---------------------------------------------------------------- ValueRunningCost
+ValueRunningCostData::ValueRunningCostData(int nx, int nu, std::shared_ptr<CriticData> c,
+                                           std::shared_ptr<DynamicsData> d0,
+                                           std::shared_ptr<DynamicsData> dj)
+    : CostData(nx, nu),
+      critic(std::move(c)),
+      dyn0(std::move(d0)),
+      dynj(std::move(dj)),
+      u0(Vec::Zero(nu)),
+      ej(Vec::Zero(nu)),
+      f(Vec::Zero(nx)),
+      y(Vec::Zero(nu)),
+      w(Vec::Zero(nu)),
+      A(Mat::Zero(nu, nx)),
+      Dgw(Mat::Zero(nx, nx)),
+      M(Mat::Zero(nx, nx)),
+      B2(Mat::Zero(nu, nx)),
+      RiB2(Mat::Zero(nu, nx)),
+      HM(Mat::Zero(nx, nx)),
+      v(Vec::Zero(nx)),
+      xp(Vec::Zero(nx)),
+      Kfd(Mat::Zero(nx, nx)),
+      eig(nx),
+      evals(Vec::Zero(nx)) {}
+
+ValueRunningCost::ValueRunningCost(CriticModelPtr critic, DynamicsModelPtr dynamics, const RefM& R,
+                                   double t_goal, bool project_psd, ThirdOrder third_order)
+    : CostModel(critic ? critic->nx() : 1, dynamics ? dynamics->nu() : 0),
+      critic_(std::move(critic)),
+      dynamics_(std::move(dynamics)),
+      t_goal_(t_goal),
+      project_psd_(project_psd),
+      third_order_(third_order) {
+  check_critic(critic_);
+  if (!dynamics_) throw std::invalid_argument("dynamics must not be None");
+  if (dynamics_->nx() != critic_->nx()) {
+    std::ostringstream os;
+    os << "ValueRunningCost: critic.nx = " << critic_->nx() << " but dynamics.nx = " << dynamics_->nx();
+    throw std::invalid_argument(os.str());
+  }
+  check_t_goal(t_goal);
+  check_shape(R, nu_, nu_, "R");
+  check_finite(R, "R");
+  if ((R - R.transpose()).cwiseAbs().maxCoeff() > 1e-12 * (1.0 + R.cwiseAbs().maxCoeff()))
+    throw std::invalid_argument("R must be symmetric");
+  Eigen::LLT<Mat> llt(R);
+  if (llt.info() != Eigen::Success) throw std::invalid_argument("R must be positive definite");
+  R_ = R;
+  Rinv_ = llt.solve(Mat::Identity(nu_, nu_));
+  Rinv_ = 0.5 * (Rinv_ + Rinv_.transpose()).eval();
+}
+
+void ValueRunningCost::set_t_goal(double t_goal) {
+  check_t_goal(t_goal);
+  t_goal_ = t_goal;
+}
+
+std::shared_ptr<CostData> ValueRunningCost::create_data() const {
+  auto d = std::make_shared<ValueRunningCostData>(nx_, nu_, critic_->create_data(),
+                                                  dynamics_->create_data(), dynamics_->create_data());
+  d->critic_fd = critic_->create_data();
+  return d;
+}
+
+ValueRunningCostData& ValueRunningCost::cast(CostData& data) const {
+  auto* d = dynamic_cast<ValueRunningCostData*>(&data);
+  if (d == nullptr) throw std::invalid_argument("ValueRunningCost: data not created by create_data()");
+  return *d;
+}
+
+void ValueRunningCost::calc(CostData& data, double t, const RefV& x, const RefV&) const {
+  ValueRunningCostData& d = cast(data);
+  CriticData& c = *d.critic;
+  critic_->calc_grad(c, t_goal_ - t, x);
+  dynamics_->calc(*d.dyn0, x, d.u0);
+  dynamics_->calc_diff(*d.dyn0, x, d.u0);
+  const Mat& g = d.dyn0->fu;
+  d.y.noalias() = g.transpose() * c.Vx;
+  d.w.noalias() = Rinv_ * d.y;
+  // l = -dV/dt - f^T Vx + 1/2 Vx^T g R^-1 g^T Vx, with dV/dt = -dV/dtau
+  d.value = c.Vtau - d.dyn0->xdot.dot(c.Vx) + 0.5 * d.y.dot(d.w);
+}
+
+void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const RefV&) const {
+  ValueRunningCostData& d = cast(data);
+  CriticData& c = *d.critic;
+  const double tau = t_goal_ - t;
+  critic_->calc_diff(c, tau, x);
+  dynamics_->calc(*d.dyn0, x, d.u0);
+  d.f = d.dyn0->xdot;
+  dynamics_->calc_diff(*d.dyn0, x, d.u0);
+  const Mat& fx0 = d.dyn0->fx;
+  const Mat& g = d.dyn0->fu;
+  const Vec& p = c.Vx;
+  const Mat& H = c.Vxx;
+  d.y.noalias() = g.transpose() * p;
+  d.w.noalias() = Rinv_ * d.y;
+  d.value = c.Vtau - d.f.dot(p) + 0.5 * d.y.dot(d.w);
+
+  // A_j = p^T (fx(x, e_j) - fx(x, 0)),  Dgw = sum_j w_j (fx(x, e_j) - fx(x, 0)).
+  d.Dgw.setZero();
+  for (int j = 0; j < nu_; ++j) {
+    d.ej.setZero();
+    d.ej(j) = 1.0;
+    dynamics_->calc_diff(*d.dynj, x, d.ej);
+    d.dynj->fx -= fx0;  // = d(g_j(x))/dx
+    d.A.row(j).noalias() = p.transpose() * d.dynj->fx;
+    d.Dgw += d.w(j) * d.dynj->fx;
+  }
+
+  // Gradient (exact).
+  d.lx = c.Vtaux;
+  d.lx.noalias() -= fx0.transpose() * p;
+  d.v.noalias() = g * d.w;
+  d.v -= d.f;  // v = g w - f
+  d.lx.noalias() += H * d.v;
+  d.lx.noalias() += d.A.transpose() * d.w;
+
+  // Hessian.
+  d.B2 = d.A;
+  d.B2.noalias() += g.transpose() * H;
+  d.RiB2.noalias() = Rinv_ * d.B2;
+  d.lxx.noalias() = d.B2.transpose() * d.RiB2;
+  d.M = fx0 - d.Dgw;
+  d.HM.noalias() = H * d.M;
+  d.lxx -= d.HM;
+  d.lxx -= d.HM.transpose();
+  const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
+  if (exact) {
+    critic_->calc_third(c, tau, x, d.v, 1.0);
+    d.lxx += c.Kv;
+  } else if (third_order_ != ThirdOrder::Drop) {
+    // K(v) = d/de Vxx(x + e v, tau + e): central difference (v_tau = 1 so |v|_inf >= 1).
+    const double scale = std::max({1.0, x.cwiseAbs().maxCoeff(), std::abs(tau)});
+    const double h = std::cbrt(Eigen::NumTraits<double>::epsilon()) * scale /
+                     std::max(1.0, d.v.cwiseAbs().maxCoeff());
+    CriticData& cf = *d.critic_fd;
+    d.xp = x + h * d.v;
+    critic_->calc_diff(cf, tau + h, d.xp);
+    d.Kfd = cf.Vxx;
+    d.xp = x - h * d.v;
+    critic_->calc_diff(cf, tau - h, d.xp);
+    d.Kfd -= cf.Vxx;
+    d.lxx += (0.5 / h) * d.Kfd;
+  }
+  for (Eigen::Index col = 0; col < nx_; ++col)
+    for (Eigen::Index r = col + 1; r < nx_; ++r)
+      d.lxx(r, col) = d.lxx(col, r) = 0.5 * (d.lxx(r, col) + d.lxx(col, r));
+  if (project_psd_) {
+    d.eig.compute(d.lxx);
+    d.evals = d.eig.eigenvalues().cwiseMax(0.0);
+    d.M.noalias() = d.eig.eigenvectors() * d.evals.asDiagonal();  // reuse M as scratch
+    d.lxx.noalias() = d.M * d.eig.eigenvectors().transpose();
+  }
+  d.lu.setZero();
+  d.luu.setZero();
+  d.lux.setZero();
+}
+
+}  // namespace dmpc
