@@ -33,7 +33,7 @@ void bind_mppi(py::module_& m) {
       "MPQ), gamma discount in (0, 1], num_iterations per optimize() (>= 1), num_threads (>= 1),\n"
       "seed, smoothing beta in [0, 1) (AR(1) noise low-pass), u_min / u_max (nu,) (empty = no\n"
       "limit), integrator ('rk4', 'euler', 'semi_implicit_euler'), tail_fill ('repeat_last',\n"
-      "'zero', 'nominal'), tail_nominal (nu,), num_saved_trajectories in [0, K].\n"
+      "'zero', 'nominal'), tail_nominal (nu,), num_saved_trajectories >= 0 (at most K kept).\n"
       "Validated when an MppiSolver is built (ValueError naming the reason).");
   settings.def(py::init([](const py::kwargs& kwargs) {
                  py::object obj = py::cast(MppiSettings());

@@ -92,8 +92,8 @@ void validate_mppi_settings(const MppiSettings& s, int nu) {
   if (s.num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(s.num_threads));
   if (!(s.smoothing >= 0.0 && s.smoothing < 1.0))
     fail("smoothing must be in [0, 1), got " + fmt(s.smoothing));
-  if (s.num_saved_trajectories < 0 || s.num_saved_trajectories > s.num_samples)
-    fail("num_saved_trajectories must be in [0, num_samples], got " +
+  if (s.num_saved_trajectories < 0)
+    fail("num_saved_trajectories must be >= 0, got " +
          std::to_string(s.num_saved_trajectories));
   const Mat& S = s.noise_sigma;
   if (S.rows() != nu || S.cols() != nu)

@@ -9,7 +9,9 @@
 ///     temporal smoothing z_0 = n_0, z_t = beta z_{t-1} + sqrt(1 - beta^2) n_t (a first-order
 ///     low-pass that keeps the marginal covariance); eps_t = L z_t with Sigma = L L^T.
 ///     Controls are clamped, v_t = clamp(u_t + eps_t, u_min, u_max), and the clamped noise
-///     eps_t := v_t - u_t is what enters the cost and the update.
+///     eps_t := v_t - u_t is what enters the cost and the update. With smoothing (beta > 0) the
+///     samples are correlated in time while the Eq. (16) term keeps the white-noise prior: it is
+///     then a regulariser in the spirit of Eq. (16), no longer the exact importance weight.
 ///  2. Rollouts x_{t+1} = Phi(x_t, v_t, dt) (integrator.hpp), in parallel on a ThreadPool with
 ///     per-worker Data. Noise depends only on (seed, counter, k) and each sample is processed
 ///     by exactly one worker, so results are bitwise identical for any num_threads.
@@ -79,7 +81,7 @@ struct MppiSettings {
   Integrator integrator = Integrator::RK4;  ///< discretisation of the dynamics
   TailFill tail_fill = TailFill::RepeatLast;  ///< shift() tail fill mode
   Vec tail_nominal;             ///< size nu, used by TailFill::Nominal and as the initial plan
-  int num_saved_trajectories = 8;  ///< rollouts kept for weighted_trajectories(), in [0, K]
+  int num_saved_trajectories = 8;  ///< rollouts kept for weighted_trajectories() (>= 0; at most K are kept)
 };
 
 /// @brief Outputs of one optimize() call (statistics of its last iteration).
