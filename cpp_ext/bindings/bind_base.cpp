@@ -48,8 +48,10 @@ class PyDynamicsModel : public DynamicsModel, public py::trampoline_self_life_su
     }
     check_data_shapes(data, nx_, nu_, true, name());
   }
+  /// The Python class name (the `name` property is not overridable from Python).
   std::string name() const override {
-    PYBIND11_OVERRIDE(std::string, DynamicsModel, name, );
+    py::gil_scoped_acquire gil;
+    return py::str(py::type::of(py::cast(static_cast<const DynamicsModel*>(this))).attr("__name__"));
   }
 };
 
@@ -79,7 +81,10 @@ class PyCostModel : public CostModel, public py::trampoline_self_life_support {
     }
     check_cost_shapes(data, nx_, nu_, true, name());
   }
-  std::string name() const override { PYBIND11_OVERRIDE(std::string, CostModel, name, ); }
+  std::string name() const override {
+    py::gil_scoped_acquire gil;
+    return py::str(py::type::of(py::cast(static_cast<const CostModel*>(this))).attr("__name__"));
+  }
 };
 
 void bind_base(py::module_& m) {

@@ -1,0 +1,148 @@
+#include "dmpc/models/ballbot.hpp"
+
+#include <cmath>
+
+#include "ballbot_generated.h"
+
+// The generated functions are built from SX graphs: they need no work arrays. Regenerating with
+// a CasADi version that does would trip these checks instead of writing out of bounds.
+static_assert(dmpc_ballbot_dyn_SZ_W == 0 && dmpc_ballbot_dyn_SZ_IW == 0, "regenerate: work arrays");
+static_assert(dmpc_ballbot_id_jac_SZ_W == 0 && dmpc_ballbot_id_jac_SZ_IW == 0, "regenerate: work arrays");
+static_assert(dmpc_ballbot_energy_SZ_W == 0 && dmpc_ballbot_energy_SZ_IW == 0, "regenerate: work arrays");
+static_assert(dmpc_ballbot_wheel_rates_SZ_W == 0 && dmpc_ballbot_wheel_rates_SZ_IW == 0,
+              "regenerate: work arrays");
+
+namespace dmpc {
+
+void BallbotParameters::validate() const {
+  const auto bad = [](const char* what) {
+    throw std::invalid_argument(std::string("BallbotParameters: ") + what);
+  };
+  if (!to_vector().allFinite()) bad("all fields must be finite");
+  if (!(ball_radius > 0)) bad("ball_radius must be > 0");
+  if (!(ball_mass > 0)) bad("ball_mass must be > 0");
+  if (!(ball_inertia >= 0)) bad("ball_inertia must be >= 0");
+  if (!(base_mass > 0)) bad("base_mass must be > 0");
+  if (!(base_inertia.minCoeff() > 0)) bad("base_inertia entries must be > 0");
+  if (!(wheel_radius > 0)) bad("wheel_radius must be > 0");
+  if (!(wheel_zenith_angle > 0 && wheel_zenith_angle < M_PI / 2))
+    bad("wheel_zenith_angle must be in (0, pi/2)");
+}
+
+Eigen::Matrix<double, 13, 1> BallbotParameters::to_vector() const {
+  Eigen::Matrix<double, 13, 1> p;
+  p << ball_radius, ball_mass, ball_inertia, base_mass, base_com, base_inertia, wheel_radius,
+      wheel_zenith_angle, gravity;
+  return p;
+}
+
+BallbotDynamics::BallbotDynamics(const BallbotParameters& params)
+    : DynamicsModel(10, 3, 5), params_(params) {
+  params_.validate();
+  p_ = params_.to_vector();
+}
+
+std::shared_ptr<DynamicsData> BallbotDynamics::create_data() const {
+  return std::make_shared<BallbotData>();
+}
+
+BallbotData& BallbotDynamics::cast(DynamicsData& data) const {
+  auto* d = dynamic_cast<BallbotData*>(&data);
+  if (d == nullptr)
+    throw std::invalid_argument("BallbotDynamics needs a data object from its create_data()");
+  return *d;
+}
+
+void BallbotDynamics::eval_dyn(BallbotData& d, const double* q, const double* v) const {
+  const double* arg[3] = {q, v, p_.data()};
+  double* res[3] = {d.M.data(), d.h.data(), d.ST.data()};
+  dmpc_ballbot_dyn(arg, res, nullptr, nullptr, 0);
+}
+
+void BallbotDynamics::forward(BallbotData& d, const RefV& x, const RefV& u) const {
+  eval_dyn(d, x.data(), x.data() + 5);
+  d.rhs.noalias() = d.ST * u;
+  d.rhs -= d.h;
+  d.ldlt.compute(d.M);
+  d.a = d.ldlt.solve(d.rhs);
+  d.xdot.head<5>() = x.tail<5>();
+  d.xdot.tail<5>() = d.a;
+}
+
+void BallbotDynamics::calc(DynamicsData& data, const RefV& x, const RefV& u) const {
+  forward(cast(data), x, u);
+}
+
+void BallbotDynamics::calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const {
+  BallbotData& d = cast(data);
+  forward(d, x, u);
+  const double* arg[5] = {x.data(), x.data() + 5, d.a.data(), u.data(), p_.data()};
+  double* res[2] = {d.dID_dq.data(), d.dID_dv.data()};
+  dmpc_ballbot_id_jac(arg, res, nullptr, nullptr, 0);
+
+  d.fx.topLeftCorner<5, 5>().setZero();
+  d.fx.topRightCorner<5, 5>().setIdentity();
+  d.tmp = d.ldlt.solve(d.dID_dq);
+  d.fx.bottomLeftCorner<5, 5>() = -d.tmp;
+  d.tmp = d.ldlt.solve(d.dID_dv);
+  d.fx.bottomRightCorner<5, 5>() = -d.tmp;
+  d.fu.topRows<5>().setZero();
+  d.fu.bottomRows<5>() = d.ldlt.solve(d.ST);
+}
+
+Mat BallbotDynamics::mass_matrix(const RefV& q) const {
+  check_vector(q, 5, "q");
+  BallbotData d;
+  const Eigen::Matrix<double, 5, 1> v = Eigen::Matrix<double, 5, 1>::Zero();
+  eval_dyn(d, q.data(), v.data());
+  return d.M;
+}
+
+Vec BallbotDynamics::bias(const RefV& q, const RefV& v) const {
+  check_vector(q, 5, "q");
+  check_vector(v, 5, "v");
+  BallbotData d;
+  eval_dyn(d, q.data(), v.data());
+  return d.h;
+}
+
+Mat BallbotDynamics::actuation_map(const RefV& q) const {
+  check_vector(q, 5, "q");
+  BallbotData d;
+  const Eigen::Matrix<double, 5, 1> v = Eigen::Matrix<double, 5, 1>::Zero();
+  eval_dyn(d, q.data(), v.data());
+  return d.ST;
+}
+
+Vec BallbotDynamics::wheel_rates(const RefV& x) const {
+  check_vector(x, 10, "x");
+  Eigen::Vector3d w;
+  const double* arg[3] = {x.data(), x.data() + 5, p_.data()};
+  double* res[1] = {w.data()};
+  dmpc_ballbot_wheel_rates(arg, res, nullptr, nullptr, 0);
+  return w;
+}
+
+double BallbotDynamics::kinetic_energy(const RefV& x) const {
+  check_vector(x, 10, "x");
+  double T = 0.0, V = 0.0;
+  const double* arg[3] = {x.data(), x.data() + 5, p_.data()};
+  double* res[2] = {&T, &V};
+  dmpc_ballbot_energy(arg, res, nullptr, nullptr, 0);
+  return T;
+}
+
+double BallbotDynamics::potential_energy(const RefV& x) const {
+  check_vector(x, 10, "x");
+  double T = 0.0, V = 0.0;
+  const double* arg[3] = {x.data(), x.data() + 5, p_.data()};
+  double* res[2] = {&T, &V};
+  dmpc_ballbot_energy(arg, res, nullptr, nullptr, 0);
+  return V;
+}
+
+double BallbotDynamics::energy(const RefV& x) const {
+  return kinetic_energy(x) + potential_energy(x);
+}
+
+}  // namespace dmpc

@@ -1,0 +1,1 @@
+"""Baselines that solve the same problems as dmpc's solvers, for agreement tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Runnable demos (``python -m dmpc_core.demos.<name>``)."""

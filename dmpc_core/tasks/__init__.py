@@ -1,0 +1,1 @@
+"""Task definitions: robots, costs and episodes (no ROS)."""

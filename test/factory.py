@@ -1,0 +1,92 @@
+"""Factory of every dynamics model and cost model in the core, for the generic derivative tests.
+
+Each entry builds a model and a sampler of points (x, u) where it is smooth. Add new models here:
+the derivative tests in test_derivatives.py run over every entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dmpc_core import _core
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], object]
+    sample: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def _gauss(nx: int, nu: int, sx: float = 1.0, su: float = 1.0):
+    return lambda rng: (sx * rng.standard_normal(nx), su * rng.standard_normal(nu))
+
+
+class CubicPython(_core.DynamicsModel):
+    """A Python-defined control-affine model with state-dependent g(x) (tests the trampoline)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 1)
+
+    def calc(self, data, x, u):
+        data.xdot = np.array([x[1], -x[0] ** 3 + np.cos(x[0]) * u[0]])
+
+    def calc_diff(self, data, x, u):
+        data.fx = np.array([[0.0, 1.0], [-3 * x[0] ** 2 - np.sin(x[0]) * u[0], 0.0]])
+        data.fu = np.array([[0.0], [np.cos(x[0])]])
+
+
+def dynamics_cases() -> list[Case]:
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 3))
+    B = rng.standard_normal((3, 2))
+    return [
+        Case("linear", lambda: _core.LinearDynamics(A, B), _gauss(3, 2)),
+        Case("pendulum", lambda: _core.PendulumDynamics(1.2, 0.8, 0.1), _gauss(2, 1, 2.0, 3.0)),
+        Case("point_mass", lambda: _core.PointMass2D(1.5, 0.3), _gauss(4, 2)),
+        Case("python_cubic", CubicPython, _gauss(2, 1)),
+    ]
+
+
+class QuarticPythonCost(_core.CostModel):
+    """A Python-defined cost l = sum x^4 + x0 u0^2 (tests the cost trampoline)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 1)
+
+    def calc(self, data, t, x, u):
+        data.value = float(np.sum(x**4) + x[0] * u[0] ** 2)
+
+    def calc_diff(self, data, t, x, u):
+        self.calc(data, t, x, u)
+        data.lx = np.array([4 * x[0] ** 3 + u[0] ** 2, 4 * x[1] ** 3])
+        data.lu = np.array([2 * x[0] * u[0]])
+        data.lxx = np.diag(12 * x**2)
+        data.luu = np.array([[2 * x[0]]])
+        data.lux = np.array([[2 * u[0], 0.0]])
+
+
+def _walls() -> list:
+    return [_core.Wall(-1.0, 0.5, 1.0, 0.5, 0.05), _core.Wall(0.0, -1.0, 0.0, -0.2, 0.1)]
+
+
+def _sum_cost():
+    s = _core.SumCost(4, 2)
+    s.add("track", _core.QuadraticCost(np.diag([1.0, 2.0, 0.1, 0.1]), 0.3 * np.eye(2), np.ones(4), np.zeros(2)), 2.0)
+    s.add("walls", _core.WallPenalty(4, 2, 0, 1, _walls(), 0.3, 5.0, 15.0), 0.5)
+    return s
+
+
+def cost_cases() -> list[Case]:
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((4, 4))
+    return [
+        Case("quadratic", lambda: _core.QuadraticCost(M @ M.T, np.diag([1.0, 3.0]), rng.standard_normal(4), np.ones(2)), _gauss(4, 2)),
+        Case("upright", lambda: _core.UprightCost(10, 3, 3, 4, 8, 9, 40.0, 2.0), _gauss(10, 3, 0.5)),
+        Case("walls", lambda: _core.WallPenalty(4, 2, 0, 1, _walls(), 0.3, 5.0, 15.0),
+             lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
+        Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
+        Case("python_quartic", QuarticPythonCost, _gauss(2, 1)),
+    ]
