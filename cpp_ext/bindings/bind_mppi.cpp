@@ -30,7 +30,8 @@ void bind_mppi(py::module_& m) {
       "MPPI settings; keyword arguments set the attributes of the same names.\n\n"
       "num_samples K (>= 1), horizon H (>= 1), dt [s] (> 0), noise_sigma Sigma (nu, nu) SPD\n"
       "(empty = identity), lambda_ temperature (> 0), step_size alpha in (0, 1] (Eq. (18) of\n"
-      "MPQ), gamma discount in (0, 1], num_iterations per optimize() (>= 1), num_threads (>= 1),\n"
+      "MPQ), gamma discount in (0, 1], control_cost_weight nu >= 0 scaling the Eq. (16) term\n"
+      "(1 = MPQ exactly), num_iterations per optimize() (>= 1), num_threads (>= 1),\n"
       "seed, smoothing beta in [0, 1) (AR(1) noise low-pass), u_min / u_max (nu,) (empty = no\n"
       "limit), integrator ('rk4', 'euler', 'semi_implicit_euler'), tail_fill ('repeat_last',\n"
       "'zero', 'nominal'), tail_nominal (nu,), num_saved_trajectories >= 0 (at most K kept).\n"
@@ -52,6 +53,8 @@ void bind_mppi(py::module_& m) {
       .def_readwrite("lambda_", &MppiSettings::lambda_, "temperature lambda")
       .def_readwrite("step_size", &MppiSettings::step_size, "alpha of Eq. (18)")
       .def_readwrite("gamma", &MppiSettings::gamma, "discount on running and terminal cost")
+      .def_readwrite("control_cost_weight", &MppiSettings::control_cost_weight,
+                     "nu >= 0 scaling the Eq. (16) term (1 = MPQ exactly)")
       .def_readwrite("num_iterations", &MppiSettings::num_iterations)
       .def_readwrite("num_threads", &MppiSettings::num_threads)
       .def_readwrite("seed", &MppiSettings::seed)
@@ -72,7 +75,8 @@ void bind_mppi(py::module_& m) {
         std::ostringstream os;
         os << "MppiSettings(num_samples=" << s.num_samples << ", horizon=" << s.horizon
            << ", dt=" << s.dt << ", lambda_=" << s.lambda_ << ", step_size=" << s.step_size
-           << ", gamma=" << s.gamma << ", num_iterations=" << s.num_iterations
+           << ", gamma=" << s.gamma << ", control_cost_weight=" << s.control_cost_weight
+           << ", num_iterations=" << s.num_iterations
            << ", num_threads=" << s.num_threads << ", seed=" << s.seed
            << ", smoothing=" << s.smoothing << ", integrator='" << to_string(s.integrator)
            << "', tail_fill='" << to_string(s.tail_fill) << "')";

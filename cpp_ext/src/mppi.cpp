@@ -87,6 +87,8 @@ void validate_mppi_settings(const MppiSettings& s, int nu) {
   if (!(s.step_size > 0.0 && s.step_size <= 1.0))
     fail("step_size (alpha) must be in (0, 1], got " + fmt(s.step_size));
   if (!(s.gamma > 0.0 && s.gamma <= 1.0)) fail("gamma must be in (0, 1], got " + fmt(s.gamma));
+  if (!(s.control_cost_weight >= 0.0) || !std::isfinite(s.control_cost_weight))
+    fail("control_cost_weight must be finite and >= 0, got " + fmt(s.control_cost_weight));
   if (s.num_iterations < 1)
     fail("num_iterations must be >= 1, got " + std::to_string(s.num_iterations));
   if (s.num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(s.num_threads));
@@ -198,7 +200,7 @@ double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_
     const auto v = V.col(t);
     running_->calc(*w.running, t0_ + t * dt, w.x, v);
     cost += disc * w.running->value * dt;
-    if (with_kl) cost += kl0_[t] + s.lambda_ * E->col(t).dot(SinvU_.col(t));
+    if (with_kl) cost += kl0_[t] + E->col(t).dot(SinvU_.col(t));
     integrate(*dynamics_, s.integrator, dt, w.step, w.x, v);
     w.x = w.step.x_next;
     if (states) states->row(t + 1) = w.x.transpose();
@@ -243,8 +245,9 @@ const MppiResult& MppiSolver::optimize() {
   int num_diverged = 0;
   double free_energy = kInf;
   for (int it = 0; it < s.num_iterations; ++it) {
-    SinvU_.noalias() = Sinv_ * U_;
-    for (int t = 0; t < H_; ++t) kl0_[t] = 0.5 * lambda * U_.col(t).dot(SinvU_.col(t));
+    // nu * lambda * Sigma^{-1} u_t and nu * lambda/2 u_t^T Sigma^{-1} u_t (nu = 1: Eq. (16)).
+    SinvU_.noalias() = (s.control_cost_weight * lambda) * (Sinv_ * U_);
+    for (int t = 0; t < H_; ++t) kl0_[t] = 0.5 * U_.col(t).dot(SinvU_.col(t));
     pool_.parallel_for(K_, [this](int k, int worker) { sample_and_rollout(k, workers_[worker]); });
     ++counter_;
 

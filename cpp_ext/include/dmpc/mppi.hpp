@@ -17,11 +17,11 @@
 ///     by exactly one worker, so results are bitwise identical for any num_threads.
 ///  3. Path cost (Eq. (16), with running cost, discount and terminal value as below):
 ///       C_k = sum_{t=0}^{H-1} [ gamma^t l(t0 + t dt, x_t, v_t) dt
-///                               + lambda * 1/2 u_t^T Sigma^{-1} (u_t + 2 eps_t) ]
+///                               + nu lambda * 1/2 u_t^T Sigma^{-1} (u_t + 2 eps_t) ]
 ///             + gamma^H phi(t0 + H dt, x_H, 0).
 ///     The information-theoretic term lambda/2 u^T Sigma^{-1} (u + 2 eps) is exactly the one in
 ///     Eq. (16) (it is lambda log pi(U+E)/pibar(U+E) for pi = N(U, Sigma), prior pibar = N(0,
-///     Sigma)). It is not discounted: then the weights are exact importance weights from
+///     Sigma)) for the default nu = control_cost_weight = 1. It is not discounted: then the weights are exact importance weights from
 ///     N(U, Sigma) to pi*(A) ~ exp(-C_task(A)/lambda) pibar(A) (Eq. (6) with a discounted task
 ///     cost), so that with gamma = 1 everything is Eqs. (6)-(18) verbatim and with gamma < 1 the
 ///     fixed point is the mean of the same Boltzmann distribution for the discounted cost.
@@ -72,6 +72,13 @@ struct MppiSettings {
   double lambda_ = 1.0;         ///< temperature lambda > 0
   double step_size = 1.0;       ///< alpha in (0, 1] of Eq. (18)
   double gamma = 1.0;           ///< discount in (0, 1] on running and terminal cost
+  /// nu >= 0 scaling the Eq. (16) term: nu lambda/2 u^T Sigma^{-1} (u + 2 eps). 1 (default) is
+  /// MPQ Eq. (16) exactly (and the only value for which Eq. (7) is the free energy of the
+  /// Boltzmann distribution); smaller values weaken the pull of the N(0, Sigma) prior towards
+  /// zero control (nav2's MPPI "gamma" plays this role), which long horizons with large
+  /// sustained controls need: the term's spread across samples, sqrt(sum_t u_t^T Sigma^{-1}
+  /// u_t) nats, is independent of lambda and collapses the effective sample size.
+  double control_cost_weight = 1.0;
   int num_iterations = 1;       ///< MPPI iterations per optimize() call (>= 1)
   int num_threads = 1;          ///< rollout threads including the caller (>= 1)
   std::uint64_t seed = 0;       ///< RNG seed; with the call counter and sample index
@@ -183,8 +190,8 @@ class MppiSolver {
   double t0_ = 0.0;
   bool has_state_ = false;
   Mat U_;      ///< mean plan, nu x H (column t = u_t)
-  Mat SinvU_;  ///< Sigma^{-1} U, nu x H (per iteration)
-  Vec kl0_;    ///< lambda/2 u_t^T Sigma^{-1} u_t, size H (per iteration)
+  Mat SinvU_;  ///< nu lambda Sigma^{-1} U, nu x H (per iteration)
+  Vec kl0_;    ///< nu lambda/2 u_t^T Sigma^{-1} u_t, size H (per iteration)
   std::vector<Mat> eps_, V_;  ///< per sample: clamped noise and controls, nu x H
   Vec costs_;
   std::uint64_t counter_ = 0;
