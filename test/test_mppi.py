@@ -92,7 +92,8 @@ def test_lq_mppi_converges_to_lqr_first_control():
     plans = np.array(plans)
     # Monte-Carlo error: the self-normalised importance-sampling estimate of the mean of pi*
     # has standard deviation about sqrt(Var_pi*(u_t) / ESS); Var_pi* = lambda (M^-1)_tt.
-    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min(ess))
+    # (ESS of the averaged calls: the first calls, far from the optimum, have a small ESS)
+    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min(ess[20:]))
     tol = 4.0 * sd  # the mean over 20 calls is tighter still; 4 sd of a single estimate
     mean_plan = plans[20:].mean(axis=0)
     assert abs(mean_plan[0] - u_lqr) < tol[0], (mean_plan[0], u_lqr, tol[0])
