@@ -64,9 +64,17 @@ class MpcController:
         problem: the optimal control problem (its horizon/dt must match ``settings``).
         settings: receding-horizon settings.
         u_safe: command returned before the first successful solve (default zeros).
+        initial_policy: initial guess of the first solve (e.g. an LQR stabiliser for an unstable
+            robot); zero controls if None.
     """
 
-    def __init__(self, problem: _core.Problem, settings: MpcSettings, u_safe: np.ndarray | None = None):
+    def __init__(
+        self,
+        problem: _core.Problem,
+        settings: MpcSettings,
+        u_safe: np.ndarray | None = None,
+        initial_policy: _core.Policy | None = None,
+    ):
         settings.validate()
         if problem.horizon != settings.horizon or abs(problem.dt - settings.dt) > 1e-12:
             raise ValueError("problem horizon/dt do not match the MPC settings")
@@ -79,6 +87,8 @@ class MpcController:
             interpolation=settings.interpolation,
         )
         self.solver = _core.SlqSolver(problem, self._slq_settings)
+        if initial_policy is not None:
+            self.solver.set_policy(initial_policy)
         self._policy: _core.Policy | None = None
         self.last_result: _core.SlqResult | None = None
         self.num_updates = 0

@@ -350,3 +350,11 @@ def test_parameters_roundtrip_and_dimensions(model):
     np.testing.assert_allclose(_core.BallbotDynamics(p).params.to_vector(), p.to_vector())
     np.testing.assert_allclose(_core.BallbotParameters().to_vector(), derive.default_params(), rtol=1e-15)
     assert len(derive.PARAM_NAMES) == p.to_vector().size
+
+
+def test_timing_helper_reports_positive_times(model):
+    t = model.time_evaluations(np.zeros(10), np.zeros(3), 10)
+    assert set(t) == {"calc_cpu", "calc_and_diff_cpu", "calc_wall", "calc_and_diff_wall"}
+    assert all(v > 0 and math.isfinite(v) for v in t.values())
+    with pytest.raises(ValueError):
+        model.time_evaluations(np.zeros(10), np.zeros(3), 0)

@@ -3,7 +3,10 @@
 #include <pybind11/eigen.h>
 #include <pybind11/pybind11.h>
 
+#include <time.h>
+
 #include <chrono>
+#include <cmath>
 #include <sstream>
 
 #include "dmpc/models/ballbot.hpp"
@@ -14,33 +17,48 @@ namespace py = pybind11;
 namespace dmpc::bindings {
 namespace {
 
-/// Mean wall time [s] of `repeats` calls of calc and of calc + calc_diff, measured in C++.
-py::tuple time_evaluations(const BallbotDynamics& model, const RefV& x, const RefV& u, int repeats) {
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Mean time [s] of `repeats` calls of calc and of calc + calc_diff, measured in C++: thread CPU
+/// time (insensitive to preemption on a loaded machine) and wall time.
+py::dict time_evaluations(const BallbotDynamics& model, const RefV& x, const RefV& u, int repeats) {
   check_vector(x, 10, "x");
   check_vector(u, 3, "u");
   if (repeats < 1) throw std::invalid_argument("repeats must be >= 1");
   auto d = model.create_data();
-  double t_calc = 0.0, t_both = 0.0, sink = 0.0;
+  double cpu[3], wall[3], sink = 0.0;
   {
     py::gil_scoped_release release;
     using clock = std::chrono::steady_clock;
-    auto t0 = clock::now();
+    auto w0 = clock::now();
+    cpu[0] = thread_cpu_seconds();
     for (int i = 0; i < repeats; ++i) {
       model.calc(*d, x, u);
       sink += d->xdot[9];
     }
-    auto t1 = clock::now();
+    auto w1 = clock::now();
+    cpu[1] = thread_cpu_seconds();
     for (int i = 0; i < repeats; ++i) {
       model.calc(*d, x, u);
       model.calc_diff(*d, x, u);
       sink += d->fx(9, 0);
     }
-    auto t2 = clock::now();
-    t_calc = std::chrono::duration<double>(t1 - t0).count() / repeats;
-    t_both = std::chrono::duration<double>(t2 - t1).count() / repeats;
+    auto w2 = clock::now();
+    cpu[2] = thread_cpu_seconds();
+    wall[0] = std::chrono::duration<double>(w1 - w0).count();
+    wall[1] = std::chrono::duration<double>(w2 - w1).count();
   }
   if (!std::isfinite(sink)) throw std::runtime_error("non-finite dynamics in timing loop");
-  return py::make_tuple(t_calc, t_both);
+  py::dict out;
+  out["calc_cpu"] = (cpu[1] - cpu[0]) / repeats;
+  out["calc_and_diff_cpu"] = (cpu[2] - cpu[1]) / repeats;
+  out["calc_wall"] = wall[0] / repeats;
+  out["calc_and_diff_wall"] = wall[1] / repeats;
+  return out;
 }
 
 void bind_ballbot(py::module_& m) {
@@ -93,8 +111,9 @@ void bind_ballbot(py::module_& m) {
       .def("potential_energy", &BallbotDynamics::potential_energy, py::arg("x"), "V(x), x (10,)")
       .def("energy", &BallbotDynamics::energy, py::arg("x"), "T(x) + V(x), x (10,)")
       .def("time_evaluations", &time_evaluations, py::arg("x"), py::arg("u"), py::arg("repeats") = 100000,
-           "Benchmark helper: mean seconds per calc and per calc + calc_diff, timed in C++ "
-           "(GIL released). x (10,), u (3,). Returns (t_calc, t_calc_and_diff).");
+           "Benchmark helper: mean seconds per calc and per calc + calc_diff at one point, timed in C++ "
+           "(GIL released). x (10,), u (3,). Returns a dict with keys calc_cpu, calc_and_diff_cpu "
+           "(thread CPU time) and calc_wall, calc_and_diff_wall (wall time).");
 }
 }  // namespace
 DMPC_REGISTER_BINDINGS(ballbot, 20, bind_ballbot);

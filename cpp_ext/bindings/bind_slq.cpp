@@ -115,6 +115,8 @@ void bind_slq(py::module_& m) {
            py::call_guard<py::gil_scoped_release>(),
            "Optimise from x0 (nx,) at time t0, warm-started from the current policy. Releases the GIL.")
       .def("set_controls", &SlqSolver::set_controls, py::arg("U"), "Initial guess: open-loop controls (N, nu).")
+      .def("set_policy", &SlqSolver::set_policy, py::arg("policy"),
+           "Initial guess: an affine feedback policy (u_ff (N, nu), x_nom (N+1, nx), N gains (nu, nx)).")
       .def("shift", &SlqSolver::shift, py::arg("t_new0"), "Shift the policy so node 0 lies at t_new0.")
       .def("reset", &SlqSolver::reset)
       .def("policy", &SlqSolver::policy, "A copy of the current policy.")

@@ -84,6 +84,26 @@ void SlqSolver::set_controls(const RefM& U) {
   policy_ = std::move(pol);
 }
 
+void SlqSolver::set_policy(const Policy& pol) {
+  const Problem& p = *problem_;
+  const int N = p.horizon(), nx = p.nx(), nu = p.nu();
+  check_shape(pol.u_ff, N, nu, "policy.u_ff");
+  check_shape(pol.x_nom, N + 1, nx, "policy.x_nom");
+  if (static_cast<int>(pol.K.size()) != N)
+    throw std::invalid_argument("policy.K has " + std::to_string(pol.K.size()) + " gains, expected " +
+                                std::to_string(N));
+  for (const auto& K : pol.K) {
+    check_shape(K, nu, nx, "policy.K[k]");
+    check_finite(K, "policy.K[k]");
+  }
+  check_finite(pol.u_ff, "policy.u_ff");
+  check_finite(pol.x_nom, "policy.x_nom");
+  if (std::abs(pol.dt - p.dt()) > 1e-12)
+    throw std::invalid_argument("policy.dt does not match the problem's dt");
+  policy_ = pol;
+  policy_.interpolation = settings_.interpolation;
+}
+
 void SlqSolver::shift(double t_new0) {
   if (!std::isfinite(t_new0)) throw std::invalid_argument("shift: t must be finite");
   if (!policy_.empty()) policy_ = policy_.shifted(t_new0);

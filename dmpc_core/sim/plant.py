@@ -129,7 +129,7 @@ def simulate_closed_loop(
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="closed loop", unit="tick", leave=False)
+        iterator = tqdm(iterator, desc="closed loop", unit="tick", leave=False, mininterval=1.0)
     for i in iterator:
         t, x = plant.t, plant.x.copy()
         if i % ticks_per_update == 0:

@@ -91,6 +91,26 @@ def make_reach_problem(
     return problem, track, terminal
 
 
+def lqr_policy(problem: _core.Problem, target_xy, t0: float = 0.0) -> _core.Policy:
+    """A stabilising initial guess: u = K (x - x_ref) with K the discrete LQR gain of the model
+    linearised upright, on the problem's grid. Without it, the first SLQ solve starts from a
+    rollout in which the unstable robot falls and can converge to a fallen local minimum."""
+    model, dt, N = problem.dynamics, problem.dt, problem.horizon
+    R = problem.control_weight
+    Q = np.diag(BallbotCostSettings().q_diag).astype(float)
+    P = upright_lqr_value(model, Q, R, dt, problem.integrator)
+    _, Ad, Bd = _core.integrate_diff(model, np.zeros(NX), np.zeros(NU), dt, problem.integrator)
+    K = -np.linalg.solve(R * dt + Bd.T @ P @ Bd, Bd.T @ P @ Ad)
+    x_ref = np.zeros(NX)
+    x_ref[PX], x_ref[PY] = target_xy
+    pol = _core.Policy()
+    pol.t0, pol.dt = t0, dt
+    pol.u_ff = np.zeros((N, NU))
+    pol.x_nom = np.tile(x_ref, (N + 1, 1))
+    pol.K = [K] * N
+    return pol
+
+
 def set_target(track: _core.QuadraticCost, terminal: _core.QuadraticCost, target_xy) -> None:
     """Move the reach target of a problem made by :func:`make_reach_problem` (between solves)."""
     x_ref = np.zeros(NX)

@@ -67,6 +67,9 @@ class SlqSolver {
 
   /// @brief Replace the initial guess by open-loop controls U (N x nu) (gains set to zero).
   void set_controls(const RefM& U);
+  /// @brief Replace the initial guess by an affine feedback policy (e.g. an LQR stabiliser for an
+  ///        unstable system, so that the first rollout does not fall). Shapes are validated.
+  void set_policy(const Policy& policy);
   /// @brief Shift the current policy in time so that node 0 lies at t_new0 (MPC warm start).
   void shift(double t_new0);
   /// @brief Forget the policy (next solve starts from zero controls).

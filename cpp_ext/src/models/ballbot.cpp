@@ -13,6 +13,55 @@ static_assert(dmpc_ballbot_wheel_rates_SZ_W == 0 && dmpc_ballbot_wheel_rates_SZ_
               "regenerate: work arrays");
 
 namespace dmpc {
+namespace {
+using Mat5 = Eigen::Matrix<double, 5, 5>;
+using Vec5 = Eigen::Matrix<double, 5, 1>;
+
+/// Cholesky M = L L^T of a symmetric positive definite 5 x 5 matrix (lower triangle of M used).
+/// Only the lower triangle of L is written (BallbotData zero-initialises the upper one).
+inline void cholesky5(const Mat5& M, Mat5& L) {
+  for (int j = 0; j < 5; ++j) {
+    double d = M(j, j);
+    for (int k = 0; k < j; ++k) d -= L(j, k) * L(j, k);
+    const double ljj = std::sqrt(d);
+    L(j, j) = ljj;
+    const double inv = 1.0 / ljj;
+    for (int i = j + 1; i < 5; ++i) {
+      double s = M(i, j);
+      for (int k = 0; k < j; ++k) s -= L(i, k) * L(j, k);
+      L(i, j) = s * inv;
+    }
+  }
+}
+
+/// x = (L L^T)^{-1} b.
+inline void cholesky5_solve(const Mat5& L, const Vec5& b, Vec5& x) {
+  for (int i = 0; i < 5; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= L(i, k) * x[k];
+    x[i] = s / L(i, i);
+  }
+  for (int i = 4; i >= 0; --i) {
+    double s = x[i];
+    for (int k = i + 1; k < 5; ++k) s -= L(k, i) * x[k];
+    x[i] = s / L(i, i);
+  }
+}
+
+/// Minv = (L L^T)^{-1} = L^{-T} L^{-1}.
+inline void cholesky5_inverse(const Mat5& L, Mat5& Minv) {
+  Mat5 Li = Mat5::Zero();  // L^{-1}, lower triangular
+  for (int j = 0; j < 5; ++j) {
+    Li(j, j) = 1.0 / L(j, j);
+    for (int i = j + 1; i < 5; ++i) {
+      double s = 0.0;
+      for (int k = j; k < i; ++k) s -= L(i, k) * Li(k, j);
+      Li(i, j) = s / L(i, i);
+    }
+  }
+  Minv.noalias() = Li.transpose() * Li;
+}
+}  // namespace
 
 void BallbotParameters::validate() const {
   const auto bad = [](const char* what) {
@@ -61,12 +110,15 @@ void BallbotDynamics::eval_dyn(BallbotData& d, const double* q, const double* v)
 
 void BallbotDynamics::forward(BallbotData& d, const RefV& x, const RefV& u) const {
   eval_dyn(d, x.data(), x.data() + 5);
-  d.rhs.noalias() = d.ST * u;
+  d.rhs.noalias() = d.ST * Eigen::Map<const Eigen::Vector3d>(u.data());  // fixed-size product
   d.rhs -= d.h;
-  d.ldlt.compute(d.M);
-  d.a = d.ldlt.solve(d.rhs);
+  cholesky5(d.M, d.L);
+  cholesky5_solve(d.L, d.rhs, d.a);
   d.xdot.head<5>() = x.tail<5>();
   d.xdot.tail<5>() = d.a;
+  d.x_fwd = x;
+  d.u_fwd = u;
+  d.fwd_valid = true;
 }
 
 void BallbotDynamics::calc(DynamicsData& data, const RefV& x, const RefV& u) const {
@@ -75,19 +127,24 @@ void BallbotDynamics::calc(DynamicsData& data, const RefV& x, const RefV& u) con
 
 void BallbotDynamics::calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const {
   BallbotData& d = cast(data);
-  forward(d, x, u);
+  // calc() at the same (x, u) already computed M, h, S^T, L and a (exact comparison).
+  if (d.fwd_valid && d.x_fwd == x && d.u_fwd == u) {
+    d.xdot.head<5>() = x.tail<5>();
+    d.xdot.tail<5>() = d.a;
+  } else {
+    forward(d, x, u);
+  }
   const double* arg[5] = {x.data(), x.data() + 5, d.a.data(), u.data(), p_.data()};
   double* res[2] = {d.dID_dq.data(), d.dID_dv.data()};
   dmpc_ballbot_id_jac(arg, res, nullptr, nullptr, 0);
 
   d.fx.topLeftCorner<5, 5>().setZero();
   d.fx.topRightCorner<5, 5>().setIdentity();
-  d.tmp = d.ldlt.solve(d.dID_dq);
-  d.fx.bottomLeftCorner<5, 5>() = -d.tmp;
-  d.tmp = d.ldlt.solve(d.dID_dv);
-  d.fx.bottomRightCorner<5, 5>() = -d.tmp;
+  cholesky5_inverse(d.L, d.Minv);
+  d.fx.bottomLeftCorner<5, 5>().noalias() = -d.Minv * d.dID_dq;
+  d.fx.bottomRightCorner<5, 5>().noalias() = -d.Minv * d.dID_dv;
   d.fu.topRows<5>().setZero();
-  d.fu.bottomRows<5>() = d.ldlt.solve(d.ST);
+  d.fu.bottomRows<5>().noalias() = d.Minv * d.ST;
 }
 
 Mat BallbotDynamics::mass_matrix(const RefV& q) const {

@@ -14,7 +14,6 @@
 /// no-slip condition between each omni-wheel and the ball (virtual work).
 #pragma once
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "dmpc/dynamics.hpp"
@@ -45,7 +44,10 @@ struct BallbotParameters {
 
 /// @brief Buffers of one Ballbot evaluation (fixed-size, nothing is allocated in calc/calc_diff).
 struct BallbotData : public DynamicsData {
-  BallbotData() : DynamicsData(10, 3) {}
+  BallbotData() : DynamicsData(10, 3) {
+    M.setZero(); h.setZero(); ST.setZero(); a.setZero(); rhs.setZero(); dID_dq.setZero();
+    dID_dv.setZero(); L.setZero(); Minv.setZero(); x_fwd.setZero(); u_fwd.setZero();
+  }
   Eigen::Matrix<double, 5, 5> M;       ///< mass matrix M(q)
   Eigen::Matrix<double, 5, 1> h;       ///< bias h(q, v): Coriolis, centrifugal and gravity
   Eigen::Matrix<double, 5, 3> ST;      ///< actuation map S^T(q)
@@ -53,14 +55,20 @@ struct BallbotData : public DynamicsData {
   Eigen::Matrix<double, 5, 1> rhs;     ///< S^T tau - h
   Eigen::Matrix<double, 5, 5> dID_dq;  ///< d(M a + h - S^T tau)/dq at the computed a
   Eigen::Matrix<double, 5, 5> dID_dv;  ///< d h / dv
-  Eigen::Matrix<double, 5, 5> tmp;     ///< scratch
-  Eigen::LDLT<Eigen::Matrix<double, 5, 5>> ldlt;  ///< factorisation of M
+  Eigen::Matrix<double, 5, 5> L;       ///< Cholesky factor of M (lower): M = L L^T
+  Eigen::Matrix<double, 5, 5> Minv;    ///< M^{-1} (filled by calc_diff)
+  Eigen::Matrix<double, 10, 1> x_fwd;  ///< (x, u) of the last forward evaluation: calc_diff
+  Eigen::Matrix<double, 3, 1> u_fwd;   ///< reuses M, h, S^T, L, a when called at the same point
+  bool fwd_valid = false;
 };
 
 /// @brief Ballbot dynamics xdot = [v; M(q)^{-1} (S^T(q) tau - h(q, v))], nx = 10, nu = 3, nq = 5.
 ///
 /// calc_diff uses the inverse-dynamics residual ID(q, v, a, tau) = M a + h - S^T tau:
 /// da/dq = -M^{-1} dID/dq, da/dv = -M^{-1} dID/dv (at the forward-dynamics a), da/dtau = M^{-1} S^T.
+/// M is factorised by a hand-unrolled 5 x 5 Cholesky (Eigen's blocked solvers are slower at this
+/// size). M is singular at the ZYX Euler singularity |pitch| = 90 deg (base lying flat): results
+/// there are non-finite or huge; keep |pitch| well below 90 deg (the base is upright in use).
 class BallbotDynamics : public DynamicsModel {
  public:
   /// @param[in] params physical parameters (validated)
