@@ -7,8 +7,7 @@ with dmpc on 1 and 2 threads and pytorch_mppi with torch on 1 and 2 intra-op thr
 sides integrate the same continuous dynamics with the same RK4 scheme and evaluate a quadratic
 cost; pytorch_mppi evaluates the running cost at the next state (its convention), dmpc at the
 current one, which does not change the work per step.
-The Ballbot torch model (dmpc_core/models/ballbot_torch.py) is used when present; otherwise
-that row is reported as pending.
+The Ballbot torch twin is dmpc_core/models/ballbot_torch.py (reported as pending if absent).
 
 Speed is a ratio measured side by side in one run (the machine is shared and noisy).
 Usage: python benchmarks/mppi_throughput.py [--quick]
@@ -85,6 +84,14 @@ def torch_rate(dynamics, running_cost, terminal_cost, x0, K, H, sigma, u_lim, th
     return K * H / time_calls(lambda: ctrl.command(state), min_time, min_calls)
 
 
+def check_same_step(core_model, torch_dynamics, x, u, dt):
+    """The two sides must integrate the same model: one RK4 step agrees to 1e-9."""
+    a = _core.integrate(core_model, x, u, dt, "rk4")
+    b = torch_dynamics(torch.tensor(x[None, :]), torch.tensor(u[None, :]))[0].numpy()
+    if not np.allclose(a, b, rtol=0, atol=1e-9):
+        raise RuntimeError(f"torch and dmpc dynamics disagree: {a} vs {b}")
+
+
 def pendulum_rows(min_time, min_calls):
     dyn = _core.PendulumDynamics()
     running = _core.QuadraticCost(Q_PEND, np.zeros((1, 1)))
@@ -102,6 +109,7 @@ def pendulum_rows(min_time, min_calls):
     def cost(x, u):
         return 0.5 * DT_PEND * ((x @ Qt) * x).sum(dim=1)
 
+    check_same_step(dyn, dynamics, np.array([2.0, -0.5]), np.array([1.5]), DT_PEND)
     for th in (1, 2):
         rows[f"pytorch_mppi 0.9.1, torch {th} thread(s)"] = torch_rate(
             dynamics, cost, None, x0, K_PEND, H_PEND, sigma, 5.0, th, min_time, min_calls)
@@ -133,11 +141,30 @@ def ballbot_rows(min_time, min_calls):
     except ModuleNotFoundError:  # no dmpc_core.models package at all
         torch_model = None
     if torch_model is None:
-        rows["pytorch_mppi 0.9.1"] = None  # pending: no torch Ballbot model on main yet
-    else:  # pragma: no cover - depends on another branch
-        from dmpc_core.models import ballbot_torch  # noqa: F401
+        rows["pytorch_mppi 0.9.1"] = None  # pending: no torch Ballbot model
+        return rows
+    from dmpc_core.models.ballbot_torch import BallbotTorch
 
-        rows["pytorch_mppi 0.9.1"] = None  # wire up once its API is known
+    dynamics = BallbotTorch().mppi_dynamics(DT_BB, "rk4")
+    Qt, Rt, Pt = (torch.tensor(a, dtype=torch.double) for a in (Q, R, P))
+    xr = torch.tensor(x_ref, dtype=torch.double)
+
+    def cost(x, u):  # same terms as the dmpc running cost, times dt
+        dx = x - xr
+        track = 0.5 * ((dx @ Qt) * dx).sum(1) + 0.5 * ((u @ Rt) * u).sum(1)
+        upright = cs.w_tilt * (1 - torch.cos(x[:, 3]) * torch.cos(x[:, 4])) + 0.5 * cs.w_tilt_rate * (
+            x[:, 8] ** 2 + x[:, 9] ** 2)
+        return DT_BB * (track + upright)
+
+    def terminal_cost(states, actions):  # states (1, K, T, nx)
+        dx = states[..., -1, :] - xr
+        return 0.5 * ((dx @ Pt) * dx).sum(-1)
+
+    check_same_step(dyn, dynamics, np.array([0.1, -0.2, 0.3, 0.05, -0.04, 0.2, 0.1, -0.3, 0.2, 0.1]),
+                    np.array([1.0, -2.0, 0.5]), DT_BB)
+    for th in (1, 2):
+        rows[f"pytorch_mppi 0.9.1, torch {th} thread(s)"] = torch_rate(
+            dynamics, cost, terminal_cost, x0, K_BB, H_BB, sigma, 20.0, th, min_time, min_calls)
     return rows
 
 
@@ -157,10 +184,13 @@ def main() -> None:
     if hasattr(_core, "BallbotDynamics"):
         bb = ballbot_rows(min_time, min_calls)
         for name, rate in bb.items():
+            th = name.split(",")[-1].strip().split()[-2] if "thread" in name else "?"
+            ref = bb.get(f"pytorch_mppi 0.9.1, torch {th} thread(s)")
             if rate is None:
-                print(f"| ballbot K={K_BB} H={H_BB} | {name} | pending (no torch Ballbot model on main) | - |")
+                print(f"| ballbot K={K_BB} H={H_BB} | {name} | pending (no torch Ballbot model) | - |")
             else:
-                print(f"| ballbot K={K_BB} H={H_BB} | {name} | {rate:,.0f} | - |")
+                ratio = f"{rate / ref:.2f}" if ref else "-"
+                print(f"| ballbot K={K_BB} H={H_BB} | {name} | {rate:,.0f} | {ratio} |")
     else:
         print(f"| ballbot K={K_BB} H={H_BB} | all | pending (no _core.BallbotDynamics) | - |")
     ratio = pend["dmpc MppiSolver, 1 thread(s)"] / pend["pytorch_mppi 0.9.1, torch 1 thread(s)"]

@@ -34,7 +34,10 @@
 /// The free energy of the last iteration (Eq. (7)),
 ///     F = -lambda log( (1/K) sum_k exp(-C_k / lambda) )
 ///       = C_min - lambda log( (1/K) sum_k exp(-(C_k - C_min)/lambda) ),
-/// estimates V*(x0) under the sampling distribution N(U, Sigma) of that iteration.
+/// With nu = 1 the Eq. (16) term is exactly the log importance ratio, so for any mean plan U
+/// E_{N(U,Sigma)}[exp(-C/lambda)] = E_{N(0,Sigma)}[exp(-C_task/lambda)] and F is an estimate of
+/// the free energy V*(x0) of Eq. (7) (prior pibar = N(0, Sigma), running cost plus terminal
+/// value); the estimate is sharpest when U is near the mean of pi* (after some iterations).
 ///
 /// Concurrency: set_state / set_plan / shift / optimize must be called from one thread at a
 /// time. action_from_policy() may be called from any thread at any time: it reads a published
