@@ -1,0 +1,1 @@
+"""Learning agents: each a readable training loop on the compiled solvers and the critics."""

@@ -1,0 +1,113 @@
+"""The learning half of Algorithm 1 (deep-value-mpc): replay buffer + critic updates + export.
+
+``CriticLearner`` is shared by ``dmpc train`` (in-process) and the ROS ``learner_node`` (which
+receives the same transitions over a topic), so both train with exactly the same code:
+transitions go in with :meth:`add`, :meth:`update` runs K minibatches of N (Eq. 11-12, Polyak
+target network), :meth:`export` serialises the target network as an ONNX critic bundle, and
+:meth:`save` / :meth:`load` write atomic checkpoints including the replay buffer.
+
+Transition layout (one row per executed control step, see :data:`TRANSITION_FIELDS`):
+``state`` (nx), ``goal`` (ng), ``time_to_go`` (1), ``cost`` (1), ``next_state`` (nx),
+``next_time_to_go`` (1), ``done`` (1).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
+from dmpc_core.critics.networks import ValueMLP, ValueMLPSettings
+from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
+from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
+
+TRANSITION_FIELDS = ("state", "goal", "time_to_go", "cost", "next_state", "next_time_to_go", "done")
+
+
+@dataclass
+class LearnerSettings:
+    """Attributes:
+    hidden: critic hidden widths (paper: 3 x 12 tanh).
+    replay_capacity: transitions kept.
+    min_transitions: no update before this many transitions are stored.
+    fit_normalization_at: fit the critic's input normalisation once, when the buffer first
+        holds this many transitions (0: never).
+    trainer: optimiser / target-network settings (K = batches_per_update, N = batch_size).
+    """
+
+    hidden: tuple = (12, 12, 12)
+    replay_capacity: int = 200_000
+    min_transitions: int = 256
+    fit_normalization_at: int = 1000
+    trainer: CriticTrainerSettings = field(default_factory=CriticTrainerSettings)
+
+    def validate(self) -> None:
+        if self.replay_capacity < 1 or self.min_transitions < 1:
+            raise ValueError("replay_capacity and min_transitions must be >= 1")
+        if any(int(h) < 1 for h in self.hidden):
+            raise ValueError("hidden widths must be >= 1")
+
+
+class CriticLearner:
+    """Replay buffer + value critic + trainer for one robot/task.
+
+    Args:
+        settings: learner settings.
+        nx: state width; ng: goal width.
+        robot: name stored in exported bundles (``dmpc.robot``).
+    """
+
+    def __init__(self, settings: LearnerSettings, nx: int, ng: int, robot: str = ""):
+        settings.validate()
+        self.settings = settings
+        self.nx, self.ng, self.robot = int(nx), int(ng), robot
+        self.model = ValueMLP(ValueMLPSettings(nx=self.nx, ng=self.ng, hidden=tuple(int(h) for h in settings.hidden)))
+        self.trainer = CriticTrainer(self.model, settings.trainer)
+        self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx, ng=self.ng))
+        self.normalization_fitted = False
+        self.transitions_seen = 0
+
+    def add(self, **fields: np.ndarray) -> int:
+        """Store a batch of transitions (arrays with a leading batch axis; see module doc).
+        Non-finite rows are dropped (a NaN must not poison the critic). Returns rows stored."""
+        batch = {k: np.asarray(fields[k], dtype=float) for k in TRANSITION_FIELDS}
+        n = batch["state"].shape[0]
+        ok = np.ones(n, dtype=bool)
+        for v in batch.values():
+            ok &= np.all(np.isfinite(v.reshape(n, -1)), axis=1)
+        if not np.any(ok):
+            return 0
+        self.buffer.add_batch(**{k: v[ok] for k, v in batch.items()})
+        self.transitions_seen += int(ok.sum())
+        return int(ok.sum())
+
+    def ready(self) -> bool:
+        return len(self.buffer) >= self.settings.min_transitions
+
+    def update(self) -> Dict[str, float]:
+        """One critic update (K minibatches) if enough data is stored; {} otherwise."""
+        if not self.ready():
+            return {}
+        if not self.normalization_fitted and 0 < self.settings.fit_normalization_at <= len(self.buffer):
+            self.trainer.fit_input_normalization(self.buffer)
+            self.normalization_fitted = True
+        return self.trainer.update(self.buffer)
+
+    def export(self, path: Optional[str | os.PathLike] = None) -> bytes:
+        """The Polyak target network as an ONNX critic bundle (version increments)."""
+        return self.trainer.export_target(path, robot=self.robot)
+
+    def save(self, path: str | os.PathLike, extra: Optional[dict] = None) -> None:
+        """Atomic checkpoint: networks, optimiser, counters, RNG, replay buffer, ``extra``."""
+        meta = {"normalization_fitted": self.normalization_fitted, "transitions_seen": self.transitions_seen}
+        meta.update(extra or {})
+        save_checkpoint(path, self.trainer, self.buffer, extra=meta)
+
+    def load(self, path: str | os.PathLike) -> dict:
+        """Restore from :meth:`save` (raises CheckpointError with a clear message if corrupt)."""
+        extra = load_checkpoint(path, self.trainer, self.buffer)
+        self.normalization_fitted = bool(extra.get("normalization_fitted", False))
+        self.transitions_seen = int(extra.get("transitions_seen", len(self.buffer)))
+        return extra
