@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return ballbot_reach.main(rest[1:])
     if args.command == "launch":
-        try:
-            from dmpc_ros.launcher import main as launch_main  # ROS side; dmpc_core never imports it
-        except ImportError as exc:
-            print(f"dmpc launch needs the dmpc_ros package and rclpy: {exc}", file=sys.stderr)
+        # dmpc_core never imports ROS: hand over to the dmpc_ros launcher in a new process image.
+        import importlib.util
+        import os
+
+        if importlib.util.find_spec("dmpc_ros.launcher") is None:
+            print("dmpc launch needs the dmpc_ros package (dmpc_ros/launcher.py)", file=sys.stderr)
             return 2
-        return launch_main(rest)
+        os.execv(sys.executable, [sys.executable, "-m", "dmpc_ros.launcher", *rest])
     if not rest:
         parser.error(f"{args.command}: give an experiment name (dmpc list)")
     from dmpc_core import experiments
