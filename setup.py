@@ -25,9 +25,17 @@ PACKAGE = "dmpc_ros"
 def _cmake_prefix_path() -> str:
     """Prefixes where CMake finds Eigen, pinocchio and pybind11 when installed from pip."""
     paths = []
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    if (purelib / "cmeel.prefix").is_dir():
-        paths.append(str(purelib / "cmeel.prefix"))
+    # The pin/cmeel wheels install headers, libraries and CMake configs under
+    # <site-packages>/cmeel.prefix. Look in every site folder this interpreter sees (colcon
+    # runs setup.py with its own environment, so purelib alone is not enough).
+    import site
+
+    candidates = [sysconfig.get_paths()["purelib"], *site.getsitepackages(), *sys.path]
+    for folder in candidates:
+        prefix = Path(folder or ".") / "cmeel.prefix"
+        if prefix.is_dir() and str(prefix) not in paths:
+            paths.append(str(prefix))
+            break
     try:
         import pybind11
 

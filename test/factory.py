@@ -18,6 +18,9 @@ class Case:
     name: str
     build: Callable[[], object]
     sample: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+    #: "exact", or "gauss_newton" for costs whose documented Hessian is J^T W J (its FD check is
+    #: replaced by a check against the Gauss-Newton form in test_derivatives.py)
+    hessian: str = "exact"
 
 
 def _gauss(nx: int, nu: int, sx: float = 1.0, su: float = 1.0):
@@ -38,6 +41,28 @@ class CubicPython(_core.DynamicsModel):
         data.fu = np.array([[0.0], [np.cos(x[0])]])
 
 
+def _ballbot_sample(rng):
+    """Away from the pitch = +-90 deg Euler singularity."""
+    x = np.concatenate([rng.uniform(-2, 2, 2), rng.uniform(-np.pi, np.pi, 1), rng.uniform(-0.6, 0.6, 2), rng.standard_normal(5)])
+    return x, 5.0 * rng.standard_normal(3)
+
+
+def _panda():
+    from dmpc_core.models.panda import default_urdf_path
+
+    return _core.PandaDynamics(str(default_urdf_path()))
+
+
+def _panda_sample(rng):
+    lo = np.array([-2.8, -1.7, -2.8, -3.0, -2.8, 0.0, -2.8])
+    hi = np.array([2.8, 1.7, 2.8, -0.1, 2.8, 3.7, 2.8])
+    return np.concatenate([rng.uniform(lo, hi), rng.standard_normal(7)]), 5.0 * rng.standard_normal(7)
+
+
+def _frame_cost():
+    return _core.FrameTranslationCost(_panda(), "panda_hand_tcp", np.array([0.5, 0.2, 0.35]), 10.0)
+
+
 def dynamics_cases() -> list[Case]:
     rng = np.random.default_rng(0)
     A = rng.standard_normal((3, 3))
@@ -47,6 +72,8 @@ def dynamics_cases() -> list[Case]:
         Case("pendulum", lambda: _core.PendulumDynamics(1.2, 0.8, 0.1), _gauss(2, 1, 2.0, 3.0)),
         Case("point_mass", lambda: _core.PointMass2D(1.5, 0.3), _gauss(4, 2)),
         Case("python_cubic", CubicPython, _gauss(2, 1)),
+        Case("ballbot", _core.BallbotDynamics, _ballbot_sample),
+        Case("panda", _panda, _panda_sample),
     ]
 
 
@@ -100,6 +127,7 @@ def cost_cases() -> list[Case]:
              lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("python_quartic", QuarticPythonCost, _gauss(2, 1)),
+        Case("frame_translation", _frame_cost, _panda_sample, hessian="gauss_newton"),
         # Deep Value MPC costs (Eqs. (13)-(14)); the running cost's lxx is exact for dynamics linear in x.
         Case("value_terminal", lambda: _core.ValueTerminalCost(_small_critic(4), 2.0, 2), _gauss(4, 2)),
         Case("value_running_point_mass",
