@@ -98,14 +98,15 @@ class ControllerNode(Node):
         self.start_time = time.monotonic()
         self.lock = threading.Lock()
 
-        fast, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(3))
+        # separate groups: the state callback must never wait behind a late tracking tick
+        fast, state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(4))
         self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", QOS_RELIABLE)
         self.info_pub = self.create_publisher(Float64MultiArray, "~/command_info", QOS_TRANSITIONS)
         self.path_pub = self.create_publisher(Path, "~/planned_path", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self.on_state, QOS_RELIABLE, callback_group=fast)
+        self.create_subscription(JointState, "joint_states", self.on_state, QOS_RELIABLE, callback_group=state_group)
         self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal((m.pose.position.x, m.pose.position.y), "goal_pose"), 10, callback_group=io)
         self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal((m.point.x, m.point.y), "clicked_point"), 10, callback_group=io)
         self.create_subscription(Path, "target_path", self.on_path, 10, callback_group=io)
@@ -154,6 +155,7 @@ class ControllerNode(Node):
                 if reason != self.state_error:
                     self.get_logger().error(f"rejected state: {reason}; sending the safe command")
                 self.state_error = reason
+                self.status_msg = f"ERROR: {reason}"
             else:
                 self.x, self.x_stamp, self.x_time = x, stamp_to_float(msg.header.stamp), time.monotonic()
                 self.ticks_since_state = 0
@@ -190,24 +192,25 @@ class ControllerNode(Node):
         while self.running:
             start = time.monotonic()
             with self.lock:
-                x, fresh = self.x, self.ticks_since_state <= self.watchdog_ticks
+                x = self.x
+                fresh = self.ticks_since_state <= self.watchdog_ticks or start - self.x_time <= self.watchdog_ticks * self.period
                 goal, new_reach = self.pending_goal, self.pending_reach
                 self.pending_goal = self.pending_reach = None
+            t = start - self.start_time  # continuous MPC clock
             if new_reach is not None:
                 new_reach.set_goal(self.goal)
+                new_reach.set_episode(self.t0 - self.start_time, self.reach.episode_length)
                 new_reach.warm_start_from(self.reach)
                 self.reach = new_reach  # atomic reference swap: the next tick uses it
-            if goal is not None:
-                self.goal = goal
-                self.reach.set_goal(goal)
-                self.t0 = time.monotonic()
+            if goal is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
+                # new goal, or the episode timed out (same goal, new episode)
+                if goal is not None:
+                    self.goal = goal
+                    self.reach.set_goal(goal)
+                self.t0 = start
+                self.reach.set_episode(t, self.episode_length)
                 self.recorder = TransitionRecorder(self.settings.mpc.dt, self.episode_length)
             if x is not None and fresh:
-                t = start - self.t0
-                if t > self.episode_length:  # episode over: restart the clock (same goal)
-                    self.t0 = start
-                    t = 0.0
-                    self.recorder.cut()
                 res = self.reach.mpc.update(t, x)
                 self.solve_times.append(res.solve_time)
                 self.mpc_times.append(time.monotonic())
@@ -222,7 +225,9 @@ class ControllerNode(Node):
         with self.lock:
             x, x_time, x_stamp, err = self.x, self.x_time, self.x_stamp, self.state_error
             self.ticks_since_state += 1
-            stale = self.ticks_since_state > self.watchdog_ticks
+            # stale: more than watchdog_ticks ticks ran AND more than watchdog_ticks periods passed
+            # without a state (ticks that bunch up after a late timer do not trip it alone)
+            stale = self.ticks_since_state > self.watchdog_ticks and now - x_time > self.watchdog_ticks * self.period
         reach, t0 = self.reach, self.t0
         safe = 1.0
         u = np.zeros(ballbot.NU)
@@ -236,13 +241,15 @@ class ControllerNode(Node):
         elif reach.mpc.policy is None:
             self.status_msg = "waiting for the first MPC solve"
         else:
-            u = reach.mpc.control(now - t0, x)
+            u = reach.mpc.control(now - self.start_time, x)
             if np.all(np.isfinite(u)):
                 safe = 0.0
                 if self.status_msg.startswith(("ERROR", "waiting")):
                     self.status_msg = "OK"
             else:
                 u = np.zeros(ballbot.NU)
+        if safe and self.status_msg.startswith("ERROR"):
+            self.get_logger().warn(f"safe command: {self.status_msg}", throttle_duration_sec=1.0)
         self.cmd_pub.publish(vector_msg(u, "wheel_torque"))
         self.seq += 1
         slot = round((now - self.start_time) / self.period)
@@ -395,7 +402,7 @@ class ControllerNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(ControllerNode, threads=3, args=args)
+    return run_node(ControllerNode, threads=4, args=args)
 
 
 if __name__ == "__main__":

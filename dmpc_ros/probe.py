@@ -25,7 +25,11 @@ from std_msgs.msg import Float64MultiArray, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, bytes_msg, joint_state_to_x
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+
+QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 class GraphProbe(Node):
@@ -40,8 +44,7 @@ class GraphProbe(Node):
         self.diags: deque = deque(maxlen=10_000)      # (recv_time, name, level, message, values)
         self.logs: deque = deque(maxlen=10_000)       # (name, level, msg)
         self.create_subscription(JointState, topics["joint_states"], self._on_state, QOS_RELIABLE)
-        self.create_subscription(Float64MultiArray, f"/{controller}/command_info", self._on_info, QOS_TRANSITIONS)
-        self.create_subscription(Float64MultiArray, topics["commands"], self._on_cmd, QOS_RELIABLE)
+        self.create_subscription(Float64MultiArray, f"/{controller}/command_info", self._on_info, QOS_DEEP)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
         self.create_subscription(Log, "/rosout", self._on_log, 200)
         self.goal_pub = self.create_publisher(PoseStamped, topics["goal_pose"], 10)
@@ -112,6 +115,12 @@ class GraphProbe(Node):
         msg.header.frame_id = "world"
         msg.point.x, msg.point.y = float(xy[0]), float(xy[1])
         self.point_pub.publish(msg)
+
+    def publish_state(self, x, names=None, stamp: float | None = None) -> float:
+        """Publish a JointState (``x`` = positions then velocities); returns its stamp."""
+        stamp = time.time() if stamp is None else stamp
+        self.state_pub.publish(x_to_joint_state(np.asarray(x, float), names or ballbot.JOINT_NAMES, wall_time_msg(stamp)))
+        return stamp
 
     def push_critic(self, blob: bytes) -> None:
         self.critic_pub.publish(bytes_msg(blob))

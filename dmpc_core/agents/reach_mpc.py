@@ -6,9 +6,10 @@ MPC terminal term (Eq. 13 of deep-value-mpc)::
 
     phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau = t_goal - t, x; goal)
 
-with ``w = critic_weight`` (w = 1 replaces the LQR tail by the critic). Time is episode time:
-the goal arrives at t = 0 and ``t_goal = episode_length + horizon * dt``, so that the time-to-go
-of the horizon's last node equals the episode's remaining time.
+with ``w = critic_weight`` (w = 1 replaces the LQR tail by the critic). The MPC clock runs
+continuously; an episode that starts at ``t_start`` sets ``t_goal = t_start + episode_length +
+horizon * dt`` (:meth:`ReachMpc.set_episode`), so that the time-to-go of the horizon's last node
+equals the episode's remaining time.
 
 :class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
 (:data:`dmpc_core.agents.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
@@ -96,13 +97,20 @@ class ReachMpc:
             self.problem = _core.Problem(self.model, self.problem.running_cost, terminal, s.horizon, s.dt,
                                          s.integrator, self.problem.control_weight)
         self.goal = np.asarray(goal_xy, dtype=float)
+        self.episode_start, self.episode_length = 0.0, settings.episode_length
         self.mpc = MpcController(self.problem, s, initial_policy=ballbot.lqr_policy(self.problem, goal_xy))
         self.set_goal(goal_xy)
 
     @property
     def t_goal(self) -> float:
         s = self.settings
-        return s.episode_length + s.mpc.horizon * s.mpc.dt
+        return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
+
+    def set_episode(self, t_start: float, episode_length: float) -> None:
+        """A new episode starts at MPC time ``t_start`` (between solves only)."""
+        self.episode_start, self.episode_length = float(t_start), float(episode_length)
+        if self.value_term is not None:
+            self.value_term.t_goal = self.t_goal
 
     def set_goal(self, goal_xy) -> None:
         """Move the target (between solves only)."""
@@ -132,9 +140,10 @@ class TransitionRecorder:
     :meth:`cut` drops the pending sample (goal change, reset, state jump).
     """
 
-    def __init__(self, dt: float, episode_length: float):
+    def __init__(self, dt: float, episode_length: float, max_jump: float = 0.25):
         self.dt = float(dt)
         self.episode_length = float(episode_length)
+        self.max_jump = float(max_jump)  # [m] position change between samples treated as a reset
         self._prev = None
 
     def cut(self) -> None:
@@ -147,6 +156,8 @@ class TransitionRecorder:
         if self._prev is not None and t - self._prev[0] < self.dt - 1e-9:
             return None
         row = None
+        if self._prev is not None and np.hypot(*(x[:2] - self._prev[1][:2])) > self.max_jump:
+            self._prev = None  # the plant was reset: no transition across the jump
         if self._prev is not None:
             t0, x0, u0, g0 = self._prev
             tau0 = max(0.0, self.episode_length - t0)
@@ -158,6 +169,16 @@ class TransitionRecorder:
             }
         self._prev = (t, x, u, np.asarray(goal, float).copy())
         return row
+
+
+def reach_status(x: np.ndarray, goal, pos_tol: float = 0.1, tilt_tol_deg: float = 5.0, speed_tol: float = 0.2) -> tuple:
+    """(at_goal, fallen) for one Ballbot state: within ``pos_tol`` of the goal, upright within
+    ``tilt_tol_deg`` and slower than ``speed_tol``; fallen = tilt above 30 degrees."""
+    x = np.asarray(x, float)
+    tilt = float(ballbot.tilt(x)[0])
+    at = (np.hypot(x[0] - goal[0], x[1] - goal[1]) < pos_tol and tilt < np.deg2rad(tilt_tol_deg)
+          and np.hypot(x[5], x[6]) < speed_tol)
+    return bool(at), bool(tilt > np.deg2rad(30.0))
 
 
 def field_widths(nx: int, ng: int) -> dict:
