@@ -99,7 +99,7 @@ class ControllerNode(Node):
         self.lock = threading.Lock()
 
         # separate groups: the state callback must never wait behind a late tracking tick
-        fast, state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(4))
+        state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(3))
         self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", QOS_RELIABLE)
         self.info_pub = self.create_publisher(Float64MultiArray, "~/command_info", QOS_TRANSITIONS)
         self.path_pub = self.create_publisher(Path, "~/planned_path", 10)
@@ -114,16 +114,18 @@ class ControllerNode(Node):
         self.create_subscription(UInt8MultiArray, "critic_bundle", self.on_critic_msg, QOS_CRITIC, callback_group=io)
         self.create_service(Trigger, "~/reload_critic", self.on_reload, callback_group=svc)
         self.create_service(Trigger, "~/rollback_critic", self.on_rollback, callback_group=svc)
-        self.tick_timer = self.create_timer(self.period, self.tick, callback_group=fast)
         self.create_timer(1.0 / path_rate, self.publish_path, callback_group=io)
         self.create_timer(1.0 / diag_rate, self.publish_diagnostics, callback_group=io)
 
         self.jobs: "queue.Queue" = queue.Queue()
         self.running = True
+        self.slot = 0
+        self.tick_thread = threading.Thread(target=self.tick_loop, name="tracking", daemon=True)
         self.mpc_thread = threading.Thread(target=self.mpc_loop, name="mpc", daemon=True)
         self.critic_thread = threading.Thread(target=self.critic_loop, name="critic", daemon=True)
         self.mpc_thread.start()
         self.critic_thread.start()
+        self.tick_thread.start()
         uri = self.get_parameter("critic_uri").value
         if uri:
             self.submit(("file", uri))
@@ -219,7 +221,26 @@ class ControllerNode(Node):
             delay = start + period - time.monotonic()
             time.sleep(max(delay, 0.0005))
 
-    # -- tracking tick (400 Hz) --------------------------------------------------------------------
+    # -- tracking loop (400 Hz) --------------------------------------------------------------------
+    def tick_loop(self) -> None:
+        """Dedicated thread on an absolute schedule (slot k at start + k / tracking_rate): cheaper and
+        steadier than an executor timer. A tick later than one period skips to the next slot (the
+        skipped slots show as gaps in the published ``slot`` counter)."""
+        slot = 0
+        while self.running and rclpy.ok():
+            self.slot = slot
+            try:
+                self.tick()
+            except Exception as e:  # never let the control loop die silently
+                self.get_logger().error(f"tracking tick failed: {e!r}", throttle_duration_sec=1.0)
+            slot += 1
+            now = time.monotonic()
+            due = self.start_time + slot * self.period
+            if now > due + self.period:
+                slot = int((now - self.start_time) / self.period) + 1
+                due = self.start_time + slot * self.period
+            time.sleep(max(0.0, due - now))
+
     def tick(self) -> None:
         now = time.monotonic()
         with self.lock:
@@ -252,7 +273,7 @@ class ControllerNode(Node):
             self.get_logger().warn(f"safe command: {self.status_msg}", throttle_duration_sec=1.0)
         self.cmd_pub.publish(vector_msg(u, "wheel_torque"))
         self.seq += 1
-        slot = round((now - self.start_time) / self.period)
+        slot = self.slot
         store = self.store.active
         self.info_pub.publish(vector_msg([self.seq, slot, time.time(), x_stamp, safe,
                                           store.version if store else 0, *u], INFO_LABEL))
@@ -394,6 +415,7 @@ class ControllerNode(Node):
 
     def destroy_node(self):
         self.running = False
+        self.tick_thread.join(timeout=2.0)
         self.mpc_thread.join(timeout=2.0)
         self.critic_thread.join(timeout=2.0)
         # last command: safe zeros
@@ -402,7 +424,7 @@ class ControllerNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(ControllerNode, threads=4, args=args)
+    return run_node(ControllerNode, threads=3, args=args)
 
 
 if __name__ == "__main__":
