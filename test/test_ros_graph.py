@@ -40,13 +40,7 @@ def graph(tmp_path_factory):
     from dmpc_ros.launcher import Launcher
     from dmpc_ros.probe import GraphProbe
 
-    # Rates halved (200 Hz state and tracking, 50 Hz MPC): four Python processes share two
-    # cores with other engineers' builds here; at 400 Hz the state stream stalls often enough for
-    # the 2-tick watchdog to zero the torques and topple the robot. Production config keeps 400 Hz.
     overrides = {
-        "nodes.sim.parameters.publish_rate": 200.0,
-        "nodes.controller.parameters.reach.mpc.tracking_rate": 200.0,
-        "nodes.controller.parameters.reach.mpc.mpc_rate": 50.0,
         "nodes.sim.parameters.random_start": False,
         "nodes.controller.parameters.critic_hmac_key_file": str(key_file),
         "nodes.learner.parameters.critic_hmac_key_file": str(key_file),
@@ -120,8 +114,11 @@ def test_learner_killed_controller_keeps_its_critic(graph):
     time.sleep(3.0)
     x = probe.latest_state()
     assert np.hypot(x[0] - GOAL[0], x[1] - GOAL[1]) < 0.1
-    d = probe.last_diag(CTRL)
-    assert d[3] == "OK" and d[4]["critic_version"] == v
+    # still controlling (OK diagnostics keep coming; a load spike may raise a transient watchdog
+    # ERROR) with the critic it had when the learner died
+    t = time.monotonic()
+    assert probe.wait_for(lambda: any(d[0] >= t and d[1] == f"dmpc/{CTRL}" and d[3] == "OK" for d in list(probe.diags)), 5)
+    assert ctrl_value(probe, "critic_version") == v
 
 
 def _bundle(nx=ballbot.NX, ng=2):
@@ -216,5 +213,5 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     assert np.sum(from_last[:, 4] == 0) <= 2, "more than 2 ticks used a stale state"
     tail = infos(probe, t_stop)[-10:]
     assert np.all(tail[:, 4] == 1) and np.all(tail[:, 6:9] == 0)
-    d = probe.last_diag(CTRL)
-    assert d[2] == 2 and "no state" in d[3]
+    assert probe.wait_for(lambda: any(d[0] >= t_stop and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "no state" in d[3]
+                                      for d in list(probe.diags)), 5)
