@@ -1,0 +1,205 @@
+"""Ballbot goal reaching with an optional learned critic, as run by the ROS controller node.
+
+:class:`ReachMpc` bundles one reach problem (``tasks.ballbot.make_reach_problem``), its
+receding-horizon :class:`~dmpc_core.mpc.MpcController` and, when a critic is given, the Deep Value
+MPC terminal term (Eq. 13 of deep-value-mpc)::
+
+    phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau = t_goal - t, x; goal)
+
+with ``w = critic_weight`` (w = 1 replaces the LQR tail by the critic). The MPC clock runs
+continuously; an episode that starts at ``t_start`` sets ``t_goal = t_start + episode_length +
+horizon * dt`` (:meth:`ReachMpc.set_episode`), so that the time-to-go of the horizon's last node
+equals the episode's remaining time.
+
+:class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
+(:data:`dmpc_core.agents.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
+``dt * (l(t, x, u) + 1/2 u' R u)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from dmpc_core import _core
+from dmpc_core.agents.learner import TRANSITION_FIELDS
+from dmpc_core.mpc import MpcController, MpcSettings
+from dmpc_core.tasks import ballbot
+
+NG = 2  # goal = target (px, py)
+
+
+@dataclass
+class ReachSettings:
+    """Attributes:
+    mpc: receding-horizon settings.
+    cost: Ballbot cost weights.
+    episode_length: seconds per goal (time-to-go reaches 0 there).
+    critic_weight: w of the terminal blend above (used only when a critic is active).
+    arena_half_width: goals with |px| or |py| above this are rejected [m].
+    """
+
+    mpc: MpcSettings = field(default_factory=MpcSettings)
+    cost: ballbot.BallbotCostSettings = field(default_factory=ballbot.BallbotCostSettings)
+    episode_length: float = 8.0
+    critic_weight: float = 0.5
+    arena_half_width: float = 5.0
+
+    def validate(self) -> None:
+        self.mpc.validate()
+        self.cost.validate()
+        if not self.episode_length > 0:
+            raise ValueError("episode_length must be > 0")
+        if not 0.0 <= self.critic_weight <= 1.0:
+            raise ValueError("critic_weight must be in [0, 1]")
+        if not self.arena_half_width > 0:
+            raise ValueError("arena_half_width must be > 0")
+
+
+def check_goal(goal_xy, arena_half_width: float) -> Optional[str]:
+    """None if ``goal_xy`` is a finite point inside the arena, else the reason it is refused."""
+    g = np.asarray(goal_xy, dtype=float)
+    if g.shape != (NG,) or not np.all(np.isfinite(g)):
+        return f"goal {g.tolist()} is not a finite (x, y) point"
+    if np.any(np.abs(g) > arena_half_width):
+        return f"goal {g.tolist()} is outside the arena |x|,|y| <= {arena_half_width} m"
+    return None
+
+
+class ReachMpc:
+    """One reach MPC (optionally with a critic). Build it off the control path, then swap.
+
+    Args:
+        settings: reach settings.
+        goal_xy: initial target.
+        critic: a ``_core.CriticModel`` (nx = 10, ng = 2) or None.
+        model: the Ballbot model (a new one if None).
+    """
+
+    def __init__(self, settings: ReachSettings, goal_xy=(0.0, 0.0), critic=None, model=None):
+        settings.validate()
+        self.settings = settings
+        self.model = model or _core.BallbotDynamics()
+        s = settings.mpc
+        self.problem, self.track, self.tail = ballbot.make_reach_problem(
+            tuple(goal_xy), s.horizon, s.dt, settings.cost, s.integrator, self.model)
+        self.critic = critic
+        self.value_term = None
+        if critic is not None:
+            if critic.nx != ballbot.NX or critic.ng != NG:
+                raise ValueError(f"critic has nx={critic.nx}, ng={critic.ng}; expected {ballbot.NX}, {NG}")
+            w = settings.critic_weight
+            self.value_term = _core.ValueTerminalCost(critic, self.t_goal, ballbot.NU)
+            terminal = _core.SumCost(ballbot.NX, ballbot.NU)
+            terminal.add("lqr_tail", self.tail, 1.0 - w)
+            terminal.add("critic", self.value_term, w)
+            self.problem = _core.Problem(self.model, self.problem.running_cost, terminal, s.horizon, s.dt,
+                                         s.integrator, self.problem.control_weight)
+        self.goal = np.asarray(goal_xy, dtype=float)
+        self.episode_start, self.episode_length = 0.0, settings.episode_length
+        self.mpc = MpcController(self.problem, s, initial_policy=ballbot.lqr_policy(self.problem, goal_xy))
+        self.set_goal(goal_xy)
+
+    @property
+    def t_goal(self) -> float:
+        s = self.settings
+        return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
+
+    def set_episode(self, t_start: float, episode_length: float) -> None:
+        """A new episode starts at MPC time ``t_start`` (between solves only)."""
+        self.episode_start, self.episode_length = float(t_start), float(episode_length)
+        if self.value_term is not None:
+            self.value_term.t_goal = self.t_goal
+
+    def set_goal(self, goal_xy) -> None:
+        """Move the target (between solves only)."""
+        self.goal = np.asarray(goal_xy, dtype=float).copy()
+        ballbot.set_target(self.track, self.tail, self.goal)
+        if self.critic is not None:
+            self.critic.set_goal(self.goal)
+
+    def warm_start_from(self, other: "ReachMpc") -> None:
+        """Start from another instance's latest policy (used right after a critic swap)."""
+        if other.mpc.policy is not None:
+            self.mpc.solver.set_policy(other.mpc.policy)
+            self.mpc._policy = other.mpc.policy  # valid policy from the first tick on
+
+    def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
+        """Discretised stage cost dt * (l(t, x, u) + 1/2 u'Ru) of this problem."""
+        R = self.problem.control_weight
+        l = self.problem.running_cost.value(float(t), np.asarray(x, float), np.asarray(u, float))
+        return float(dt * (l + 0.5 * u @ R @ u))
+
+
+class TransitionRecorder:
+    """Builds learner transitions from executed samples, one per ``dt`` of the MPC grid.
+
+    Call :meth:`sample` at every control tick; it keeps one sample per ``dt`` and returns a
+    transition row (dict of the TRANSITION_FIELDS, 1-D arrays) when one is complete.
+    :meth:`cut` drops the pending sample (goal change, reset, state jump).
+    """
+
+    def __init__(self, dt: float, episode_length: float, max_jump: float = 0.25):
+        self.dt = float(dt)
+        self.episode_length = float(episode_length)
+        self.max_jump = float(max_jump)  # [m] position change between samples treated as a reset
+        self._prev = None
+
+    def cut(self) -> None:
+        self._prev = None
+
+    def sample(self, t: float, x, u, goal, cost_fn) -> Optional[dict]:
+        """``t``: episode time; ``cost_fn(t, x, u, dt)`` gives the stage cost."""
+        x = np.asarray(x, float).copy()
+        u = np.asarray(u, float).copy()
+        if self._prev is not None and t - self._prev[0] < self.dt - 1e-9:
+            return None
+        row = None
+        if self._prev is not None and np.hypot(*(x[:2] - self._prev[1][:2])) > self.max_jump:
+            self._prev = None  # the plant was reset: no transition across the jump
+        if self._prev is not None:
+            t0, x0, u0, g0 = self._prev
+            tau0 = max(0.0, self.episode_length - t0)
+            tau1 = max(0.0, self.episode_length - t)
+            row = {
+                "state": x0, "goal": g0, "time_to_go": np.array([tau0]),
+                "cost": np.array([cost_fn(t0, x0, u0, t - t0)]), "next_state": x,
+                "next_time_to_go": np.array([tau1]), "done": np.array([1.0 if tau1 <= 0.0 else 0.0]),
+            }
+        self._prev = (t, x, u, np.asarray(goal, float).copy())
+        return row
+
+
+def reach_status(x: np.ndarray, goal, pos_tol: float = 0.1, tilt_tol_deg: float = 5.0, speed_tol: float = 0.2) -> tuple:
+    """(at_goal, fallen) for one Ballbot state: within ``pos_tol`` of the goal, upright within
+    ``tilt_tol_deg`` and slower than ``speed_tol``; fallen = tilt above 30 degrees."""
+    x = np.asarray(x, float)
+    tilt = float(ballbot.tilt(x)[0])
+    at = (np.hypot(x[0] - goal[0], x[1] - goal[1]) < pos_tol and tilt < np.deg2rad(tilt_tol_deg)
+          and np.hypot(x[5], x[6]) < speed_tol)
+    return bool(at), bool(tilt > np.deg2rad(30.0))
+
+
+def field_widths(nx: int, ng: int) -> dict:
+    """Width of every transition field, in TRANSITION_FIELDS order."""
+    w = {"state": nx, "goal": ng, "time_to_go": 1, "cost": 1, "next_state": nx, "next_time_to_go": 1, "done": 1}
+    return {k: w[k] for k in TRANSITION_FIELDS}
+
+
+def pack_rows(rows, nx: int, ng: int) -> np.ndarray:
+    """(n, width) matrix of transition rows, fields concatenated in TRANSITION_FIELDS order."""
+    return np.asarray([np.concatenate([np.atleast_1d(r[k]) for k in TRANSITION_FIELDS]) for r in rows], float)
+
+
+def unpack_rows(mat: np.ndarray, nx: int, ng: int) -> dict:
+    """Inverse of :func:`pack_rows`: dict field -> (n, width) (scalars as (n,))."""
+    mat = np.asarray(mat, float)
+    out, c = {}, 0
+    for k, w in field_widths(nx, ng).items():
+        v = mat[:, c:c + w]
+        out[k] = v[:, 0] if w == 1 else v
+        c += w
+    if c != mat.shape[1]:
+        raise ValueError(f"transition rows have {mat.shape[1]} columns; expected {c}")
+    return out

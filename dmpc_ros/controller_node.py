@@ -1,0 +1,431 @@
+"""MPC controller node: SLQ re-planning in a worker thread, 400 Hz policy tracking, critic hot-swap.
+
+Subscriptions: ``joint_states`` (sensor_msgs/JointState), ``goal_pose`` (geometry_msgs/PoseStamped),
+``clicked_point`` (geometry_msgs/PointStamped), ``target_path`` (nav_msgs/Path: its last pose is
+the goal), ``time_budget`` (std_msgs/Float64: episode length [s] for the next goal),
+``critic_bundle`` (std_msgs/UInt8MultiArray, reliable + transient local).
+Publications: ``commands`` (Float64MultiArray, one torque per wheel, RELIABLE), ``~/command_info``
+(Float64MultiArray labelled ``seq,slot,stamp,state_stamp,safe,critic_version,u0,u1,u2``),
+``~/planned_path`` (nav_msgs/Path), ``~/markers`` (visualization_msgs/MarkerArray),
+``transitions`` (labelled Float64MultiArray, see dmpc_ros.glue), ``/diagnostics``.
+Services: ``~/reload_critic`` (Trigger: re-read ``critic_uri``), ``~/rollback_critic`` (Trigger).
+All algorithmic work is in dmpc_core (ReachMpc, TransitionRecorder, critic gate).
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, PointStamped, PoseStamped
+from nav_msgs.msg import Path
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray, UInt8MultiArray
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from dmpc_core.agents.critic_gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.agents.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
+from dmpc_core.critics.signing import read_key
+from dmpc_core.settings import ConfigError
+from dmpc_core.tasks import ballbot
+from dmpc_ros.glue import run_node
+from dmpc_ros.glue import (QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
+                           stamp_to_float, transitions_msg, vector_msg, joint_state_to_x)
+
+INFO_LABEL = "seq,slot,stamp,state_stamp,safe,critic_version,u0,u1,u2"
+RO = ParameterDescriptor(read_only=True)
+#: probe box of the safety gate: |px|,|py| <= 3 m, yaw 1 rad, tilt 0.3 rad, rates
+PROBE_STATE_SCALE = [3.0, 3.0, 1.0, 0.3, 0.3, 2.0, 2.0, 2.0, 2.0, 2.0]
+
+
+class ControllerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("ballbot_controller", **kwargs)
+        self.robot = self.declare_parameter("robot", "ballbot", RO).value
+        if self.robot != "ballbot":
+            raise ValueError(f"controller_node: robot {self.robot!r} is not supported (ballbot)")
+        declare_settings(self, "reach", ReachSettings())
+        declare_settings(self, "gate", GateSettings())
+        self.watchdog_ticks = self.declare_parameter("watchdog_ticks", 2, RO).value
+        self.batch = self.declare_parameter("transitions_batch", 20, RO).value
+        path_rate = self.declare_parameter("path_rate", 10.0, RO).value
+        diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value
+        key_file = self.declare_parameter("critic_hmac_key_file", "", RO).value
+        goal0 = list(self.declare_parameter("initial_goal", [0.0, 0.0], RO).value)
+        self.declare_parameter("critic_uri", "")
+        self.settings: ReachSettings = read_settings(self, "reach", ReachSettings)
+        self.gate: GateSettings = read_settings(self, "gate", GateSettings)
+        self.key = read_key(key_file) if key_file else None
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+
+        s = self.settings
+        self.period = 1.0 / s.mpc.tracking_rate
+        self.probes = ProbeSet.uniform(PROBE_STATE_SCALE, [s.arena_half_width] * NG,
+                                       s.episode_length + s.mpc.horizon * s.mpc.dt, self.gate.num_probes, self.gate.seed)
+        self.store = CriticStore()
+        self.reach = ReachMpc(s, goal0)
+        self.recorder = TransitionRecorder(s.mpc.dt, s.episode_length)
+        self.rows = []
+        # shared state (written by callbacks, read by the tracking tick and MPC thread)
+        self.x: Optional[np.ndarray] = None
+        self.x_stamp = 0.0
+        self.x_time = -1e9
+        self.ticks_since_state = 10**9  # tracking ticks since the last valid state (watchdog)
+        self.state_error = ""
+        self.goal = np.asarray(goal0, float)
+        self.t0 = time.monotonic()
+        self.pending_goal = None
+        self.pending_reach: Optional[ReachMpc] = None
+        self.episode_length = s.episode_length
+        self.status_msg = "waiting for state"
+        self.reject_reason = ""
+        self.rejected = 0
+        self.seq = 0
+        self.tick_times = deque(maxlen=400)
+        self.mpc_times = deque(maxlen=100)
+        self.solve_times = deque(maxlen=100)
+        self.start_time = time.monotonic()
+        self.lock = threading.Lock()
+
+        # separate groups: the state callback must never wait behind a late tracking tick
+        state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(3))
+        self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", QOS_RELIABLE)
+        self.info_pub = self.create_publisher(Float64MultiArray, "~/command_info", QOS_TRANSITIONS)
+        self.path_pub = self.create_publisher(Path, "~/planned_path", 10)
+        self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
+        self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, "joint_states", self.on_state, QOS_RELIABLE, callback_group=state_group)
+        self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal((m.pose.position.x, m.pose.position.y), "goal_pose"), 10, callback_group=io)
+        self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal((m.point.x, m.point.y), "clicked_point"), 10, callback_group=io)
+        self.create_subscription(Path, "target_path", self.on_path, 10, callback_group=io)
+        self.create_subscription(Float64, "time_budget", self.on_time_budget, 10, callback_group=io)
+        self.create_subscription(UInt8MultiArray, "critic_bundle", self.on_critic_msg, QOS_CRITIC, callback_group=io)
+        self.create_service(Trigger, "~/reload_critic", self.on_reload, callback_group=svc)
+        self.create_service(Trigger, "~/rollback_critic", self.on_rollback, callback_group=svc)
+        self.create_timer(1.0 / path_rate, self.publish_path, callback_group=io)
+        self.create_timer(1.0 / diag_rate, self.publish_diagnostics, callback_group=io)
+
+        self.jobs: "queue.Queue" = queue.Queue()
+        self.running = True
+        self.slot = 0
+        self.tick_thread = threading.Thread(target=self.tick_loop, name="tracking", daemon=True)
+        self.mpc_thread = threading.Thread(target=self.mpc_loop, name="mpc", daemon=True)
+        self.critic_thread = threading.Thread(target=self.critic_loop, name="critic", daemon=True)
+        self.mpc_thread.start()
+        self.critic_thread.start()
+        self.tick_thread.start()
+        uri = self.get_parameter("critic_uri").value
+        if uri:
+            self.submit(("file", uri))
+        self.get_logger().info(f"controller: SLQ N={s.mpc.horizon} dt={s.mpc.dt} at {s.mpc.mpc_rate} Hz, "
+                               f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if self.key else 'off'}")
+
+    # -- parameters ------------------------------------------------------------------------------
+    def on_set_parameters(self, params) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
+        try:
+            read_settings(self, "reach", ReachSettings, changes)
+            read_settings(self, "gate", GateSettings, changes)
+        except ConfigError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        for p in params:
+            if p.name == "critic_uri":
+                if not isinstance(p.value, str):
+                    return SetParametersResult(successful=False, reason="critic_uri must be a string (file path)")
+                if p.value:
+                    self.submit(("file", p.value))
+        return SetParametersResult(successful=True)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_state(self, msg: JointState) -> None:
+        x, reason = joint_state_to_x(msg, ballbot.JOINT_NAMES)
+        with self.lock:
+            if x is None:
+                self.x = None
+                if reason != self.state_error:
+                    self.get_logger().error(f"rejected state: {reason}; sending the safe command")
+                self.state_error = reason
+                self.status_msg = f"ERROR: {reason}"
+            else:
+                self.x, self.x_stamp, self.x_time = x, stamp_to_float(msg.header.stamp), time.monotonic()
+                self.ticks_since_state = 0
+                self.state_error = ""
+        if x is None:
+            self.publish_diagnostics()
+
+    def on_goal(self, xy, source: str) -> None:
+        reason = check_goal(xy, self.settings.arena_half_width)
+        if reason:
+            self.get_logger().warn(f"rejected goal from {source}: {reason}")
+            self.status_msg = f"rejected goal: {reason}"
+            return
+        with self.lock:
+            self.pending_goal = np.asarray(xy, float)
+        self.get_logger().info(f"new goal ({xy[0]:.3f}, {xy[1]:.3f}) from {source}")
+
+    def on_path(self, msg: Path) -> None:
+        if not msg.poses:
+            self.get_logger().warn("rejected target_path: no poses")
+            return
+        p = msg.poses[-1].pose.position
+        self.on_goal((p.x, p.y), "target_path")
+
+    def on_time_budget(self, msg: Float64) -> None:
+        if not (np.isfinite(msg.data) and msg.data > 0):
+            self.get_logger().warn(f"rejected time_budget {msg.data}")
+            return
+        self.episode_length = float(msg.data)
+
+    # -- MPC thread ------------------------------------------------------------------------------
+    def mpc_loop(self) -> None:
+        period = 1.0 / self.settings.mpc.mpc_rate
+        while self.running:
+            start = time.monotonic()
+            with self.lock:
+                x = self.x
+                fresh = self.ticks_since_state <= self.watchdog_ticks or start - self.x_time <= self.watchdog_ticks * self.period
+                goal, new_reach = self.pending_goal, self.pending_reach
+                self.pending_goal = self.pending_reach = None
+            t = start - self.start_time  # continuous MPC clock
+            if new_reach is not None:
+                new_reach.set_goal(self.goal)
+                new_reach.set_episode(self.t0 - self.start_time, self.reach.episode_length)
+                new_reach.warm_start_from(self.reach)
+                self.reach = new_reach  # atomic reference swap: the next tick uses it
+            if goal is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
+                # new goal, or the episode timed out (same goal, new episode)
+                if goal is not None:
+                    self.goal = goal
+                    self.reach.set_goal(goal)
+                self.t0 = start
+                self.reach.set_episode(t, self.episode_length)
+                self.recorder = TransitionRecorder(self.settings.mpc.dt, self.episode_length)
+            if x is not None and fresh:
+                res = self.reach.mpc.update(t, x)
+                self.solve_times.append(res.solve_time)
+                self.mpc_times.append(time.monotonic())
+                if res.status not in ("converged", "max_iterations"):
+                    self.status_msg = f"SLQ status {res.status} (previous policy kept)"
+            delay = start + period - time.monotonic()
+            time.sleep(max(delay, 0.0005))
+
+    # -- tracking loop (400 Hz) --------------------------------------------------------------------
+    def tick_loop(self) -> None:
+        """Dedicated thread on an absolute schedule (slot k at start + k / tracking_rate): cheaper and
+        steadier than an executor timer. A tick later than one period skips to the next slot (the
+        skipped slots show as gaps in the published ``slot`` counter)."""
+        slot = 0
+        while self.running and rclpy.ok():
+            self.slot = slot
+            try:
+                self.tick()
+            except Exception as e:  # never let the control loop die silently
+                self.get_logger().error(f"tracking tick failed: {e!r}", throttle_duration_sec=1.0)
+            slot += 1
+            now = time.monotonic()
+            due = self.start_time + slot * self.period
+            if now > due + self.period:
+                slot = int((now - self.start_time) / self.period) + 1
+                due = self.start_time + slot * self.period
+            time.sleep(max(0.0, due - now))
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            x, x_time, x_stamp, err = self.x, self.x_time, self.x_stamp, self.state_error
+            self.ticks_since_state += 1
+            # stale: more than watchdog_ticks ticks ran AND more than watchdog_ticks periods passed
+            # without a state (ticks that bunch up after a late timer do not trip it alone)
+            stale = self.ticks_since_state > self.watchdog_ticks and now - x_time > self.watchdog_ticks * self.period
+        reach, t0 = self.reach, self.t0
+        safe = 1.0
+        u = np.zeros(ballbot.NU)
+        if err:
+            self.status_msg = f"ERROR: {err}"
+        elif x is None:
+            self.status_msg = "waiting for state"
+        elif stale:
+            self.status_msg = (f"ERROR: no state for {self.ticks_since_state - 1} ticks ({1e3 * (now - x_time):.1f} ms; "
+                               f"watchdog {self.watchdog_ticks} ticks)")
+        elif reach.mpc.policy is None:
+            self.status_msg = "waiting for the first MPC solve"
+        else:
+            u = reach.mpc.control(now - self.start_time, x)
+            if np.all(np.isfinite(u)):
+                safe = 0.0
+                if self.status_msg.startswith(("ERROR", "waiting")):
+                    self.status_msg = "OK"
+            else:
+                u = np.zeros(ballbot.NU)
+        if safe and self.status_msg.startswith("ERROR"):
+            self.get_logger().warn(f"safe command: {self.status_msg}", throttle_duration_sec=1.0)
+        self.cmd_pub.publish(vector_msg(u, "wheel_torque"))
+        self.seq += 1
+        slot = self.slot
+        store = self.store.active
+        self.info_pub.publish(vector_msg([self.seq, slot, time.time(), x_stamp, safe,
+                                          store.version if store else 0, *u], INFO_LABEL))
+        self.tick_times.append(now)
+        if safe == 0.0:
+            row = self.recorder.sample(now - t0, x, u, reach.goal, reach.stage_cost)
+            if row is not None:
+                self.rows.append(row)
+                if len(self.rows) >= self.batch:
+                    self.trans_pub.publish(transitions_msg(self.rows, ballbot.NX, NG))
+                    self.rows = []
+        else:
+            self.recorder.cut()
+
+    # -- critics ---------------------------------------------------------------------------------
+    def submit(self, job) -> Future:
+        fut: Future = Future()
+        self.jobs.put((job, fut))
+        return fut
+
+    def on_critic_msg(self, msg: UInt8MultiArray) -> None:
+        self.submit(("bytes", bytes(msg.data)))
+
+    def on_reload(self, _req, resp):
+        uri = self.get_parameter("critic_uri").value
+        if not uri:
+            resp.success, resp.message = False, "critic_uri is empty"
+            return resp
+        ok, resp.message = self.submit(("file", uri)).result(timeout=30.0)
+        resp.success = ok
+        return resp
+
+    def on_rollback(self, _req, resp):
+        ok, resp.message = self.submit(("rollback", None)).result(timeout=30.0)
+        resp.success = ok
+        return resp
+
+    def critic_loop(self) -> None:
+        """Validate candidates and build the next ReachMpc off the control path."""
+        while self.running:
+            try:
+                (kind, arg), fut = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                if kind == "rollback":
+                    cand = self.store.rollback()
+                    if cand is None:
+                        fut.set_result((False, "no previous critic to roll back to"))
+                        continue
+                    cand.critic = cand.bundle.to_native()
+                else:
+                    source = arg if kind == "file" else "topic"
+                    if kind == "file":
+                        try:
+                            with open(arg, "rb") as f:
+                                blob = f.read()
+                        except OSError as e:
+                            raise CriticRejected(f"cannot read {arg}: {e}") from e
+                    else:
+                        blob = arg
+                    cand = validate_candidate(blob, self.key, ballbot.NX, NG, self.probes, self.gate, source)
+                new = ReachMpc(self.settings, self.goal, critic=cand.critic)
+                if kind != "rollback":
+                    self.store.install(cand)
+                with self.lock:
+                    self.pending_reach = new
+                msg = f"critic v{cand.version} from {cand.source} active (max |V| on probes {cand.max_abs_probe_value:.3g})"
+                self.get_logger().info(msg)
+                fut.set_result((True, msg))
+            except (CriticRejected, ValueError) as e:
+                self.rejected += 1
+                self.reject_reason = str(e)
+                self.get_logger().error(f"rejected critic: {e} (keeping v{self.store.active.version if self.store.active else 0})")
+                self.publish_diagnostics()
+                fut.set_result((False, f"rejected: {e}"))
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def publish_path(self) -> None:
+        pol = self.reach.mpc.policy
+        if pol is None:
+            return
+        xs = np.asarray(pol.x_nom)
+        stamp = self.get_clock().now().to_msg()
+        path = Path()
+        path.header.frame_id, path.header.stamp = "world", stamp
+        for x in xs:
+            ps = PoseStamped()
+            ps.header = path.header
+            ps.pose.position.x, ps.pose.position.y = float(x[0]), float(x[1])
+            ps.pose.orientation.w = 1.0
+            path.poses.append(ps)
+        self.path_pub.publish(path)
+        line = Marker(type=Marker.LINE_STRIP, action=Marker.ADD, ns="plan", id=0)
+        line.header = path.header
+        line.scale.x = 0.02
+        line.color.g, line.color.a = 1.0, 1.0
+        line.pose.orientation.w = 1.0
+        line.points = [Point(x=float(x[0]), y=float(x[1]), z=0.0) for x in xs]
+        goal = Marker(type=Marker.SPHERE, action=Marker.ADD, ns="goal", id=1)
+        goal.header = path.header
+        goal.pose.position.x, goal.pose.position.y = float(self.goal[0]), float(self.goal[1])
+        goal.pose.orientation.w = 1.0
+        goal.scale.x = goal.scale.y = goal.scale.z = 0.1
+        goal.color.r, goal.color.a = 1.0, 1.0
+        self.marker_pub.publish(MarkerArray(markers=[line, goal]))
+
+    @staticmethod
+    def _rate(times) -> float:
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+    def publish_diagnostics(self) -> None:
+        active = self.store.active
+        st = DiagnosticStatus(name=f"dmpc/{self.get_name()}", hardware_id=self.robot)
+        msg = self.status_msg
+        if msg.startswith("ERROR"):
+            st.level = DiagnosticStatus.ERROR
+        elif msg == "OK":
+            st.level = DiagnosticStatus.OK
+        else:
+            st.level = DiagnosticStatus.WARN
+        st.message = msg
+        vals = {
+            "solve_time_ms": f"{1e3 * np.median(self.solve_times):.3f}" if self.solve_times else "nan",
+            "mpc_rate_hz": f"{self._rate(list(self.mpc_times)):.1f}",
+            "tracking_rate_hz": f"{self._rate(list(self.tick_times)):.1f}",
+            "critic_version": str(active.version if active else 0),
+            "critic_source": active.source if active else "",
+            "critic_swaps": str(self.store.swaps),
+            "critics_rejected": str(self.rejected),
+            "last_reject_reason": self.reject_reason,
+            "seq": str(self.seq),
+            "goal": f"{self.goal[0]:.3f},{self.goal[1]:.3f}",
+        }
+        st.values = [KeyValue(key=k, value=v) for k, v in vals.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self.running = False
+        self.tick_thread.join(timeout=2.0)
+        self.mpc_thread.join(timeout=2.0)
+        self.critic_thread.join(timeout=2.0)
+        # last command: safe zeros
+        self.cmd_pub.publish(vector_msg(np.zeros(ballbot.NU), "wheel_torque"))
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(ControllerNode, threads=3, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

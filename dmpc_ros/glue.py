@@ -1,0 +1,192 @@
+"""Message <-> numpy and parameter <-> settings helpers shared by the dmpc nodes (ROS glue only).
+
+Transition layout (``transitions`` topic, std_msgs/Float64MultiArray, row-major)::
+
+    layout.dim[0]: label "transition", size n (rows in this message), stride n * W
+    layout.dim[1]: label "state:10,goal:2,time_to_go:1,cost:1,next_state:10,next_time_to_go:1,done:1",
+                   size W (= 26 for the Ballbot), stride W
+
+The field order is ``dmpc_core.agents.learner.TRANSITION_FIELDS``; the label lists each field
+with its width so a subscriber can check it matches what it expects.
+"""
+from __future__ import annotations
+
+import array
+import dataclasses
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, UInt8MultiArray
+
+from dmpc_core.agents.reach_mpc import field_widths, pack_rows, unpack_rows
+from dmpc_core.settings import from_dict, to_dict
+
+#: RELIABLE, keep-last 10: commands and states (ros2_control forward controllers use reliable).
+QOS_RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: reliable deep queue for transitions (no batch lost while the learner is busy).
+QOS_TRANSITIONS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: critic bundles: reliable + transient local (a controller started later still gets the latest).
+QOS_CRITIC = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+# -- parameters <-> settings dataclasses ----------------------------------------------------------
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _nest(flat: Dict[str, Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in flat.items():
+        cur = out
+        parts = k.split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = v
+    return out
+
+
+def declare_settings(node, prefix: str, settings, read_only: bool = True) -> None:
+    """Declare one ROS parameter per leaf of ``settings`` (dotted names under ``prefix``)."""
+    for k, v in _flatten(to_dict(settings)).items():
+        node.declare_parameter(f"{prefix}.{k}", v, ParameterDescriptor(dynamic_typing=True, read_only=read_only))
+
+
+def read_settings(node, prefix: str, cls, changes: Optional[Dict[str, Any]] = None):
+    """Build ``cls`` from the node's parameters under ``prefix`` (plus pending ``changes``)."""
+    flat = {}
+    for name, p in node.get_parameters_by_prefix(prefix).items():
+        flat[name] = p.value
+    for name, v in (changes or {}).items():
+        if name.startswith(prefix + "."):
+            flat[name[len(prefix) + 1:]] = v
+    nested = _nest({k: (list(v) if isinstance(v, (array.array, tuple)) else v) for k, v in flat.items()})
+    return from_dict(cls, nested, prefix)
+
+
+def settings_defaults(settings) -> Dict[str, Any]:
+    return _flatten(to_dict(settings))
+
+
+# -- JointState <-> state vector -------------------------------------------------------------------
+def joint_state_to_x(msg: JointState, names: Sequence[str]) -> Tuple[Optional[np.ndarray], str]:
+    """Generalised coordinates (positions then velocities, ordered as ``names``) or (None, reason)."""
+    n = len(names)
+    if len(msg.name) != n or len(msg.position) != n or len(msg.velocity) != n:
+        return None, (f"JointState has {len(msg.name)} names, {len(msg.position)} positions, "
+                      f"{len(msg.velocity)} velocities; expected {n} each ({list(names)})")
+    index = {nm: i for i, nm in enumerate(msg.name)}
+    if set(index) != set(names):
+        return None, f"JointState joints {list(msg.name)} do not match {list(names)}"
+    order = [index[nm] for nm in names]
+    q = np.asarray(msg.position, float)[order]
+    v = np.asarray(msg.velocity, float)[order]
+    x = np.concatenate([q, v])
+    if not np.all(np.isfinite(x)):
+        return None, "JointState contains non-finite values"
+    return x, ""
+
+
+def x_to_joint_state(x: np.ndarray, names: Sequence[str], stamp, effort=None) -> JointState:
+    n = len(names)
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = [float(v) for v in x[:n]]
+    msg.velocity = [float(v) for v in x[n:2 * n]]
+    if effort is not None:
+        msg.effort = [float(v) for v in effort]
+    return msg
+
+
+# -- labelled Float64MultiArray --------------------------------------------------------------------
+def vector_msg(values, label: str) -> Float64MultiArray:
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=label, size=len(values), stride=len(values))]
+    msg.data = array.array("d", np.asarray(values, float))
+    return msg
+
+
+def transition_label(nx: int, ng: int) -> str:
+    return ",".join(f"{k}:{w}" for k, w in field_widths(nx, ng).items())
+
+
+def transitions_msg(rows, nx: int, ng: int) -> Float64MultiArray:
+    mat = pack_rows(rows, nx, ng)
+    n, w = mat.shape
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="transition", size=n, stride=n * w),
+                      MultiArrayDimension(label=transition_label(nx, ng), size=w, stride=w)]
+    msg.data = array.array("d", mat.ravel())
+    return msg
+
+
+def transitions_from_msg(msg: Float64MultiArray, nx: int, ng: int) -> Dict[str, np.ndarray]:
+    """Decode a transitions message (ValueError if the layout does not match nx/ng)."""
+    dims = msg.layout.dim
+    if len(dims) != 2 or dims[1].label != transition_label(nx, ng):
+        raise ValueError(f"transition layout {[d.label for d in dims]} does not match {transition_label(nx, ng)!r}")
+    n, w = dims[0].size, dims[1].size
+    data = np.asarray(msg.data, float)
+    if data.size != n * w:
+        raise ValueError(f"transition message has {data.size} values; layout says {n} x {w}")
+    return unpack_rows(data.reshape(n, w), nx, ng)
+
+
+def bytes_msg(data: bytes) -> UInt8MultiArray:
+    msg = UInt8MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="critic_bundle", size=len(data), stride=len(data))]
+    msg.data = array.array("B", data)
+    return msg
+
+
+def wall_time_msg(t: float):
+    from builtin_interfaces.msg import Time
+
+    sec = int(t)
+    return Time(sec=sec, nanosec=int((t - sec) * 1e9))
+
+
+def stamp_to_float(stamp) -> float:
+    return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def run_node(node_factory, threads: int = 1, args=None) -> int:
+    """init / spin / shutdown for a dmpc node. SIGINT and SIGTERM raise KeyboardInterrupt in the
+    spinning thread (rclpy's own handler is disabled), so ``destroy_node`` still runs with a valid
+    context and can publish a last safe message before shutdown."""
+    import signal
+    import sys
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = node_factory()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,158 @@
+"""An observer/driver node for the main job, the ROS tests and the latency benchmark.
+
+``GraphProbe`` spins in a background thread and records what the graph publishes (JointState,
+command_info, diagnostics, rosout) with receive times; it publishes goals and JointStates and
+calls the sim/controller services and the parameter services.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped, PoseStamped
+from rcl_interfaces.msg import Log, Parameter, ParameterValue, ParameterType
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter as RclpyParameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from dmpc_core.tasks import ballbot
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+
+QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+class GraphProbe(Node):
+    def __init__(self, topics: Dict[str, str], controller: str = "ballbot_controller", sim: str = "ballbot_sim",
+                 learner: str = "dmpc_learner", keep: int = 200_000):
+        super().__init__("dmpc_probe")
+        self.topics, self.controller, self.sim, self.learner = topics, controller, sim, learner
+        self.lock = threading.Lock()
+        self.states: deque = deque(maxlen=keep)       # (recv_time, x)
+        self.infos: deque = deque(maxlen=keep)        # (recv_time, array)
+        self.commands: deque = deque(maxlen=keep)     # (recv_time, array)
+        self.diags: deque = deque(maxlen=10_000)      # (recv_time, name, level, message, values)
+        self.logs: deque = deque(maxlen=10_000)       # (name, level, msg)
+        self.create_subscription(JointState, topics["joint_states"], self._on_state, QOS_RELIABLE)
+        self.create_subscription(Float64MultiArray, f"/{controller}/command_info", self._on_info, QOS_DEEP)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.create_subscription(Log, "/rosout", self._on_log, 200)
+        self.goal_pub = self.create_publisher(PoseStamped, topics["goal_pose"], 10)
+        self.point_pub = self.create_publisher(PointStamped, topics["clicked_point"], 10)
+        self.state_pub = self.create_publisher(JointState, topics["joint_states"], QOS_RELIABLE)
+        self.critic_pub = self.create_publisher(UInt8MultiArray, topics["critic_bundle"], QOS_CRITIC)
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor_.spin()
+        except Exception:  # shutdown races
+            pass
+
+    # -- recorders ------------------------------------------------------------------------------
+    def _on_state(self, msg: JointState) -> None:
+        x, _ = joint_state_to_x(msg, ballbot.JOINT_NAMES)
+        if x is not None:
+            self.states.append((time.monotonic(), x))
+
+    def _on_info(self, msg) -> None:
+        self.infos.append((time.monotonic(), np.asarray(msg.data, float)))
+
+    def _on_cmd(self, msg) -> None:
+        self.commands.append((time.monotonic(), np.asarray(msg.data, float)))
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        now = time.monotonic()
+        for st in msg.status:
+            self.diags.append((now, st.name, int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
+                               st.message, {kv.key: kv.value for kv in st.values}))
+
+    def _on_log(self, msg: Log) -> None:
+        self.logs.append((msg.name, msg.level, msg.msg))
+
+    # -- queries --------------------------------------------------------------------------------
+    def latest_state(self) -> Optional[np.ndarray]:
+        return self.states[-1][1] if self.states else None
+
+    def last_diag(self, node: str) -> Optional[tuple]:
+        for d in reversed(self.diags):
+            if d[1] == f"dmpc/{node}":
+                return d
+        return None
+
+    def wait_for(self, cond: Callable[[], Any], timeout: float, period: float = 0.05):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            v = cond()
+            if v:
+                return v
+            time.sleep(period)
+        return cond()
+
+    # -- actions --------------------------------------------------------------------------------
+    def send_goal(self, xy) -> None:
+        msg = PoseStamped()
+        msg.header.frame_id = "world"
+        msg.pose.position.x, msg.pose.position.y = float(xy[0]), float(xy[1])
+        msg.pose.orientation.w = 1.0
+        self.goal_pub.publish(msg)
+
+    def send_point(self, xy) -> None:
+        msg = PointStamped()
+        msg.header.frame_id = "world"
+        msg.point.x, msg.point.y = float(xy[0]), float(xy[1])
+        self.point_pub.publish(msg)
+
+    def publish_state(self, x, names=None, stamp: float | None = None) -> float:
+        """Publish a JointState (``x`` = positions then velocities); returns its stamp."""
+        stamp = time.time() if stamp is None else stamp
+        self.state_pub.publish(x_to_joint_state(np.asarray(x, float), names or ballbot.JOINT_NAMES, wall_time_msg(stamp)))
+        return stamp
+
+    def push_critic(self, blob: bytes) -> None:
+        self.critic_pub.publish(bytes_msg(blob))
+
+    def call_trigger(self, service: str, timeout: float = 30.0) -> Optional[Trigger.Response]:
+        cli = self.create_client(Trigger, service)
+        try:
+            if not cli.wait_for_service(timeout_sec=timeout):
+                return None
+            fut = cli.call_async(Trigger.Request())
+            end = time.monotonic() + timeout
+            while not fut.done() and time.monotonic() < end:
+                time.sleep(0.02)
+            return fut.result() if fut.done() else None
+        finally:
+            self.destroy_client(cli)
+
+    def set_parameter(self, node: str, name: str, value, timeout: float = 10.0):
+        """Set one parameter through the node's rcl_interfaces/SetParameters service."""
+        cli = self.create_client(SetParameters, f"/{node}/set_parameters")
+        try:
+            if not cli.wait_for_service(timeout_sec=timeout):
+                return None
+            req = SetParameters.Request(parameters=[RclpyParameter(name, value=value).to_parameter_msg()])
+            fut = cli.call_async(req)
+            end = time.monotonic() + timeout
+            while not fut.done() and time.monotonic() < end:
+                time.sleep(0.02)
+            return fut.result().results[0] if fut.done() else None
+        finally:
+            self.destroy_client(cli)
+
+    def close(self) -> None:
+        self.executor_.shutdown(timeout_sec=1.0)
+        self.destroy_node()

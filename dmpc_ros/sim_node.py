@@ -1,0 +1,136 @@
+"""Embedded Ballbot simulator node (``dmpc_core.sim.Plant`` on ``_core.BallbotDynamics``).
+
+Topics: publishes ``joint_states`` (sensor_msgs/JointState: px, py, yaw, pitch, roll with
+position + velocity), optional ``/clock`` (simulated time); subscribes ``commands``
+(std_msgs/Float64MultiArray, 3 wheel torques, held until the next one; after
+``command_timeout`` seconds without a command the torques go to zero).
+Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the origin.
+Physics: RK4 sub-steps of at most ``physics_dt`` inside each ``1/publish_rate`` period, in a
+dedicated thread paced by the wall clock.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from sensor_msgs.msg import JointState
+
+from dmpc_core import _core
+from dmpc_core.sim.plant import Plant, PlantSettings
+from dmpc_core.tasks import ballbot
+from dmpc_ros.glue import run_node, QOS_RELIABLE, vector_msg, wall_time_msg, x_to_joint_state
+
+RO = ParameterDescriptor(read_only=True)
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("ballbot_sim", **kwargs)
+        p = self.declare_parameter
+        self.robot = p("robot", "ballbot", RO).value
+        if self.robot != "ballbot":
+            raise ValueError(f"sim_node supports robot 'ballbot' only (got {self.robot!r})")
+        physics_dt = p("physics_dt", 0.001, RO).value
+        self.rate = p("publish_rate", 400.0, RO).value
+        noise = p("input_noise_std", 0.0, RO).value
+        seed = p("seed", 0, RO).value
+        self.random_start = p("random_start", True).value
+        self.pos_range = p("start_position_range", 0.3).value
+        self.tilt_deg = p("start_tilt_deg", 2.0).value
+        self.cmd_timeout = p("command_timeout", 0.05).value
+        self.publish_clock = p("publish_clock", False, RO).value
+        u_max = p("u_max", 30.0, RO).value
+        self.rng = np.random.default_rng(seed)
+        self.plant = Plant(_core.BallbotDynamics(), np.zeros(ballbot.NX),
+                           PlantSettings(physics_dt=physics_dt, input_noise_std=noise, seed=seed,
+                                         u_min=[-u_max] * ballbot.NU, u_max=[u_max] * ballbot.NU))
+        self.lock = threading.Lock()
+        self.u = np.zeros(ballbot.NU)
+        self.last_cmd = -1e9
+        self.bad_cmds = 0
+        self.pub = self.create_publisher(JointState, "joint_states", QOS_RELIABLE)
+        self.clock_pub = None
+        if self.publish_clock:
+            from rosgraph_msgs.msg import Clock
+
+            self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.create_subscription(Float64MultiArray, "commands", self.on_command, QOS_RELIABLE)
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        self.reset_state()
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+        self.get_logger().info(f"Ballbot sim: physics dt {physics_dt} s, JointState at {self.rate} Hz")
+
+    def reset_state(self) -> np.ndarray:
+        x0 = np.zeros(ballbot.NX)
+        if self.random_start:
+            x0[[ballbot.PX, ballbot.PY]] = self.rng.uniform(-self.pos_range, self.pos_range, 2)
+            x0[[ballbot.PITCH, ballbot.ROLL]] = np.deg2rad(self.rng.uniform(-self.tilt_deg, self.tilt_deg, 2))
+        with self.lock:
+            self.plant.reset(x0)
+            self.u = np.zeros(ballbot.NU)
+        return x0
+
+    def on_command(self, msg: Float64MultiArray) -> None:
+        u = np.asarray(msg.data, float)
+        if u.shape != (ballbot.NU,) or not np.all(np.isfinite(u)):
+            self.bad_cmds += 1
+            self.get_logger().warn(f"ignored command {u.tolist()} (need {ballbot.NU} finite values)",
+                                   throttle_duration_sec=1.0)
+            return
+        with self.lock:
+            self.u = u
+            self.last_cmd = time.monotonic()
+
+    def on_reset(self, _req, resp):
+        x0 = self.reset_state()
+        resp.success = True
+        resp.message = "reset to " + ",".join(f"{v:.4f}" for v in x0)
+        return resp
+
+    def loop(self) -> None:
+        period = 1.0 / self.rate
+        nxt = time.monotonic()
+        while self.running and rclpy.ok():
+            nxt += period
+            with self.lock:
+                u = self.u if time.monotonic() - self.last_cmd <= self.cmd_timeout else np.zeros(ballbot.NU)
+                try:
+                    x = self.plant.step(u, period).copy()
+                except ValueError as e:
+                    self.get_logger().error(f"plant step failed: {e}; resetting")
+                    self.plant.reset(np.zeros(ballbot.NX))
+                    x = self.plant.x.copy()
+                t_sim = self.plant.t
+            stamp = wall_time_msg(time.time())
+            self.pub.publish(x_to_joint_state(x, ballbot.JOINT_NAMES, stamp))
+            if self.clock_pub is not None:
+                from rosgraph_msgs.msg import Clock
+
+                self.clock_pub.publish(Clock(clock=wall_time_msg(t_sim)))
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -10 * period:
+                nxt = time.monotonic()  # fell far behind: do not try to catch up
+
+    def destroy_node(self):
+        self.running = False
+        self.thread.join(timeout=1.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(SimNode, threads=1, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

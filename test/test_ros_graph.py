@@ -1,0 +1,217 @@
+"""End-to-end and fault tests of the dmpc node graph: real node processes over DDS on loopback.
+
+One graph (sim, controller, learner as separate processes, HMAC key configured) is started per
+module on a random ROS_DOMAIN_ID with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, so concurrent
+test sessions do not see each other. The tests run in file order: the later ones stop the learner
+and then the simulator to inject faults.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from dmpc_core.agents.learner import CriticLearner, LearnerSettings  # noqa: E402
+from dmpc_core.critics.signing import sign_bundle  # noqa: E402
+from dmpc_core.tasks import ballbot  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.yaml")
+KEY = b"test-shared-key-0123456789"
+CTRL = "ballbot_controller"
+GOAL = (1.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rosgraph")
+    old = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    key_file = tmp / "key"
+    key_file.write_bytes(KEY)
+    from dmpc_ros.graph import build_graph, load_config
+    from dmpc_ros.launcher import Launcher
+    from dmpc_ros.probe import GraphProbe
+
+    overrides = {
+        "nodes.sim.parameters.random_start": False,
+        "nodes.controller.parameters.critic_hmac_key_file": str(key_file),
+        "nodes.learner.parameters.critic_hmac_key_file": str(key_file),
+        "nodes.learner.parameters.checkpoint_dir": str(tmp / "learner"),
+        "nodes.learner.parameters.learner.min_transitions": 64,
+        "nodes.learner.parameters.learner.fit_normalization_at": 64,
+        "nodes.learner.parameters.update_period": 0.2,
+        "nodes.learner.parameters.push_every": 1,
+    }
+    specs = build_graph(CONFIG, overrides)
+    rclpy.init()
+    launcher = Launcher(specs, str(tmp / "logs"))
+    launcher.start()
+    probe = GraphProbe(load_config(CONFIG)["topics"])
+    ok = probe.wait_for(lambda: (d := probe.last_diag(CTRL)) and d[3] == "OK", 90)
+    try:
+        assert ok, f"controller never reported OK; logs in {tmp / 'logs'}"
+        yield launcher, probe, tmp
+    finally:
+        probe.close()
+        launcher.shutdown()
+        rclpy.try_shutdown()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def ctrl_value(probe, key):
+    d = probe.last_diag(CTRL)
+    return d[4].get(key) if d else None
+
+
+def infos(probe, since=0.0):
+    return np.array([a for t, a in list(probe.infos) if t >= since])
+
+
+def test_reaches_goal_and_hot_swaps_learned_critics(graph):
+    launcher, probe, _ = graph
+    t_start = time.monotonic()
+    probe.send_goal(GOAL)
+
+    def reached():
+        x = probe.latest_state()
+        return x is not None and np.hypot(x[0] - GOAL[0], x[1] - GOAL[1]) < 0.1 and ballbot.tilt(x)[0] < np.deg2rad(5)
+
+    assert probe.wait_for(reached, 40), f"did not reach {GOAL}: x = {probe.latest_state()}"
+    # the learner pushes signed critics; the controller validates and swaps at least two
+    assert probe.wait_for(lambda: int(ctrl_value(probe, "critic_swaps") or 0) >= 2, 90), \
+        f"critic swaps: {ctrl_value(probe, 'critic_swaps')}, rejected: {ctrl_value(probe, 'last_reject_reason')}"
+    assert probe.wait_for(lambda: len(set(infos(probe, t_start)[:, 5].astype(int)) - {0}) >= 2, 30)
+    rows = infos(probe, t_start)
+    versions = set(rows[:, 5].astype(int))
+    assert len(versions - {0}) >= 2, versions
+    seq = rows[:, 0]
+    assert np.all(np.diff(seq) == 1), "a tracking tick's command was lost (sequence gap)"
+    assert np.all(np.isfinite(rows)), "non-finite command"
+    xs = np.array([x for t, x in list(probe.states) if t >= t_start])
+    dist = np.hypot(xs[:, 0] - GOAL[0], xs[:, 1] - GOAL[1])
+    first = int(np.argmax(dist < 0.1))
+    assert np.all(ballbot.tilt(xs[first:]) < np.deg2rad(10)), "fell while swapping critics"
+    assert dist[first:].max() < 0.3, f"left the goal by {dist[first:].max():.3f} m while swapping critics"
+    assert ctrl_value(probe, "critics_rejected") == "0", ctrl_value(probe, "last_reject_reason")
+
+
+def test_learner_killed_controller_keeps_its_critic(graph):
+    launcher, probe, _ = graph
+    launcher.kill_node("dmpc_learner")
+    v = ctrl_value(probe, "critic_version")
+    time.sleep(3.0)
+    x = probe.latest_state()
+    assert np.hypot(x[0] - GOAL[0], x[1] - GOAL[1]) < 0.1
+    # still controlling (OK diagnostics keep coming; a load spike may raise a transient watchdog
+    # ERROR) with the critic it had when the learner died
+    t = time.monotonic()
+    assert probe.wait_for(lambda: any(d[0] >= t and d[1] == f"dmpc/{CTRL}" and d[3] == "OK" for d in list(probe.diags)), 5)
+    assert ctrl_value(probe, "critic_version") == v
+
+
+def _bundle(nx=ballbot.NX, ng=2):
+    learner = CriticLearner(LearnerSettings(min_transitions=8, fit_normalization_at=0), nx, ng, "ballbot")
+    return learner.export()
+
+
+def _wait_rejected(probe, n_before, timeout=20):
+    assert probe.wait_for(lambda: int(ctrl_value(probe, "critics_rejected")) > n_before, timeout)
+    return ctrl_value(probe, "last_reject_reason")
+
+
+def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
+    _, probe, _ = graph
+    v = ctrl_value(probe, "critic_version")
+    good = _bundle()
+    cases = [
+        (good, "unsigned"),                                             # no HMAC trailer
+        (sign_bundle(good, b"wrong key"), "does not verify"),           # wrong key
+        (sign_bundle(good[: len(good) // 2], KEY), "corrupt"),          # truncated, validly signed
+        (sign_bundle(_bundle(nx=4), KEY), "nx=4"),                      # other robot's dimensions
+    ]
+    for blob, why in cases:
+        n = int(ctrl_value(probe, "critics_rejected"))
+        probe.push_critic(blob)
+        assert why in _wait_rejected(probe, n)
+        assert ctrl_value(probe, "critic_version") == v
+    # the same through the parameter service and ~/reload_critic
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    n = int(ctrl_value(probe, "critics_rejected"))
+    assert probe.set_parameter(CTRL, "critic_uri", str(bad)).successful
+    assert "unsigned" in _wait_rejected(probe, n)
+    resp = probe.call_trigger(f"/{CTRL}/reload_critic")
+    assert resp is not None and not resp.success and "rejected" in resp.message
+    assert ctrl_value(probe, "critic_version") == v
+    # a valid signed file is accepted; rollback returns to the previous version
+    fresh = tmp_path / "fresh.onnx"
+    fresh.write_bytes(sign_bundle(good, KEY))
+    assert probe.set_parameter(CTRL, "critic_uri", str(fresh)).successful
+    assert probe.wait_for(lambda: ctrl_value(probe, "critic_source") == str(fresh), 20)
+    resp = probe.call_trigger(f"/{CTRL}/rollback_critic")
+    assert resp.success, resp.message
+    assert probe.wait_for(lambda: ctrl_value(probe, "critic_version") == v and ctrl_value(probe, "critic_source") == "topic", 10)
+    # invalid settings are refused by the parameter callback
+    res = probe.set_parameter(CTRL, "reach.critic_weight", 2.0)
+    assert res is not None and not res.successful
+
+
+def test_goals_outside_arena_or_non_finite_are_rejected(graph):
+    _, probe, _ = graph
+    for g in ((100.0, 0.0), (float("nan"), 0.0), (0.0, float("inf"))):
+        probe.send_goal(g)
+    probe.send_point((-50.0, 3.0))
+    assert probe.wait_for(lambda: sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL) >= 4, 10)
+    time.sleep(0.5)
+    assert ctrl_value(probe, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
+
+
+def test_bad_state_and_lost_state_give_safe_command(graph):
+    launcher, probe, _ = graph
+    launcher.stop_node("ballbot_sim")  # the probe becomes the only state source
+    x = probe.latest_state().copy()
+    for _ in range(100):
+        probe.publish_state(x)
+        time.sleep(0.005)
+    t_bad = time.monotonic()
+    nan_x = x.copy()
+    nan_x[3] = np.nan
+    probe.publish_state(nan_x)
+    assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
+                                      for d in list(probe.diags) if d[0] >= t_bad), 5)
+    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    assert np.all(infos(probe, t_bad)[-3:, 6:9] == 0.0)
+    # wrong size: 4 joints
+    for _ in range(20):
+        probe.publish_state(x)
+        time.sleep(0.005)
+    t_bad = time.monotonic()
+    probe.publish_state(x[:8], names=ballbot.JOINT_NAMES[:4])
+    assert probe.wait_for(lambda: any(d[2] == 2 and "expected 5" in d[3] for d in list(probe.diags)
+                                      if d[0] >= t_bad and d[1] == f"dmpc/{CTRL}"), 5)
+    # stream stops: at most watchdog_ticks (2) commands computed from the last state
+    for _ in range(50):
+        last = probe.publish_state(x)
+        time.sleep(0.005)
+    t_stop = time.monotonic()
+    assert probe.wait_for(lambda: len(infos(probe, t_stop)) > 20, 5)
+    rows = infos(probe)
+    from_last = rows[np.abs(rows[:, 3] - last) < 1e-6]
+    assert len(from_last) >= 1
+    assert np.sum(from_last[:, 4] == 0) <= 2, "more than 2 ticks used a stale state"
+    tail = infos(probe, t_stop)[-10:]
+    assert np.all(tail[:, 4] == 1) and np.all(tail[:, 6:9] == 0)
+    assert probe.wait_for(lambda: any(d[0] >= t_stop and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "no state" in d[3]
+                                      for d in list(probe.diags)), 5)
