@@ -24,8 +24,10 @@ $(STAMP_DEV): $(STAMP_DEPS) setup.py
 build: $(STAMP_DEPS)
 	$(PY) setup.py --quiet build_ext --inplace
 
+# The main job: Ballbot Deep Value MPC learning through the three ROS 2 nodes (sim, controller,
+# learner) as separate processes over DDS on loopback; summary + PNGs in runs/main.
 run: setup
-	$(PY) -m dmpc_core.demos.ballbot_reach --out runs/ballbot_reach
+	$(PY) -m dmpc_ros.main_job --out runs/main
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

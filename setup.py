@@ -92,5 +92,13 @@ setup(
     data_files=_data_files(),
     python_requires=">=3.10",
     zip_safe=False,
-    entry_points={"console_scripts": ["dmpc = dmpc_core.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "dmpc = dmpc_core.cli:main",
+            # `ros2 run dmpc_ros <node>` (installed to lib/dmpc_ros by setup.cfg)
+            "controller_node = dmpc_ros.controller_node:main",
+            "learner_node = dmpc_ros.learner_node:main",
+            "sim_node = dmpc_ros.sim_node:main",
+        ]
+    },
 )
