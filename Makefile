@@ -27,7 +27,7 @@ build: $(STAMP_DEPS)
 # The main job: Ballbot Deep Value MPC learning through the three ROS 2 nodes (sim, controller,
 # learner) as separate processes over DDS on loopback; summary + PNGs in runs/main.
 run: setup
-	$(PY) -m dmpc_ros.main_job --out runs/main
+	$(PY) -m dmpc_ros.main_job --config config/ballbot_sim.yaml --episodes 8 --eval-episodes 4 --out runs/main
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

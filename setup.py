@@ -99,6 +99,8 @@ setup(
             "controller_node = dmpc_ros.controller_node:main",
             "learner_node = dmpc_ros.learner_node:main",
             "sim_node = dmpc_ros.sim_node:main",
+            "dmpc_launch = dmpc_ros.launcher:main",
+            "dmpc_main_job = dmpc_ros.main_job:main",
         ]
     },
 )
