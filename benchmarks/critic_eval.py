@@ -1,34 +1,52 @@
-"""Critic evaluation cost: V + dV/dx + d2V/dx2 (+ dV/dtau, d2V/dtau dx) for a batch of states.
+"""Critic evaluation cost: native C++ vs onnxruntime vs torch, and the Deep Value cost in SLQ.
 
-Ballbot-sized critic (nx = 10, ng = 2, hidden [12, 12, 12], tanh), batch B = 100.
-Backends measured in the same run:
-  native  _core.CriticMLP.evaluate_batch (forward-over-reverse, one thread)       [anchor]
-  torch   torch.func: vmap(grad), vmap(hessian) in float64 (the training framework)
-Both are checked to agree (1e-9 relative) before timing. Prints a table of median times and the
-ratio to the anchor; last line `torch_over_native=<ratio>`.
+Part 1 - V + dV/dx + d2V/dx2 (+ dV/dtau, d2V/dtau dx) for a batch of B = 100 states of the
+Ballbot-sized critic (nx = 10, ng = 2, hidden [12, 12, 12], tanh, float64), all backends on the
+SAME network (a ValueMLP exported to an ONNX bundle; the native critic is ``bundle.to_native()``),
+measured in the same run, one thread everywhere (torch.set_num_threads(1), onnxruntime
+intra/inter-op threads 1 as set by OrtCritic, OPENBLAS_NUM_THREADS=1):
 
-Usage: python benchmarks/critic_eval.py [--quick] [--batch B]
+  native         _core.CriticMLP.evaluate_batch (batched forward-over-reverse)     [anchor]
+  ort batch      onnxruntime CPU EP, one session.run for the B states (OrtCritic)
+  ort per-state  OrtCriticAdapter.evaluate called B times (what a C++ solver would see)
+  torch chain    ValueMLP.value_and_derivatives (batched forward-mode chain rule)
+  torch.func     vmap(jacrev), vmap(hessian) of the plain forward
+
+All backends are checked to agree (1e-8 relative) with torch.func before timing. Times are
+medians of the wall time over repeats.
+
+Part 2 - added cost of the Deep Value running cost to one Ballbot SLQ iteration: the reach
+problem of dmpc_core.tasks.ballbot (100 nodes x 10 ms, RK4) with and without a
+ValueRunningCost (native critic, exact third derivatives via calc_third) in the running cost and
+a ValueTerminalCost added to the terminal cost. Same initial policy, median time per iteration.
+
+Last line ``ort_over_native=<ort batch time / native time>`` (goal >= 5; native goal <= 50 us).
+
+    python benchmarks/critic_eval.py [--quick] [--batch B]
 """
 from __future__ import annotations
 
-import argparse
-import time
+import os
 
-import numpy as np
-import torch
-from torch.func import grad, hessian, vmap
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from dmpc_core import _core
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import machine_line, table  # noqa: E402
+from torch.func import hessian, jacrev, vmap  # noqa: E402
 
-def make_params(nx: int, ng: int, hidden: list[int], seed: int = 0):
-    rng = np.random.default_rng(seed)
-    sizes = [nx + ng + 1, *hidden, 1]
-    W = [rng.normal(0, 1 / np.sqrt(sizes[i]), (sizes[i + 1], sizes[i])) for i in range(len(sizes) - 1)]
-    b = [rng.normal(0, 0.1, sizes[i + 1]) for i in range(len(sizes) - 1)]
-    mean = rng.normal(0, 0.5, sizes[0])
-    std = rng.uniform(0.5, 2.0, sizes[0])
-    return W, b, mean, std, 2.0, -1.0
+from dmpc_core import _core  # noqa: E402
+from dmpc_core.critics import (OrtCritic, OrtCriticAdapter, ValueMLP, ValueMLPSettings,  # noqa: E402
+                               bundle_bytes, load_bundle)
+from dmpc_core.tasks import ballbot as bb  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -41,58 +59,149 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(ts))
 
 
+def check(name, got, ref, tol=1e-8):
+    got, ref = np.asarray(got), np.asarray(ref)
+    err = float(np.max(np.abs(got - ref)))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    if err > tol * scale:
+        raise SystemExit(f"{name} disagrees with torch.func: max error {err:.3e}")
+
+
+def critic_batch(args, repeats):
+    nx, ng, hidden, batch = 10, 2, (12, 12, 12), args.batch
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    model = ValueMLP(ValueMLPSettings(nx=nx, ng=ng, hidden=hidden))
+    model.set_input_normalization(rng.normal(0, 0.5, nx + ng + 1), rng.uniform(0.5, 2.0, nx + ng + 1))
+    model.set_output_affine(2.0, -1.0)
+    bundle = load_bundle(bundle_bytes(model, robot="ballbot"), expected_nx=nx, expected_ng=ng)
+    ort_critic = OrtCritic(bundle)
+    adapter = OrtCriticAdapter(bundle)
+    native = bundle.to_native()
+
+    goal = rng.normal(size=ng)
+    native.set_goal(goal)
+    x = rng.normal(size=(batch, nx))
+    taus = rng.uniform(0.0, 3.0, batch)
+    goals = np.tile(goal, (batch, 1))
+    xt, gt, tt = torch.from_numpy(x), torch.from_numpy(goals), torch.from_numpy(taus[:, None])
+
+    def v_single(p, g):
+        return model(p[:nx].unsqueeze(0), g.unsqueeze(0), p[nx:].unsqueeze(0))[0]
+
+    p_all = torch.cat([xt, tt], dim=1)
+    jac_b, hes_b = vmap(jacrev(v_single)), vmap(hessian(v_single))
+
+    def run_func():
+        with torch.no_grad():
+            return model(xt, gt, tt), jac_b(p_all, gt), hes_b(p_all, gt)
+
+    def run_chain():
+        with torch.no_grad():
+            return model.value_and_derivatives(xt, gt, tt)
+
+    def run_ort():
+        return ort_critic.evaluate_batch(x, goals, taus)
+
+    def run_ort_loop():
+        return [adapter.evaluate(x[b], goal, taus[b]) for b in range(batch)]
+
+    def run_native():
+        return native.evaluate_batch(taus, x)
+
+    # -- agreement before timing --------------------------------------------------------
+    v_ref, j_ref, h_ref = (a.numpy() for a in run_func())
+    ref = {"value": v_ref, "dvalue_dx": j_ref[:, :nx], "dvalue_dt": j_ref[:, nx],
+           "d2value_dx2": h_ref[:, :nx, :nx], "d2value_dtdx": h_ref[:, nx, :nx]}
+    chain = {k: v.numpy() for k, v in run_chain().items()}
+    ort_out = run_ort()
+    for k in ref:
+        check(f"torch chain {k}", chain[k], ref[k])
+        check(f"ort {k}", ort_out[k], ref[k])
+    loop = run_ort_loop()
+    check("ort per-state Vxx", np.array([r[2] for r in loop]), ref["d2value_dx2"])
+    nat = run_native()
+    for k_nat, k_ref in (("V", "value"), ("Vx", "dvalue_dx"), ("Vxx", "d2value_dx2"),
+                         ("Vtau", "dvalue_dt"), ("Vtaux", "d2value_dtdx")):
+        check(f"native {k_nat}", nat[k_nat], ref[k_ref])
+
+    rows = [("native CriticMLP.evaluate_batch", median_time(run_native, repeats * 5)),
+            ("onnxruntime batch", median_time(run_ort, repeats)),
+            ("onnxruntime per-state x B", median_time(run_ort_loop, max(3, repeats // 3))),
+            ("torch chain rule (batched)", median_time(run_chain, repeats)),
+            ("torch.func vmap(jacrev, hessian)", median_time(run_func, repeats))]
+    anchor = rows[0][1]
+    print(f"critic nx={nx} ng={ng} hidden={list(hidden)} tanh, B={batch}, float64, 1 thread, "
+          f"V + grad + Hessian, median of {repeats} (native {5 * repeats})")
+    print(table(["backend", "time per batch [us]", "per state [us]", "ratio to native"],
+                [[n, t * 1e6, t / batch * 1e6, t / anchor] for n, t in rows]))
+    return rows[0][1], rows[1][1]
+
+
+def deep_value_overhead(repeats):
+    target = (1.0, 0.5)
+    x0 = np.zeros(bb.NX)
+    torch.manual_seed(3)
+    rng = np.random.default_rng(3)
+    model = ValueMLP(ValueMLPSettings(nx=bb.NX, ng=2, hidden=(12, 12, 12)))
+    model.set_input_normalization(np.zeros(bb.NX + 3), np.ones(bb.NX + 3))
+    # Small output scale: the critic is an untrained network; it must not dominate the task cost.
+    model.set_output_affine(0.1, 0.0)
+    critic = load_bundle(bundle_bytes(model, robot="ballbot"), expected_nx=bb.NX, expected_ng=2).to_native()
+    critic.set_goal(np.asarray(target))
+    del rng
+
+    def build(with_value: bool):
+        problem, track, terminal = bb.make_reach_problem(target, horizon=100, dt=0.01, integrator="rk4")
+        if not with_value:
+            return problem
+        cs = bb.BallbotCostSettings()
+        running = _core.SumCost(bb.NX, bb.NU)
+        running.add("track", track)
+        running.add("upright", _core.UprightCost(bb.NX, bb.NU, bb.PITCH, bb.ROLL, 8, 9, cs.w_tilt, cs.w_tilt_rate))
+        t_goal = problem.horizon * problem.dt
+        running.add("value", _core.ValueRunningCost(critic, problem.dynamics, problem.control_weight, t_goal))
+        term = _core.SumCost(bb.NX, bb.NU)
+        term.add("lqr", terminal)
+        term.add("value", _core.ValueTerminalCost(critic, t_goal, bb.NU))
+        return _core.Problem(problem.dynamics, running, term, problem.horizon, problem.dt, "rk4",
+                             problem.control_weight)
+
+    rows, per = [], {}
+    for name, with_value in (("reach task cost", False), ("+ ValueRunningCost + ValueTerminalCost", True)):
+        problem = build(with_value)
+        pol0 = bb.lqr_policy(problem, target)
+        solver = _core.SlqSolver(problem, _core.SlqSettings(max_iterations=1, num_threads=1))
+        it, lq = [], []
+        for _ in range(repeats * 4 + 1):
+            solver.set_policy(pol0)
+            r = solver.solve(x0)
+            it.append(r.solve_time / r.iterations)
+            lq.append(r.time_lq / r.iterations)
+        per[with_value] = statistics.median(it[1:])
+        rows.append([name, 1e3 * per[with_value], 1e3 * statistics.median(lq[1:]),
+                     per[with_value] / per[False]])
+    print("\nDeep Value cost in one Ballbot SLQ iteration (100 nodes x 10 ms, RK4, 1 thread, "
+          "max_iterations=1 from the LQR policy)")
+    print(table(["running/terminal cost", "ms per iteration", "LQ approx. ms", "ratio"], rows))
+    overhead = per[True] / per[False] - 1.0
+    print(f"added cost of the Deep Value terms: {100 * overhead:.0f} % (goal <= 30 %)")
+    return overhead
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few repetitions (< 30 s)")
     ap.add_argument("--batch", type=int, default=100)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    nx, ng, hidden, B = 10, 2, [12, 12, 12], args.batch
     repeats = 7 if args.quick else 31
-    W, b, mean, std, scale, bias = make_params(nx, ng, hidden)
-    critic = _core.CriticMLP(W, b, mean, std, scale, bias, nx, ng)
-    rng = np.random.default_rng(1)
-    goal = rng.normal(size=ng)
-    critic.set_goal(goal)
-    X = rng.normal(size=(B, nx))
-    taus = rng.uniform(0, 3, B)
-
-    Wt = [torch.tensor(w) for w in W]
-    bt = [torch.tensor(v) for v in b]
-    mt, st, gt = torch.tensor(mean), torch.tensor(std), torch.tensor(goal)
-
-    def V(zeta):  # zeta = (x, tau)
-        z = torch.cat([zeta[:nx], gt, zeta[nx:]])
-        h = (z - mt) / st
-        for w_, b_ in zip(Wt[:-1], bt[:-1]):
-            h = torch.tanh(w_ @ h + b_)
-        return scale * (Wt[-1] @ h + bt[-1])[0] + bias
-
-    Z = torch.tensor(np.column_stack([X, taus]))
-    v_b, g_b, h_b = vmap(V), vmap(grad(V)), vmap(hessian(V))
-
-    def run_torch():
-        with torch.no_grad():
-            return v_b(Z), g_b(Z), h_b(Z)
-
-    def run_native():
-        return critic.evaluate_batch(taus, X)
-
-    # agreement before timing
-    out = run_native()
-    Vt, Gt, Ht = (t.numpy() for t in run_torch())
-    for name, a, r in (("V", out["V"], Vt), ("Vx", out["Vx"], Gt[:, :nx]), ("Vtau", out["Vtau"], Gt[:, nx]),
-                       ("Vxx", out["Vxx"], Ht[:, :nx, :nx]), ("Vtaux", out["Vtaux"], Ht[:, :nx, nx])):
-        err = np.max(np.abs(a - r)) / max(np.max(np.abs(r)), 1e-3)
-        assert err < 1e-9, f"{name} disagrees: {err:.2e}"
-
-    t_native = median_time(run_native, repeats)
-    t_torch = median_time(run_torch, repeats)
-    print(f"critic nx={nx} ng={ng} hidden={hidden} batch={B}, V+grad+Hessian, 1 thread, median of {repeats}")
-    print(f"{'backend':<10}{'time [ms]':>12}{'per state [us]':>16}{'ratio':>9}")
-    for name, t in (("native", t_native), ("torch", t_torch)):
-        print(f"{name:<10}{1e3 * t:>12.3f}{1e6 * t / B:>16.2f}{t / t_native:>9.1f}")
-    print(f"torch_over_native={t_torch / t_native:.1f}")
+    print(machine_line())
+    t_native, t_ort = critic_batch(args, repeats)
+    deep_value_overhead(3 if args.quick else 10)
+    print(f"\nnative {t_native * 1e6:.1f} us per batch (goal <= 50 us); onnxruntime / native "
+          f"{t_ort / t_native:.1f} (goal >= 5)")
+    print(f"ort_over_native={t_ort / t_native:.3f}")
 
 
 if __name__ == "__main__":

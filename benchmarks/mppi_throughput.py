@@ -10,14 +10,26 @@ current one, which does not change the work per step.
 The Ballbot torch twin is dmpc_core/models/ballbot_torch.py (reported as pending if absent).
 
 Speed is a ratio measured side by side in one run (the machine is shared and noisy).
+The Ballbot rows are repeated with semi-implicit Euler (one dynamics evaluation per step
+instead of RK4's four) on both sides. One thread means OPENBLAS_NUM_THREADS=1 and
+torch.set_num_threads(1); 2 threads: MppiSettings.num_threads=2 / torch.set_num_threads(2).
 Usage: python benchmarks/mppi_throughput.py [--quick]
-Last line: mppi_over_pytorch_mppi=<dmpc 1 thread / pytorch_mppi 1 thread on the pendulum>.
+Last line: mppi_over_pytorch_mppi=<dmpc 1 thread / pytorch_mppi 1 thread, Ballbot, RK4>.
 """
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import time
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line  # noqa: E402
 
 import numpy as np
 import torch
@@ -42,10 +54,11 @@ def time_calls(fn, min_time: float, min_calls: int) -> float:
 
 
 # ---------------------------------------------------------------- dmpc
-def dmpc_rate(dyn, running, terminal, x0, K, H, dt, sigma, u_lim, threads, min_time, min_calls):
+def dmpc_rate(dyn, running, terminal, x0, K, H, dt, sigma, u_lim, threads, min_time, min_calls,
+              integrator="rk4"):
     nu = dyn.nu
     s = _core.MppiSettings(num_samples=K, horizon=H, dt=dt, noise_sigma=sigma, lambda_=1.0,
-                           num_iterations=1, num_threads=threads, seed=0, integrator="rk4",
+                           num_iterations=1, num_threads=threads, seed=0, integrator=integrator,
                            u_min=[-u_lim] * nu, u_max=[u_lim] * nu, num_saved_trajectories=0)
     solver = _core.MppiSolver(dyn, running, terminal, s)
 
@@ -84,9 +97,9 @@ def torch_rate(dynamics, running_cost, terminal_cost, x0, K, H, sigma, u_lim, th
     return K * H / time_calls(lambda: ctrl.command(state), min_time, min_calls)
 
 
-def check_same_step(core_model, torch_dynamics, x, u, dt):
-    """The two sides must integrate the same model: one RK4 step agrees to 1e-9."""
-    a = _core.integrate(core_model, x, u, dt, "rk4")
+def check_same_step(core_model, torch_dynamics, x, u, dt, integrator="rk4"):
+    """The two sides must integrate the same model: one step agrees to 1e-9."""
+    a = _core.integrate(core_model, x, u, dt, integrator)
     b = torch_dynamics(torch.tensor(x[None, :]), torch.tensor(u[None, :]))[0].numpy()
     if not np.allclose(a, b, rtol=0, atol=1e-9):
         raise RuntimeError(f"torch and dmpc dynamics disagree: {a} vs {b}")
@@ -116,7 +129,7 @@ def pendulum_rows(min_time, min_calls):
     return rows
 
 
-def ballbot_rows(min_time, min_calls):
+def ballbot_rows(min_time, min_calls, integrator):
     from dmpc_core.tasks import ballbot as task
 
     dyn = _core.BallbotDynamics()
@@ -135,7 +148,7 @@ def ballbot_rows(min_time, min_calls):
     rows = {}
     for th in (1, 2):
         rows[f"dmpc MppiSolver, {th} thread(s)"] = dmpc_rate(
-            dyn, running, terminal, x0, K_BB, H_BB, DT_BB, sigma, 20.0, th, min_time, min_calls)
+            dyn, running, terminal, x0, K_BB, H_BB, DT_BB, sigma, 20.0, th, min_time, min_calls, integrator)
     try:
         torch_model = importlib.util.find_spec("dmpc_core.models.ballbot_torch")
     except ModuleNotFoundError:  # no dmpc_core.models package at all
@@ -145,7 +158,7 @@ def ballbot_rows(min_time, min_calls):
         return rows
     from dmpc_core.models.ballbot_torch import BallbotTorch
 
-    dynamics = BallbotTorch().mppi_dynamics(DT_BB, "rk4")
+    dynamics = BallbotTorch().mppi_dynamics(DT_BB, integrator)
     Qt, Rt, Pt = (torch.tensor(a, dtype=torch.double) for a in (Q, R, P))
     xr = torch.tensor(x_ref, dtype=torch.double)
 
@@ -161,7 +174,7 @@ def ballbot_rows(min_time, min_calls):
         return 0.5 * ((dx @ Pt) * dx).sum(-1)
 
     check_same_step(dyn, dynamics, np.array([0.1, -0.2, 0.3, 0.05, -0.04, 0.2, 0.1, -0.3, 0.2, 0.1]),
-                    np.array([1.0, -2.0, 0.5]), DT_BB)
+                    np.array([1.0, -2.0, 0.5]), DT_BB, integrator)
     for th in (1, 2):
         rows[f"pytorch_mppi 0.9.1, torch {th} thread(s)"] = torch_rate(
             dynamics, cost, terminal_cost, x0, K_BB, H_BB, sigma, 20.0, th, min_time, min_calls)
@@ -172,29 +185,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (< 30 s)")
     args = ap.parse_args()
-    min_time, min_calls = (0.6, 3) if args.quick else (3.0, 10)
-
-    print(f"| problem | implementation | state-steps/s | ratio to pytorch_mppi (same threads) |")
-    print("|---|---|---:|---:|")
+    min_time, min_calls = (0.4, 2) if args.quick else (3.0, 10)
+    print(machine_line())
+    print("| problem | integrator | implementation | state-steps/s | ratio to pytorch_mppi (same threads) |")
+    print("|---|---|---|---:|---:|")
     pend = pendulum_rows(min_time, min_calls)
     for name, rate in pend.items():
         th = name.split(",")[-1].strip().split()[-2] if "thread" in name else "?"
         ref = pend[f"pytorch_mppi 0.9.1, torch {th} thread(s)"]
-        print(f"| pendulum K={K_PEND} H={H_PEND} | {name} | {rate:,.0f} | {rate / ref:.2f} |")
-    if hasattr(_core, "BallbotDynamics"):
-        bb = ballbot_rows(min_time, min_calls)
+        print(f"| pendulum K={K_PEND} H={H_PEND} | rk4 | {name} | {rate:,.0f} | {rate / ref:.2f} |")
+    final = float("nan")
+    for integrator in ("rk4", "semi_implicit_euler"):
+        bb = ballbot_rows(min_time, min_calls, integrator)
         for name, rate in bb.items():
             th = name.split(",")[-1].strip().split()[-2] if "thread" in name else "?"
             ref = bb.get(f"pytorch_mppi 0.9.1, torch {th} thread(s)")
             if rate is None:
-                print(f"| ballbot K={K_BB} H={H_BB} | {name} | pending (no torch Ballbot model) | - |")
+                print(f"| ballbot K={K_BB} H={H_BB} | {integrator} | {name} | pending (no torch Ballbot model) | - |")
             else:
                 ratio = f"{rate / ref:.2f}" if ref else "-"
-                print(f"| ballbot K={K_BB} H={H_BB} | {name} | {rate:,.0f} | {ratio} |")
-    else:
-        print(f"| ballbot K={K_BB} H={H_BB} | all | pending (no _core.BallbotDynamics) | - |")
-    ratio = pend["dmpc MppiSolver, 1 thread(s)"] / pend["pytorch_mppi 0.9.1, torch 1 thread(s)"]
-    print(f"mppi_over_pytorch_mppi={ratio:.2f}")
+                print(f"| ballbot K={K_BB} H={H_BB} | {integrator} | {name} | {rate:,.0f} | {ratio} |")
+        ref1 = bb.get("pytorch_mppi 0.9.1, torch 1 thread(s)")
+        if integrator == "rk4" and ref1:
+            final = bb["dmpc MppiSolver, 1 thread(s)"] / ref1
+    print(f"mppi_over_pytorch_mppi={final:.2f}")
 
 
 if __name__ == "__main__":

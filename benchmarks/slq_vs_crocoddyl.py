@@ -5,12 +5,19 @@ semi-implicit Euler, same costs): time per iteration on 1 and 2 threads, measure
 
 Per-iteration time = full solve time / iterations (both solvers start from the same
 quasi-static guess and converge to the same optimum; their costs are printed). The last line is
-``slq_over_fddp=<ratio>`` on 1 thread (goal <= 0.7). Also prints the peak resident memory
-growth of building the dmpc solver.
+``slq_over_fddp=<ratio>`` on 1 thread (goal <= 0.7). Also prints the resident memory
+growth of building (and running once) the dmpc solver and crocoddyl's problem + FDDP solver.
+Threads: 1 and 2 for both (SlqSettings.num_threads, crocoddyl's nthreads); OPENBLAS_NUM_THREADS=1.
 """
 from __future__ import annotations
 
+import os as _os
+
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
+import gc
+import os
 import resource
 import sys
 from pathlib import Path
@@ -28,6 +35,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_mb() -> float:
+    """Current resident set size [MB] (Linux /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_rows(problem, U0, x0):
+    """RSS growth of building (and running once) each side's 100-node solver, objects kept alive."""
+    gc.collect()
+    r0 = rss_mb()
+    solver = _core.SlqSolver(problem, _core.SlqSettings(max_iterations=200, num_threads=1))
+    solver.set_controls(U0)
+    solver.solve(x0)
+    r1 = rss_mb()
+    cproblem, fddp = cp.build_crocoddyl_problem(nthreads=1)
+    cp.solve_fddp(cproblem, fddp)
+    r2 = rss_mb()
+    rows = [["dmpc SlqSolver (problem shared, built before)", r1 - r0],
+            ["crocoddyl ShootingProblem + SolverFDDP (incl. its models)", r2 - r1]]
+    del solver, cproblem, fddp
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (< 30 s)")
@@ -35,13 +65,10 @@ def main(argv=None) -> int:
     repeats = 3 if args.quick else 15
     problem, setup = panda.make_reach_problem()
     U0 = panda.gravity_controls(problem, setup)
-    rss0 = peak_rss_mb()
+    mem = memory_rows(problem, U0, setup["x0"])
     rows, ratio = [], {}
-    mem_row = None
     for threads in (1, 2):
         solver = _core.SlqSolver(problem, _core.SlqSettings(max_iterations=200, num_threads=threads))
-        if mem_row is None:
-            mem_row = peak_rss_mb() - rss0
         info = {}
 
         def run_slq():
@@ -66,8 +93,9 @@ def main(argv=None) -> int:
     print(machine_line())
     print(table(["threads", "SLQ iters", "SLQ ms/iter", "FDDP iters", "FDDP ms/iter", "SLQ/FDDP",
                  "SLQ cost", "FDDP cost", "rel. cost diff"], rows))
-    print(f"\nmemory: building the 100-node Panda SLQ solver raised peak RSS by {mem_row:.2f} MB "
-          f"(process peak {peak_rss_mb():.0f} MB, mostly Python/torch/pinocchio imports)")
+    print("\nmemory: resident-set growth of building and running once the 100-node solver")
+    print(table(["solver", "RSS growth [MB]"], mem))
+    print(f"(process peak {peak_rss_mb():.0f} MB, mostly Python/pinocchio/crocoddyl imports)")
     print(f"slq_over_fddp={ratio[1]:.3f}")
     return 0
 

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dmpc/critic.hpp"
@@ -123,6 +124,18 @@ py::dict evaluate_batch(const CriticModel& self, const RefV& taus, const RefM& X
   double* pVxx = Vxx.mutable_data();
   {
     py::gil_scoped_release release;
+    if (const auto* mlp = dynamic_cast<const CriticMLP*>(&self); mlp != nullptr && derivatives) {
+      // Batched path (matrix-matrix products across the states); column-major outputs laid out
+      // exactly as the row-major numpy arrays (Vxx blocks are symmetric).
+      Vec bV, bVtau;
+      Mat bVx, bVtaux, bVxx;
+      mlp->calc_diff_batch(taus, X, bV, bVtau, bVx, bVtaux, bVxx);
+      std::copy(bV.data(), bV.data() + B, pV);
+      std::copy(bVtau.data(), bVtau.data() + B, pVtau);
+      std::copy(bVx.data(), bVx.data() + B * nx, pVx);
+      std::copy(bVtaux.data(), bVtaux.data() + B * nx, pVtaux);
+      std::copy(bVxx.data(), bVxx.data() + B * nx * nx, pVxx);
+    } else {
     auto d = self.create_data();
     Vec x(nx);
     for (Eigen::Index b = 0; b < B; ++b) {
@@ -140,6 +153,7 @@ py::dict evaluate_batch(const CriticModel& self, const RefV& taus, const RefM& X
         pVtaux[b * nx + i] = d->Vtaux(i);
         for (int j = 0; j < nx; ++j) pVxx[(b * nx + i) * nx + j] = d->Vxx(i, j);
       }
+    }
     }
   }
   py::dict out;

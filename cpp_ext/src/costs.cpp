@@ -23,26 +23,39 @@ void QuadraticCost::set_reference(const RefV& x_ref, const RefV& u_ref) {
   u_ref_ = u_ref;
 }
 
-void QuadraticCost::calc(CostData& d, double, const RefV& x, const RefV& u) const {
-  const Vec dx = x - x_ref_;
-  double v = 0.5 * dx.dot(Q_ * dx);
-  if (nu_ > 0) {
-    const Vec du = u - u_ref_;
-    v += 0.5 * du.dot(R_ * du);
+namespace {
+/// 1/2 (x - r)' Q (x - r) for a symmetric Q, without temporaries (no heap allocation).
+double half_quadratic_form(const Mat& Q, const RefV& x, const Vec& r) {
+  const Eigen::Index n = Q.rows();
+  double v = 0.0;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const double dj = x(j) - r(j);
+    if (dj == 0.0) continue;
+    double s = 0.0;
+    for (Eigen::Index i = 0; i < n; ++i) s += Q(i, j) * (x(i) - r(i));
+    v += dj * s;
   }
+  return 0.5 * v;
+}
+}  // namespace
+
+void QuadraticCost::calc(CostData& d, double, const RefV& x, const RefV& u) const {
+  double v = half_quadratic_form(Q_, x, x_ref_);
+  if (nu_ > 0) v += half_quadratic_form(R_, u, u_ref_);
   d.value = v;
 }
 
 void QuadraticCost::calc_diff(CostData& d, double, const RefV& x, const RefV& u) const {
-  const Vec dx = x - x_ref_;
-  d.lx.noalias() = Q_ * dx;
+  // lx = Q (x - x_ref) as two products into the destination (no temporary vector).
+  d.lx.noalias() = Q_ * x;
+  d.lx.noalias() -= Q_ * x_ref_;
   d.lxx = Q_;
-  d.value = 0.5 * dx.dot(d.lx);
+  d.value = 0.5 * (x - x_ref_).dot(d.lx);
   if (nu_ > 0) {
-    const Vec du = u - u_ref_;
-    d.lu.noalias() = R_ * du;
+    d.lu.noalias() = R_ * u;
+    d.lu.noalias() -= R_ * u_ref_;
     d.luu = R_;
-    d.value += 0.5 * du.dot(d.lu);
+    d.value += 0.5 * (u - u_ref_).dot(d.lu);
   }
   d.lux.setZero();
 }
@@ -221,15 +234,30 @@ void SumCost::calc(CostData& data, double t, const RefV& x, const RefV& u) const
 void SumCost::calc_diff(CostData& data, double t, const RefV& x, const RefV& u) const {
   auto& d = static_cast<SumCostData&>(data);
   d.value = 0.0;
-  d.lx.setZero();
-  d.lu.setZero();
-  d.lxx.setZero();
-  d.luu.setZero();
-  d.lux.setZero();
+  if (terms_.empty()) {
+    d.lx.setZero();
+    d.lu.setZero();
+    d.lxx.setZero();
+    d.luu.setZero();
+    d.lux.setZero();
+    return;
+  }
+  // The first term is assigned (scaled) instead of zeroing and accumulating.
   for (size_t i = 0; i < terms_.size(); ++i) {
     const auto& td = *d.terms[i];
     terms_[i].cost->calc_diff(*d.terms[i], t, x, u);
     const double w = terms_[i].weight;
+    if (i == 0) {
+      d.value = w * td.value;
+      d.lx = w * td.lx;
+      d.lxx = w * td.lxx;
+      if (nu_ > 0) {
+        d.lu = w * td.lu;
+        d.luu = w * td.luu;
+        d.lux = w * td.lux;
+      }
+      continue;
+    }
     d.value += w * td.value;
     d.lx += w * td.lx;
     d.lxx += w * td.lxx;

@@ -235,3 +235,90 @@ void CriticMLP::calc_third(CriticData& data, double tau, const RefV& x, const Re
 }
 
 }  // namespace dmpc
+
+namespace dmpc {
+
+void CriticMLP::calc_diff_batch(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau, Mat& Vx,
+                                Mat& Vtaux, Mat& Vxx) const {
+  const Eigen::Index B = taus.size();
+  if (X.rows() != B || X.cols() != nx_)
+    throw std::invalid_argument("CriticMLP.calc_diff_batch: X must be B x nx with B = len(taus)");
+  const int L = n_layers();
+  const int m = nx_ + 1;  // directions (x, tau)
+  const int itau = nx_ + ng_;
+  V.resize(B);
+  Vtau.resize(B);
+  Vx.resize(nx_, B);
+  Vtaux.resize(nx_, B);
+  Vxx.resize(nx_, nx_ * B);
+  // Normalised inputs, one column per state.
+  Mat Z(nz_, B);
+  Z.topRows(nx_) = X.transpose();
+  if (ng_ > 0) Z.middleRows(nx_, ng_) = goal_.replicate(1, B);
+  Z.row(itau) = taus.transpose();
+  Z = (Z.colwise() - mean_).array().colwise() * inv_std_.array();
+  // Forward pass: H[i + 1] = tanh(W_i H[i] + b_i); S1 = tanh', C = tanh''.
+  std::vector<Mat> H(L), S1(L > 1 ? L - 1 : 0), S2(L > 1 ? L - 1 : 0);
+  H[0] = std::move(Z);
+  for (int i = 0; i + 1 < L; ++i) {
+    Mat A = W_[i] * H[i];
+    A.colwise() += b_[i];
+    H[i + 1] = A.array().tanh().matrix();
+    S1[i] = (1.0 - H[i + 1].array().square()).matrix();
+    S2[i] = (-2.0 * H[i + 1].array() * S1[i].array()).matrix();
+  }
+  V = (out_scale_ * ((W_[L - 1].row(0) * H[L - 1]).array() + b_[L - 1](0)) + out_bias_).transpose();
+  // Reverse pass: lam_L = w_L, mu_i = lam_{i+1} * tanh', lam_i = W_i^T mu_i; c_i = lam_{i+1} tanh''.
+  std::vector<Mat> Cc(L > 1 ? L - 1 : 0);
+  Mat lam = W_[L - 1].row(0).transpose().replicate(1, B);
+  for (int i = L - 2; i >= 0; --i) {
+    Cc[i] = (lam.array() * S2[i].array()).matrix();
+    const Mat mu = (lam.array() * S1[i].array()).matrix();
+    lam.noalias() = W_[i].transpose() * mu;
+  }
+  Vx = out_scale_ * (lam.topRows(nx_).array().colwise() * inv_std_.head(nx_).array()).matrix();
+  Vtau = (out_scale_ * inv_std_(itau)) * lam.row(itau).transpose();
+  Vxx.setZero();
+  if (L == 1) {  // affine critic: zero Hessian
+    Vtaux.setZero();
+    return;
+  }
+  // J_0 = d a_0 / d zeta (n_1 x m), the same for all states.
+  const int n1 = static_cast<int>(W_[0].rows());
+  Mat J0(n1, m);
+  for (int k = 0; k < nx_; ++k) J0.col(k) = W_[0].col(k) * inv_std_(k);
+  J0.col(nx_) = W_[0].col(itau) * inv_std_(itau);
+  // Stacked Jacobians of all hidden pre-activations, per state: G_b = [J_0; J_1; ...] (rows),
+  // built layer by layer as one product across the batch: J_{i+1} = W_{i+1} diag(s1_i) J_i.
+  int rows_total = 0;
+  std::vector<int> row0(L - 1);
+  for (int i = 0; i + 1 < L; ++i) {
+    row0[i] = rows_total;
+    rows_total += static_cast<int>(W_[i].rows());
+  }
+  Mat G(rows_total, m * B);  // block b: columns b m .. b m + m - 1
+  G.topRows(n1) = J0.replicate(1, B);
+  for (int i = 0; i + 2 < L; ++i) {
+    const int ni = static_cast<int>(W_[i].rows());
+    Mat D(ni, m * B);  // diag(s1_i) J_i for every state
+    for (Eigen::Index b = 0; b < B; ++b)
+      D.middleCols(b * m, m) =
+          G.block(row0[i], b * m, ni, m).array().colwise() * S1[i].col(b).array();
+    G.middleRows(row0[i + 1], W_[i + 1].rows()).noalias() = W_[i + 1] * D;
+  }
+  // Hessian per state: sum over hidden rows r of c_r g_r g_r^T (lower triangle), then mirror.
+  Vec c(rows_total);
+  Mat T(rows_total, m), Hs(m, m);
+  for (Eigen::Index b = 0; b < B; ++b) {
+    for (int i = 0; i + 1 < L; ++i) c.segment(row0[i], W_[i].rows()) = Cc[i].col(b);
+    const auto Gb = G.middleCols(b * m, m);
+    T = Gb.array().colwise() * c.array();
+    Hs.triangularView<Eigen::Lower>() = Gb.transpose() * T;
+    auto Hb = Vxx.middleCols(b * nx_, nx_);
+    for (int col = 0; col < nx_; ++col)
+      for (int row = col; row < nx_; ++row) Hb(row, col) = Hb(col, row) = out_scale_ * Hs(row, col);
+    Vtaux.col(b) = out_scale_ * Hs.row(nx_).head(nx_).transpose();
+  }
+}
+
+}  // namespace dmpc

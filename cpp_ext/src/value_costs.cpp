@@ -129,8 +129,7 @@ void ValueRunningCost::calc(CostData& data, double t, const RefV& x, const RefV&
   ValueRunningCostData& d = cast(data);
   CriticData& c = *d.critic;
   critic_->calc_grad(c, t_goal_ - t, x);
-  dynamics_->calc(*d.dyn0, x, d.u0);
-  dynamics_->calc_diff(*d.dyn0, x, d.u0);
+  dynamics_->calc_diff(*d.dyn0, x, d.u0);  // fills xdot = f(x) too (DynamicsModel contract)
   const Mat& g = d.dyn0->fu;
   d.y.noalias() = g.transpose() * c.Vx;
   d.w.noalias() = Rinv_ * d.y;
@@ -143,9 +142,8 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   CriticData& c = *d.critic;
   const double tau = t_goal_ - t;
   critic_->calc_diff(c, tau, x);
-  dynamics_->calc(*d.dyn0, x, d.u0);
+  dynamics_->calc_diff(*d.dyn0, x, d.u0);  // fills xdot = f(x) too (DynamicsModel contract)
   d.f = d.dyn0->xdot;
-  dynamics_->calc_diff(*d.dyn0, x, d.u0);
   const Mat& fx0 = d.dyn0->fx;
   const Mat& g = d.dyn0->fu;
   const Vec& p = c.Vx;

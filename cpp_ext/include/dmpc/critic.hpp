@@ -142,6 +142,20 @@ class CriticMLP : public CriticModel {
   void calc_third(CriticData& data, double tau, const RefV& x, const RefV& vx,
                   double vtau) const override;
 
+  /// @brief Batched calc_diff for B states (same values as B calls of calc_diff, up to
+  ///        rounding): the forward and reverse passes run as matrix-matrix products across the
+  ///        states, and the Hessian in (x, tau) uses
+  ///        d2y/dzeta2 = sum_i J_i^T diag(lam_{i+1} * tanh''(a_i)) J_i,  J_i = d a_i / d zeta,
+  ///        with J_0 = W_0 (columns of x and tau) / std shared by all states, only the lower
+  ///        triangle formed and mirrored. Allocates its scratch once per call.
+  /// @param[in] taus time-to-go, size B
+  /// @param[in] X states, B x nx (one per row)
+  /// @param[out] V size B; Vtau size B; Vx nx x B; Vtaux nx x B; Vxx nx x (nx B), block b
+  ///             (columns b nx .. b nx + nx - 1) is the symmetric Hessian of state b.
+  ///             Outputs are resized.
+  void calc_diff_batch(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau, Mat& Vx, Mat& Vtaux,
+                       Mat& Vxx) const;
+
   int n_layers() const { return static_cast<int>(W_.size()); }
   const std::vector<Mat>& weights() const { return W_; }
   const std::vector<Vec>& biases() const { return b_; }

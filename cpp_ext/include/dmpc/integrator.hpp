@@ -25,7 +25,7 @@ std::string to_string(Integrator integrator);
 /// @brief Buffers for one discrete step (one per node or per worker thread).
 struct StepData {
   explicit StepData(const DynamicsModel& model);
-  std::array<std::shared_ptr<DynamicsData>, 4> stage;  ///< dynamics data per RK stage
+  std::array<std::shared_ptr<DynamicsData>, 4> stage;  ///< dynamics data per RK stage (one shared object: stages run in sequence)
   std::array<Vec, 4> k;                                ///< stage derivatives
   std::array<Mat, 4> kx, ku;                           ///< stage derivative Jacobians
   Vec xs;                                              ///< stage evaluation point
