@@ -62,9 +62,9 @@ class ActorSettings:
     mode: str = "running+terminal"
     horizon_time: float = 1.0
     node_dt: float = 0.05
-    r: float = 0.2
-    w_tilt: float = 200.0
-    w_tilt_rate: float = 10.0
+    r: float = 0.02
+    w_tilt: float = 20.0
+    w_tilt_rate: float = 5.0
     running_weight: float = 1.0
     initial_iterations: int = 3
     third_order: str = "drop"
@@ -89,9 +89,10 @@ class TrainingSettings:
     """Attributes:
     iterations: learning iterations (Alg. 1 outer loop).
     critic_ignored_states: state indices the critic is made insensitive to (their input std
-        is set to 1e6 when the input normalisation is fitted). Default: yaw, pitch, roll and
-        their rates, so V = V(px, py, vx, vy, goal, tau) and balancing is left to the upright
-        nominal term (Appendix B). Empty: full-state critic.
+        is set to 1e6 when the input normalisation is fitted). Default: everything but the
+        position, so V = V(px, py, goal, tau) and balancing is left to the upright nominal
+        term (Appendix B); with attitude inputs the learned Eq. 14 term made the robot fall.
+        Empty: full-state critic.
     episodes_per_iteration: episodes collected before each critic update.
     updates_per_iteration: ``learner.update()`` calls (each K minibatches of N) per iteration.
     eval_every: evaluate on the fixed starts every this many iterations (and at 0 and the end).
@@ -101,7 +102,7 @@ class TrainingSettings:
     """
 
     iterations: int = 40
-    critic_ignored_states: list = field(default_factory=lambda: [2, 3, 4, 7, 8, 9])
+    critic_ignored_states: list = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 9])
     episodes_per_iteration: int = 4
     updates_per_iteration: int = 1
     eval_every: int = 5
