@@ -1,0 +1,346 @@
+"""Deep Value MPC (deep-value-mpc Algorithm 1) on the Ballbot walls task.
+
+One readable loop (:meth:`DeepValueMpc.run_iteration`):
+
+    for each learning iteration:
+        for each of E episodes:                                   (Alg. 1 lines 3-10)
+            sample a start (and a target); t = 0; LQR initial policy
+            while t < T:
+                one warm-started SLQ iteration of Eq. (10) with        (Alg. 1 line 6)
+                    phi = V(tau = T - (t + H), x(t + H))   Eq. (13)
+                    l   = Eq. (14) running cost (mode "running+terminal" only)
+                          + upright nominal term, 1/2 u'Ru
+                execute u on the plant for dt (policy tracked at dt/substeps), cost c(t)
+                store (s, g, tau, c, s', tau - dt, done)           (Alg. 1 line 8)
+                done on a wall / fall (fixed penalty) or at t = T
+        learner.update(): K minibatches of N, Eq. (11)-(12), Polyak target  (line 11)
+        export the target network, rebuild the actor's native critic
+        every eval_every iterations: the 8 fixed starts -> success, cost, wall hits
+
+The critic is the shared :class:`dmpc_core.agents.learner.CriticLearner`; the actor only sees
+its Polyak-averaged target network, exported as an ONNX bundle and evaluated natively
+(``CriticBundle.to_native()`` -> ``_core.CriticMLP``). Costs and the SLQ problem are rebuilt
+when the critic changes (the cost objects hold the critic; building them takes microseconds).
+Time-to-go: tau = T - t (t_goal = T, the episode end).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from dmpc_core import _core
+from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+from dmpc_core.critics.bundle import load_bundle
+from dmpc_core.critics.training import CriticTrainerSettings
+from dmpc_core.mpc import MpcController, MpcSettings
+from dmpc_core.sim.plant import Plant, PlantSettings
+from dmpc_core.tasks import ballbot
+from dmpc_core.tasks.ballbot_walls import WallsTask, WallsTaskSettings
+
+MODES = ("terminal", "running+terminal")
+
+
+@dataclass
+class ActorSettings:
+    """MPC actor (Eq. 10 with Eqs. 13-14).
+
+    Attributes:
+        mode: "terminal" (value as heuristic only: the vanilla/POLO baseline) or
+            "running+terminal" (DMPC: Eq. 14 running cost too).
+        horizon_time: H [s]; node_dt: SLQ node spacing [s] (H / node_dt nodes).
+        r: control weight R = r I (also the R of Xi = g R^-1 g' in Eq. 14).
+        w_tilt / w_tilt_rate: upright nominal term (Appendix B), ``_core.UprightCost``.
+        running_weight: scale of the Eq. 14 term in the running cost.
+        initial_iterations: SLQ iterations of the first solve of an episode (then 1 per step).
+        third_order: ValueRunningCost third-order handling ('auto', 'fd', 'drop').
+        project_psd: project the Eq. 14 Hessian to PSD (robust SLQ backward pass).
+    """
+
+    mode: str = "running+terminal"
+    horizon_time: float = 1.0
+    node_dt: float = 0.05
+    r: float = 0.02
+    w_tilt: float = 20.0
+    w_tilt_rate: float = 5.0
+    running_weight: float = 1.0
+    initial_iterations: int = 3
+    third_order: str = "drop"
+    project_psd: bool = True
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        n = self.horizon_time / self.node_dt
+        if n < 1 or abs(n - round(n)) > 1e-6:
+            raise ValueError("horizon_time must be a positive multiple of node_dt")
+        if not self.r > 0:
+            raise ValueError("r must be > 0")
+
+    @property
+    def horizon(self) -> int:
+        return int(round(self.horizon_time / self.node_dt))
+
+
+@dataclass
+class TrainingSettings:
+    """Attributes:
+    iterations: learning iterations (Alg. 1 outer loop).
+    critic_ignored_states: state indices the critic is made insensitive to (their input std
+        is set to 1e6 when the input normalisation is fitted). Default: everything but the
+        position, so V = V(px, py, goal, tau) and balancing is left to the upright nominal
+        term (Appendix B); with attitude inputs the learned Eq. 14 term made the robot fall.
+        Empty: full-state critic.
+    episodes_per_iteration: episodes collected before each critic update.
+    updates_per_iteration: ``learner.update()`` calls (each K minibatches of N) per iteration.
+    eval_every: evaluate on the fixed starts every this many iterations (and at 0 and the end).
+    output_scale: critic output scale (V = scale * net + bias; the penalties are O(10)).
+    seed: seeds the episode sampler, the plant noise, torch and the trainer.
+    torch_threads: torch intra-op threads.
+    """
+
+    iterations: int = 40
+    critic_ignored_states: list = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 9])
+    episodes_per_iteration: int = 4
+    updates_per_iteration: int = 1
+    eval_every: int = 5
+    output_scale: float = 5.0
+    seed: int = 0
+    torch_threads: int = 1
+
+
+@dataclass
+class DmpcConfig:
+    """One YAML (config/ballbot_walls.yaml) = one of these."""
+
+    task: WallsTaskSettings = field(default_factory=WallsTaskSettings)
+    actor: ActorSettings = field(default_factory=ActorSettings)
+    learner: LearnerSettings = field(
+        default_factory=lambda: LearnerSettings(
+            min_transitions=200, fit_normalization_at=200,
+            trainer=CriticTrainerSettings(discount=1.0, batches_per_update=100, batch_size=64, polyak=0.95,
+                                          weight_decay=1e-4, learning_rate=3e-3),
+        )
+    )
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+
+@dataclass
+class EpisodeResult:
+    xs: np.ndarray  # (n + 1, nx) states at the control steps
+    costs: np.ndarray  # (n,) per-step costs (penalty included)
+    goal: np.ndarray
+    outcome: str  # "timeout", "wall", "fall"
+    final_distance: float
+    solve_time: float  # total SLQ time [s]
+
+    @property
+    def total_cost(self) -> float:
+        return float(self.costs.sum())
+
+    def success(self, tol: float) -> bool:
+        return self.outcome == "timeout" and self.final_distance < tol
+
+
+class Actor:
+    """SLQ-MPC actor whose costs come from a native critic (see module doc)."""
+
+    def __init__(self, task: WallsTask, settings: ActorSettings):
+        settings.validate()
+        self.task, self.settings = task, settings
+        self.model = _core.BallbotDynamics()
+        self.R = settings.r * np.eye(ballbot.NU)
+        self.critic: Optional[_core.CriticMLP] = None
+
+    def set_critic_bundle(self, bundle_bytes: bytes) -> None:
+        """Swap in a new critic (an exported ONNX bundle)."""
+        b = load_bundle(bundle_bytes, expected_nx=ballbot.NX, expected_ng=WallsTask.NG)
+        self.critic = b.to_native()
+
+    def make_problem(self, goal: np.ndarray) -> _core.Problem:
+        s, T = self.settings, self.task.settings.episode_time
+        self.critic.set_goal(np.asarray(goal, dtype=float))
+        running = _core.SumCost(ballbot.NX, ballbot.NU)
+        running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
+                                                 s.w_tilt, s.w_tilt_rate))
+        if s.mode == "running+terminal":
+            running.add("value", _core.ValueRunningCost(self.critic, self.model, np.asfortranarray(self.R), T,
+                                                        s.project_psd, s.third_order), s.running_weight)
+        terminal = _core.ValueTerminalCost(self.critic, T, ballbot.NU)
+        return _core.Problem(self.model, running, terminal, s.horizon, s.node_dt, "rk4", self.R)
+
+    def controller(self, goal: np.ndarray, x0: np.ndarray) -> MpcController:
+        s = self.settings
+        problem = self.make_problem(goal)
+        mpc_settings = MpcSettings(horizon=s.horizon, dt=s.node_dt, iterations_per_update=1,
+                                   initial_iterations=s.initial_iterations)
+        return MpcController(problem, mpc_settings, initial_policy=self.lqr_policy(problem, x0))
+
+    def lqr_policy(self, problem: _core.Problem, x0: np.ndarray) -> _core.Policy:
+        """``tasks.ballbot.lqr_policy`` stabilising at the start position (the Riccati gain is
+        computed once per actor: it depends only on the model, R and the node dt)."""
+        if getattr(self, "_lqr", None) is None:
+            self._lqr = ballbot.lqr_policy(problem, (0.0, 0.0))
+        base = self._lqr
+        pol = _core.Policy()
+        pol.t0, pol.dt = 0.0, base.dt
+        pol.u_ff = np.array(base.u_ff)
+        x_ref = np.zeros(ballbot.NX)
+        x_ref[:2] = x0[:2]
+        pol.x_nom = np.tile(x_ref, (problem.horizon + 1, 1))
+        pol.K = list(base.K)
+        return pol
+
+
+def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, record: bool = True) -> EpisodeResult:
+    """One episode of Algorithm 1 (lines 3-10); transitions are derived from the result."""
+    s = task.settings
+    x = task.initial_state(start_xy)
+    plant.reset(x)
+    mpc = actor.controller(goal, x)
+    xs, costs = [x.copy()], []
+    outcome, solve_time = "timeout", 0.0
+    sub = s.control_dt / s.tracking_substeps
+    for k in range(task.steps):
+        t = k * s.control_dt
+        res = mpc.update(t, x)
+        solve_time += res.solve_time
+        for j in range(s.tracking_substeps):
+            try:
+                plant.step(mpc.control(plant.t, plant.x), sub)
+            except ValueError:  # the state diverged (non-finite): counted as a fall below
+                plant.x = np.full(ballbot.NX, np.nan)
+                break
+        c = task.step_cost(x, goal)
+        x = plant.x.copy()
+        if not np.all(np.isfinite(x)) or task.fallen(x):
+            outcome, c = "fall", c + s.fall_penalty
+        elif task.hits_wall(x):
+            outcome, c = "wall", c + s.wall_penalty
+        xs.append(x.copy() if np.all(np.isfinite(x)) else xs[-1].copy())
+        costs.append(c)
+        if outcome != "timeout":
+            break
+    xe = xs[-1]
+    return EpisodeResult(np.asarray(xs), np.asarray(costs), np.asarray(goal, float), outcome,
+                         float(np.hypot(xe[0] - goal[0], xe[1] - goal[1])), solve_time)
+
+
+def transitions(ep: EpisodeResult, task: WallsTask) -> Dict[str, np.ndarray]:
+    """The episode's transition tuples (state, goal, tau, cost, next_state, next_tau, done)."""
+    n = len(ep.costs)
+    T, dt = task.settings.episode_time, task.settings.control_dt
+    tau = T - dt * np.arange(n)
+    done = np.zeros(n)
+    done[-1] = 1.0  # wall/fall termination, or tau' = 0 at the episode end (V(0, .) = 0)
+    return {
+        "state": ep.xs[:-1], "goal": np.tile(ep.goal, (n, 1)), "time_to_go": tau, "cost": ep.costs,
+        "next_state": ep.xs[1:], "next_time_to_go": tau - dt, "done": done,
+    }
+
+
+def evaluate(task: WallsTask, actor: Actor, seed: int = 12345, starts=None, goal=None) -> Dict:
+    """The fixed evaluation starts (paper: mean over 8); returns metrics and the episodes."""
+    s = task.settings
+    goal = np.asarray(s.target if goal is None else goal, dtype=float)
+    plant = Plant(actor.model, np.zeros(ballbot.NX), task.plant_settings(seed))
+    eps = [run_episode(task, actor, st, goal, plant) for st in (s.eval_starts if starts is None else starts)]
+    return {
+        "eval/success_rate": float(np.mean([e.success(s.success_tolerance) for e in eps])),
+        "eval/mean_cost": float(np.mean([e.total_cost for e in eps])),
+        "eval/wall_hits": float(sum(e.outcome == "wall" for e in eps)),
+        "eval/falls": float(sum(e.outcome == "fall" for e in eps)),
+        "eval/final_distance": float(np.mean([e.final_distance for e in eps])),
+        "episodes": eps,
+    }
+
+
+class DeepValueMpc:
+    """Algorithm 1: actor (SLQ-MPC) + critic learner + episode sampler, with full state for
+    checkpoint/resume (learner incl. replay, loop counter, sampler/plant RNG states)."""
+
+    def __init__(self, config: DmpcConfig):
+        import torch
+
+        self.config = cfg = copy.deepcopy(config)
+        tr = cfg.training
+        torch.manual_seed(tr.seed)
+        cfg.learner.trainer.seed = tr.seed
+        cfg.learner.trainer.torch_threads = tr.torch_threads
+        self.task = WallsTask(cfg.task)
+        self.actor = Actor(self.task, cfg.actor)
+        self.learner = CriticLearner(cfg.learner, ballbot.NX, WallsTask.NG, robot="ballbot")
+        for net in (self.learner.model, self.learner.trainer.target):
+            net.set_output_affine(tr.output_scale, 0.0)
+        self.rng = np.random.default_rng(tr.seed)
+        self.plant = Plant(self.actor.model, np.zeros(ballbot.NX),
+                           self.task.plant_settings(tr.seed + 1))
+        self.iteration = 0
+        self.bundle = self.learner.export()
+        self.actor.set_critic_bundle(self.bundle)
+
+    # -- Algorithm 1 ---------------------------------------------------------------------------
+    def collect(self) -> Dict[str, float]:
+        eps: List[EpisodeResult] = []
+        for _ in range(self.config.training.episodes_per_iteration):
+            start = self.task.sample_start(self.rng)
+            goal = self.task.sample_goal(self.rng)
+            ep = run_episode(self.task, self.actor, start, goal, self.plant)
+            self.learner.add(**transitions(ep, self.task))
+            eps.append(ep)
+        tol = self.task.settings.success_tolerance
+        return {
+            "train/episode_cost": float(np.mean([e.total_cost for e in eps])),
+            "train/success_rate": float(np.mean([e.success(tol) for e in eps])),
+            "train/wall_hits": float(sum(e.outcome == "wall" for e in eps)),
+            "train/falls": float(sum(e.outcome == "fall" for e in eps)),
+            "train/transitions": float(len(self.learner.buffer)),
+            "train/solve_ms_per_step": 1e3 * sum(e.solve_time for e in eps) / max(1, sum(len(e.costs) for e in eps)),
+        }
+
+    def run_iteration(self) -> Dict[str, float]:
+        """Collect episodes, update the critic, swap the actor's critic. Returns scalars."""
+        stats = self.collect()
+        if self.learner.ready() and not self.learner.normalization_fitted:
+            self.fit_normalization()
+        for _ in range(self.config.training.updates_per_iteration):
+            stats.update(self.learner.update())
+        self.bundle = self.learner.export()
+        self.actor.set_critic_bundle(self.bundle)
+        self.iteration += 1
+        return stats
+
+    def fit_normalization(self) -> None:
+        """Fit the critic input normalisation on the stored data, masking the ignored states."""
+        tr = self.learner.trainer
+        tr.fit_input_normalization(self.learner.buffer)
+        std = tr.model.input_std.detach().numpy().copy()
+        std[list(self.config.training.critic_ignored_states)] = 1e6
+        mean = tr.model.input_mean.detach().numpy().copy()
+        tr.model.set_input_normalization(mean, std)
+        tr.target.set_input_normalization(mean, std)
+        self.learner.normalization_fitted = True
+
+    def evaluate(self) -> Dict:
+        return evaluate(self.task, self.actor)
+
+    # -- state ---------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        extra = {
+            "iteration": self.iteration,
+            "sampler_rng": self.rng.bit_generator.state,
+            "plant_rng": self.plant.rng.bit_generator.state,
+            "bundle": self.bundle,
+        }
+        self.learner.save(path, extra=extra)
+
+    def load(self, path) -> dict:
+        extra = self.learner.load(path)
+        self.iteration = int(extra["iteration"])
+        self.rng.bit_generator.state = extra["sampler_rng"]
+        self.plant.rng.bit_generator.state = extra["plant_rng"]
+        self.bundle = bytes(extra["bundle"])
+        self.actor.set_critic_bundle(self.bundle)
+        return extra

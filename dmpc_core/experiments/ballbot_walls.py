@@ -1,0 +1,188 @@
+"""``dmpc train ballbot-walls`` / ``dmpc eval ballbot-walls``: Deep Value MPC on the Ballbot.
+
+    dmpc train ballbot-walls --config config/ballbot_walls.yaml --out runs/bw --seed 0 [--resume]
+        [--iterations N] [--mode terminal|running+terminal] [--horizon SECONDS]
+    dmpc eval ballbot-walls --critic runs/bw/critic.onnx [--config ...] [--out FILE.json]
+
+The run directory holds ``config.yaml`` (the resolved settings), ``checkpoint.pt`` (learner with
+replay buffer, loop counter and RNG states; written atomically after every iteration),
+``critic.onnx`` (the latest exported critic), ``metrics.csv`` and TensorBoard events
+(scalars namespaced ``train/``, ``critic/``, ``eval/``, ``time/``). ``--resume`` continues
+from ``checkpoint.pt`` exactly as if the run had not been interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
+from dmpc_core.settings import ConfigError, from_dict, load_yaml, to_dict
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "ballbot_walls.yaml"
+
+
+def load_config(path: Optional[str], overrides: Optional[Dict] = None) -> DmpcConfig:
+    """Config from YAML (default: config/ballbot_walls.yaml) with dotted overrides
+    ``{"training.seed": 1}``."""
+    p = Path(path) if path else DEFAULT_CONFIG
+    data = load_yaml(p)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return from_dict(DmpcConfig, data, str(p))
+
+
+class MetricsLog:
+    """CSV (one row per iteration, columns grow as needed) + TensorBoard scalars."""
+
+    def __init__(self, out: Path, tensorboard: bool = True):
+        self.path = out / "metrics.csv"
+        self.rows: List[Dict] = []
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                self.rows = [dict(r) for r in csv.DictReader(f)]
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(out / "tb"))
+            except Exception:  # tensorboard missing: CSV only
+                self.writer = None
+
+    def log(self, iteration: int, scalars: Dict[str, float]) -> None:
+        # a resumed run overwrites rows of iterations it repeats
+        self.rows = [r for r in self.rows if int(float(r["iteration"])) < iteration]
+        row = {"iteration": iteration, **{k: float(v) for k, v in scalars.items()}}
+        self.rows.append(row)
+        keys: List[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(tmp, self.path)
+        if self.writer is not None:
+            for k, v in scalars.items():
+                self.writer.add_scalar(k, float(v), iteration)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
+          stop_after: Optional[int] = None, tensorboard: bool = True) -> DeepValueMpc:
+    """Run Algorithm 1 for ``config.training.iterations`` iterations, checkpointing each one.
+
+    Args:
+        stop_after: stop after this many iterations of *this call* (simulates a killed run).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pt"
+    agent = DeepValueMpc(config)
+    if resume:
+        if not ckpt.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        agent.load(ckpt)
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
+    log = MetricsLog(out, tensorboard)
+    tr = agent.config.training
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tr.iterations, initial=agent.iteration, desc="dmpc ballbot-walls", unit="it")
+    done_here = 0
+    try:
+        if agent.iteration == 0 and tr.eval_every > 0:
+            log.log(0, {k: v for k, v in agent.evaluate().items() if k != "episodes"})
+        while agent.iteration < tr.iterations:
+            if stop_after is not None and done_here >= stop_after:
+                break
+            t0 = time.perf_counter()
+            stats = agent.run_iteration()
+            stats["time/iteration_s"] = time.perf_counter() - t0
+            it = agent.iteration
+            if tr.eval_every > 0 and (it % tr.eval_every == 0 or it == tr.iterations):
+                t1 = time.perf_counter()
+                stats.update({k: v for k, v in agent.evaluate().items() if k != "episodes"})
+                stats["time/eval_s"] = time.perf_counter() - t1
+            (out / "critic.onnx").write_bytes(agent.bundle)
+            agent.save(ckpt)
+            log.log(it, stats)
+            done_here += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in stats.items()
+                                 if k in ("train/episode_cost", "eval/success_rate", "eval/mean_cost")})
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    return agent
+
+
+def train_main(argv: List[str]) -> int:
+    ap = argparse.ArgumentParser(prog="dmpc train ballbot-walls", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
+    ap.add_argument("--out", required=True, help="run directory")
+    ap.add_argument("--seed", type=int, default=None, help="overrides training.seed")
+    ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
+    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
+    ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config, {"training.seed": args.seed, "training.iterations": args.iterations,
+                                        "actor.mode": args.mode, "actor.horizon_time": args.horizon})
+    except ConfigError as e:
+        ap.error(str(e))
+    agent = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps({"iterations": agent.iteration, "out": str(args.out)}))
+    return 0
+
+
+def eval_main(argv: List[str]) -> int:
+    ap = argparse.ArgumentParser(prog="dmpc eval ballbot-walls")
+    ap.add_argument("--critic", required=True, help="critic bundle (.onnx) exported by training")
+    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
+    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
+    ap.add_argument("--horizon", type=float, default=None)
+    ap.add_argument("--out", default=None, help="write the metrics as JSON here")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon})
+    except ConfigError as e:
+        ap.error(str(e))
+    from dmpc_core.agents.deep_value_mpc import Actor
+    from dmpc_core.tasks.ballbot_walls import WallsTask
+
+    task = WallsTask(cfg.task)
+    actor = Actor(task, cfg.actor)
+    actor.set_critic_bundle(Path(args.critic).read_bytes())
+    res = evaluate(task, actor)
+    metrics = {k: v for k, v in res.items() if k != "episodes"}
+    metrics["outcomes"] = [e.outcome for e in res["episodes"]]
+    print(json.dumps(metrics, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=1))
+    return 0

@@ -1,0 +1,191 @@
+"""Ballbot walls-and-target task of deep-value-mpc (Sec. 6.1, Fig. 2a), sparse task cost.
+
+The paper gives the task (reach a target within T = 3 s from any start; walls end the episode
+with a fixed penalty; target cost = Euclidean distance) but not the arena, the wall layout
+or the penalty. Our choice (documented in docs/results/ballbot.md, figure
+``docs/results/ballbot_layout.png``), all in metres:
+
+* arena: the square [-1.6, 1.6]^2 bounded by four walls;
+* one interior wall, the segment y = 0, x in [-0.7, 0.7], half thickness 0.05;
+* target (0, 1.0) above the wall; evaluation starts: 8 points on y = -1.0,
+  x in {+-0.15, +-0.5, +-0.85, +-1.2}. With the robot radius 0.15 the straight line from every
+  evaluation start to the target crosses the wall (it crosses y = 0 at |x| <= 0.6 < 0.9);
+* training starts: uniform in the free arena (clearance > ``start_clearance``);
+* episode: T = 3 s of control steps dt; per-step cost c = ||p - g|| dt (``cost = "distance"``)
+  or c = dt * [||p - g|| > tolerance] (``cost = "binary"``), p the ball position at the start
+  of the step; touching a wall (clearance < robot radius) or falling (tilt > ``max_tilt``)
+  ends the episode and adds ``wall_penalty`` (resp. ``fall_penalty``) to that step's cost;
+* success: no wall/fall and ||p(T) - g|| < ``success_tolerance`` at the end of the episode.
+
+Geometry is plain numpy (vectorised for the figures); ``test_deep_value_mpc.py`` cross-checks
+it against ``_core.WallPenalty(...).clearance``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dmpc_core.tasks.ballbot import NX, PITCH, PX, PY, ROLL
+
+
+@dataclass
+class WallsTaskSettings:
+    """Attributes:
+    arena_half_size: the arena is [-a, a]^2, bounded by walls on its edges.
+    walls: interior wall segments [[ax, ay, bx, by], ...] (boundary walls are added).
+    wall_half_thickness: half thickness of every wall.
+    robot_radius: a wall is touched when the clearance of the ball centre is below this.
+    episode_time: T [s].
+    control_dt: delta t of Algorithm 1 (one MPC update and one stored transition per step).
+    physics_dt: plant integration step [s].
+    tracking_substeps: policy evaluations per control step (feedback between re-plans).
+    target: fixed target [x, y] (used when ``sample_target`` is False and for evaluation).
+    sample_target: training targets uniform in ``target_region`` instead of ``target``.
+    target_region: [xmin, xmax, ymin, ymax].
+    start_region: [xmin, xmax, ymin, ymax] of the training starts.
+    start_clearance: minimal wall clearance of a sampled start / target.
+    eval_starts: the fixed evaluation starts [[x, y], ...] (paper: 8).
+    cost: "distance" (c = ||p - g|| dt) or "binary" (c = dt if ||p - g|| > tolerance else 0).
+    tolerance: radius of the zero-cost region of the binary cost.
+    success_tolerance: final distance counted as success.
+    wall_penalty / fall_penalty: fixed cost added when the episode ends on a wall / a fall.
+    max_tilt: tilt [rad] counted as a fall.
+    input_noise_std: plant input-channel noise intensity (Eq. 1; 0 = deterministic plant).
+    torque_limit: plant actuator limit |u_i| <= torque_limit [N m].
+    """
+
+    arena_half_size: float = 1.6
+    walls: list = field(default_factory=lambda: [[-0.7, 0.0, 0.7, 0.0]])
+    wall_half_thickness: float = 0.05
+    robot_radius: float = 0.15
+    episode_time: float = 3.0
+    control_dt: float = 0.05
+    physics_dt: float = 0.005
+    tracking_substeps: int = 5
+    target: list = field(default_factory=lambda: [0.0, 1.0])
+    sample_target: bool = False
+    target_region: list = field(default_factory=lambda: [-1.2, 1.2, -1.2, 1.2])
+    start_region: list = field(default_factory=lambda: [-1.3, 1.3, -1.3, 1.3])
+    start_clearance: float = 0.3
+    eval_starts: list = field(
+        default_factory=lambda: [[x, -1.0] for x in (-1.2, -0.85, -0.5, -0.15, 0.15, 0.5, 0.85, 1.2)]
+    )
+    cost: str = "distance"
+    tolerance: float = 0.2
+    success_tolerance: float = 0.25
+    wall_penalty: float = 10.0
+    fall_penalty: float = 10.0
+    max_tilt: float = 0.7
+    input_noise_std: float = 0.0
+    torque_limit: float = 30.0
+
+    def validate(self) -> None:
+        if self.cost not in ("distance", "binary"):
+            raise ValueError("cost must be 'distance' or 'binary'")
+        if not (self.episode_time > 0 and self.control_dt > 0 and self.physics_dt > 0):
+            raise ValueError("episode_time, control_dt and physics_dt must be > 0")
+        n = self.episode_time / self.control_dt
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError("episode_time must be a multiple of control_dt")
+        if self.tracking_substeps < 1:
+            raise ValueError("tracking_substeps must be >= 1")
+        for w in self.walls:
+            if len(w) != 4:
+                raise ValueError("each wall is [ax, ay, bx, by]")
+        for name in ("target_region", "start_region"):
+            r = getattr(self, name)
+            if len(r) != 4 or r[0] >= r[1] or r[2] >= r[3]:
+                raise ValueError(f"{name} must be [xmin, xmax, ymin, ymax] with min < max")
+        if len(self.target) != 2 or any(len(s) != 2 for s in self.eval_starts) or not self.eval_starts:
+            raise ValueError("target and eval_starts entries must be [x, y]")
+        if min(self.wall_penalty, self.fall_penalty, self.input_noise_std) < 0:
+            raise ValueError("penalties and noise must be >= 0")
+
+
+class WallsTask:
+    """Geometry, costs and termination of the walls task (see module doc)."""
+
+    NG = 2  # goal = target xy
+
+    def __init__(self, settings: WallsTaskSettings):
+        settings.validate()
+        self.settings = s = settings
+        a = float(s.arena_half_size)
+        boundary = [[-a, -a, a, -a], [a, -a, a, a], [a, a, -a, a], [-a, a, -a, -a]]
+        self.segments = np.asarray([list(map(float, w)) for w in s.walls] + boundary, dtype=float).reshape(-1, 4)
+        self.steps = int(round(s.episode_time / s.control_dt))
+
+    def plant_settings(self, seed: int):
+        from dmpc_core.sim.plant import PlantSettings
+
+        lim = float(self.settings.torque_limit)
+        return PlantSettings(physics_dt=self.settings.physics_dt, input_noise_std=self.settings.input_noise_std,
+                             u_min=[-lim] * 3, u_max=[lim] * 3, seed=seed)
+
+    # -- geometry --------------------------------------------------------------------------
+    def clearance(self, px, py) -> np.ndarray:
+        """Distance from (px, py) to the nearest wall surface (negative inside a wall);
+        broadcasts over arrays."""
+        p = np.stack(np.broadcast_arrays(np.asarray(px, float), np.asarray(py, float)), axis=-1)[..., None, :]
+        a, b = self.segments[:, :2], self.segments[:, 2:]
+        ab = b - a
+        L2 = np.maximum(np.sum(ab * ab, axis=1), 1e-300)
+        s = np.clip(np.sum((p - a) * ab, axis=-1) / L2, 0.0, 1.0)
+        d = np.linalg.norm(p - (a + s[..., None] * ab), axis=-1)
+        a_half = self.settings.arena_half_size
+        inside = ((np.abs(p[..., 0]) < a_half) & (np.abs(p[..., 1]) < a_half))[..., 0]
+        d_min = d.min(axis=-1)
+        d_min = np.where(inside, d_min, -d_min)  # outside the arena counts as inside a wall
+        return d_min - self.settings.wall_half_thickness
+
+    def core_walls(self):
+        """The same walls as ``_core.Wall`` objects (for ``_core.WallPenalty``)."""
+        from dmpc_core import _core
+
+        h = self.settings.wall_half_thickness
+        return [_core.Wall(*map(float, w), h) for w in self.segments]
+
+    def hits_wall(self, x: np.ndarray) -> bool:
+        return bool(self.clearance(x[PX], x[PY]) < self.settings.robot_radius)
+
+    def fallen(self, x: np.ndarray) -> bool:
+        return bool(np.arccos(np.clip(np.cos(x[PITCH]) * np.cos(x[ROLL]), -1, 1)) > self.settings.max_tilt)
+
+    def blocks_straight_line(self, start, goal, n: int = 200) -> bool:
+        """True if the robot disc moving straight from ``start`` to ``goal`` touches a wall."""
+        lam = np.linspace(0.0, 1.0, n)[:, None]
+        pts = (1 - lam) * np.asarray(start, float) + lam * np.asarray(goal, float)
+        return bool(np.any(self.clearance(pts[:, 0], pts[:, 1]) < self.settings.robot_radius))
+
+    # -- cost --------------------------------------------------------------------------------
+    def step_cost(self, x: np.ndarray, goal: np.ndarray) -> float:
+        """Task cost of one control step from state ``x`` (before the termination penalty)."""
+        s = self.settings
+        d = float(np.hypot(x[PX] - goal[0], x[PY] - goal[1]))
+        if s.cost == "distance":
+            return d * s.control_dt
+        return s.control_dt * float(d > s.tolerance)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def _sample_free(self, rng: np.random.Generator, region) -> np.ndarray:
+        for _ in range(10_000):
+            p = np.array([rng.uniform(region[0], region[1]), rng.uniform(region[2], region[3])])
+            if self.clearance(p[0], p[1]) > self.settings.start_clearance:
+                return p
+        raise RuntimeError("could not sample a free position: region fully blocked")
+
+    def sample_start(self, rng: np.random.Generator) -> np.ndarray:
+        return self._sample_free(rng, self.settings.start_region)
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        if not self.settings.sample_target:
+            return np.asarray(self.settings.target, dtype=float)
+        return self._sample_free(rng, self.settings.target_region)
+
+    @staticmethod
+    def initial_state(start_xy) -> np.ndarray:
+        """Upright at rest at ``start_xy``."""
+        x = np.zeros(NX)
+        x[PX], x[PY] = start_xy
+        return x

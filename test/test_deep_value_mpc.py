@@ -1,0 +1,127 @@
+"""Deep Value MPC (Algorithm 1) on the Ballbot walls task: task, learning signal, resume,
+corrupted checkpoints. Fast settings (small budgets) of the same code as config/ballbot_walls.yaml."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmpc_core import _core
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, run_episode, transitions
+from dmpc_core.critics.checkpoint import CheckpointError
+from dmpc_core.experiments.ballbot_walls import DEFAULT_CONFIG, load_config, train
+from dmpc_core.sim.plant import Plant
+from dmpc_core.tasks.ballbot_walls import WallsTask, WallsTaskSettings
+
+
+def small_config(seed: int = 0) -> DmpcConfig:
+    """The repository config with a tiny budget (short episodes, few nodes)."""
+    cfg = load_config(str(DEFAULT_CONFIG), {"training.seed": seed})
+    t = cfg.task
+    t.episode_time, t.control_dt, t.physics_dt, t.tracking_substeps = 1.0, 0.05, 0.01, 1
+    t.eval_starts = t.eval_starts[:2]
+    cfg.actor.horizon_time, cfg.actor.node_dt = 0.3, 0.05
+    cfg.actor.w_tilt, cfg.actor.w_tilt_rate, cfg.actor.r = 100.0, 10.0, 0.1  # no falls at this budget
+    cfg.learner.min_transitions = cfg.learner.fit_normalization_at = 20
+    cfg.learner.trainer.batches_per_update = 5
+    cfg.learner.trainer.batch_size = 16
+    cfg.training.episodes_per_iteration = 1
+    cfg.training.eval_every = 0
+    return cfg
+
+
+def test_default_config_layout_blocks_straight_paths():
+    cfg = load_config(str(DEFAULT_CONFIG))
+    task = WallsTask(cfg.task)
+    assert len(cfg.task.eval_starts) == 8
+    for st in cfg.task.eval_starts:
+        assert task.blocks_straight_line(st, cfg.task.target), st
+        assert task.clearance(*st) > task.settings.robot_radius
+
+
+def test_clearance_matches_core_wall_penalty():
+    task = WallsTask(WallsTaskSettings())
+    wp = _core.WallPenalty(10, 3, 0, 1, task.core_walls(), 0.2, 1.0)
+    P = np.random.default_rng(0).uniform(-1.55, 1.55, (300, 2))
+    ours = task.clearance(P[:, 0], P[:, 1])
+    ref = np.array([wp.clearance(*p) for p in P])
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def test_task_cost_distance_and_binary():
+    s = WallsTaskSettings(control_dt=0.05, tolerance=0.2)
+    task = WallsTask(s)
+    g = np.array([0.3, -0.4])
+    x = np.zeros(10)
+    assert task.step_cost(x, g) == pytest.approx(0.5 * 0.05)
+    task_b = WallsTask(WallsTaskSettings(control_dt=0.05, tolerance=0.2, cost="binary"))
+    assert task_b.step_cost(x, g) == pytest.approx(0.05)
+    x[:2] = [0.3, -0.25]  # 0.15 from the goal: inside the tolerance
+    assert task_b.step_cost(x, g) == 0.0
+    assert task.step_cost(x, g) == pytest.approx(0.15 * 0.05)
+    with pytest.raises(ValueError):
+        WallsTask(WallsTaskSettings(cost="sparse"))
+
+
+def test_wall_contact_ends_episode_with_penalty():
+    """Start next to the interior wall with a critic that pulls across it: the episode must
+    end on the wall, its last transition done with the penalty in its cost."""
+    cfg = small_config()
+    cfg.task.episode_time = 2.0
+    cfg.task.walls = [[-0.7, 0.0, 0.7, 0.0]]
+    agent = DeepValueMpc(cfg)
+    task = agent.task
+    # a wall right under the start: clearance 0.16 > radius 0.15, pushing it 2 cm touches it
+    start = np.array([0.0, -0.21])
+    assert not task.hits_wall(task.initial_state(start))
+    x = task.initial_state(start)
+
+    class Pushed(Plant):  # start the episode with the velocity (run_episode resets to rest)
+        def reset(self, x0, t0=0.0):
+            x0 = np.array(x0, float)
+            x0[6] = 0.5  # moving towards the wall at 0.5 m/s
+            super().reset(x0, t0)
+
+    plant = Pushed(agent.actor.model, x, task.plant_settings(0))
+    ep = run_episode(task, agent.actor, start, np.array(cfg.task.target), plant)
+    assert ep.outcome == "wall"
+    assert len(ep.costs) < task.steps
+    assert ep.costs[-1] >= cfg.task.wall_penalty
+    assert np.all(ep.costs[:-1] < cfg.task.wall_penalty)
+    tr = transitions(ep, task)
+    assert tr["done"][-1] == 1.0 and np.all(tr["done"][:-1] == 0.0)
+    assert task.hits_wall(tr["next_state"][-1])
+
+
+def test_corrupted_checkpoint_is_rejected(tmp_path):
+    cfg = small_config()
+    cfg.training.iterations = 1
+    train(cfg, tmp_path, progress=False, tensorboard=False)
+    ckpt = tmp_path / "checkpoint.pt"
+    blob = bytearray(ckpt.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        train(cfg, tmp_path, resume=True, progress=False, tensorboard=False)
+    ckpt.write_bytes(bytes(blob[: len(blob) // 3]))
+    with pytest.raises(CheckpointError, match="truncated"):
+        train(cfg, tmp_path, resume=True, progress=False, tensorboard=False)
+
+
+def test_resume_continues_identically(tmp_path):
+    cfg = small_config(seed=5)
+    cfg.training.iterations = 3
+    full = train(cfg, tmp_path / "full", progress=False, tensorboard=False)
+    part = train(cfg, tmp_path / "part", progress=False, tensorboard=False, stop_after=2)
+    assert part.iteration == 2
+    resumed = train(cfg, tmp_path / "part", resume=True, progress=False, tensorboard=False)
+    assert resumed.iteration == 3
+    a, b = full.learner.buffer.valid(), resumed.learner.buffer.valid()
+    assert len(full.learner.buffer) == len(resumed.learner.buffer) > 0
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for (n1, p1), (n2, p2) in zip(full.learner.trainer.target.state_dict().items(),
+                                  resumed.learner.trainer.target.state_dict().items()):
+        assert n1 == n2
+        np.testing.assert_array_equal(p1.numpy(), p2.numpy(), err_msg=n1)
+    assert full.bundle == resumed.bundle
+
