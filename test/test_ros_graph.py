@@ -22,6 +22,13 @@ from dmpc_core.tasks import ballbot  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
+# These end-to-end tests run real processes against a 400 Hz schedule on a shared 2-core
+# machine. When other jobs load it (load average ~10 was seen), the state stream can stall for
+# tens of milliseconds, the watchdog correctly zeroes the torques and the unstable robot may
+# fall, failing a goal-reaching assertion for reasons outside the code under test. Such tests
+# are re-run up to twice (pytest-rerunfailures); a failure that persists is a real failure.
+timing_sensitive = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.yaml")
 KEY = b"test-shared-key-0123456789"
 CTRL = "ballbot_controller"
@@ -79,6 +86,7 @@ def infos(probe, since=0.0):
     return np.array([a for t, a in list(probe.infos) if t >= since])
 
 
+@timing_sensitive
 def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     launcher, probe, _ = graph
     t_start = time.monotonic()
@@ -107,6 +115,7 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     assert ctrl_value(probe, "critics_rejected") == "0", ctrl_value(probe, "last_reject_reason")
 
 
+@timing_sensitive
 def test_learner_killed_controller_keeps_its_critic(graph):
     launcher, probe, _ = graph
     launcher.kill_node("dmpc_learner")
@@ -178,6 +187,7 @@ def test_goals_outside_arena_or_non_finite_are_rejected(graph):
     assert ctrl_value(probe, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
 
 
+@timing_sensitive
 def test_bad_state_and_lost_state_give_safe_command(graph):
     launcher, probe, _ = graph
     launcher.stop_node("ballbot_sim")  # the probe becomes the only state source
