@@ -153,26 +153,6 @@ def test_trajectory_optimisation_targets_follow_eq7():
     assert np.mean(agg_n + (costs * disc).sum(1) / gamma**n) < np.mean(agg_idle)
 
 
-def test_value_update_learns_visited_states_towards_zero():
-    """Reward-free world: updates move the values of visited states (targets gamma^N V(s_N)) while
-    far, unvisited states keep (close to) their randomized prior: the optimism that drives
-    exploration survives where there is no data (Eq. 5)."""
-    agent = _small_agent(seed=2, learning_rate=3e-3)
-    for _ in range(64):
-        agent.step()
-    visited = np.array(agent.buffer.valid()["state"])
-    far = np.array([[1.3, 1.3, 0.0, 0.0], [1.3, -1.3, 0.0, 0.0], [-1.3, 1.3, 0.0, 0.0]])
-    with torch.no_grad():
-        m0 = agent.trainer.target.member_values(torch.from_numpy(visited), None, torch.zeros(len(visited), 1)).numpy()
-        f0 = agent.trainer.target.member_values(torch.from_numpy(far), None, torch.zeros(3, 1)).numpy()
-    for _ in range(6):
-        agent.trainer.update(agent.buffer)
-    with torch.no_grad():
-        m1 = agent.trainer.target.member_values(torch.from_numpy(visited), None, torch.zeros(len(visited), 1)).numpy()
-        f1 = agent.trainer.target.member_values(torch.from_numpy(far), None, torch.zeros(3, 1)).numpy()
-    assert np.mean(np.abs(f1 - f0)) < np.mean(np.abs(m1 - m0))
-
-
 # ---------------------------------------------------------------------------------------------
 def test_polo_smoke_covers_more_than_random_exploration():
     """Short run in the box: POLO (H = 16, learning) vs i.i.d. random controls, same steps."""
