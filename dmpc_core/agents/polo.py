@@ -1,0 +1,261 @@
+"""POLO: Plan Online, Learn Offline (polo-plan-online-learn-offline.txt, Algorithm 1).
+
+One readable loop (:meth:`PoloAgent.step`):
+
+    a_t  <- MPPI(H) from s_t, terminal value = optimistic ensemble value V(s_H) (Eq. 6)
+    s_{t+1} <- world.step(a_t);   D <- D + {s_t}
+    every Z steps, G times:
+        sample n states from D
+        y^k(s) = sum_{t<N} gamma^t c_t + gamma^N V_k(s_N)     (Eq. 7: N-step MPPI from s with the
+                                                               aggregate as terminal value)
+        regress member k + beta * prior_k on y^k (+ noise)     (Eq. 5, randomized priors)
+
+Costs, not rewards (dmpc minimises): V is a cost-to-go and optimism is a SOFT-MIN over the
+members (``ValueEnsemble`` docstring). The terminal value is evaluated inside the C++ rollouts by
+``_core.MlpEnsembleCost`` (native, GIL released; rebuilt from the torch weights after each
+update). Time-to-go is not used (the worlds are stationary): the value input tau is fixed at 0.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from dmpc_core import _core
+from dmpc_core.critics.networks import NormalizedMLP, QMLP, ValueEnsemble, ValueEnsembleSettings, ValueMLPSettings
+from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
+from dmpc_core.critics.targets import TrajectoryOptimizationTargets
+from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
+
+
+# ---------------------------------------------------------------------------------------------
+# torch -> native
+def net_tuple(net: NormalizedMLP, coefficient: float = 1.0):
+    """One net in the layout of ``_core.MlpEnsembleCost`` members (weights, biases, mean, std,
+    output_scale, output_bias, coefficient); tanh only."""
+    if net.activation != "tanh":
+        raise ValueError("the native evaluator implements tanh networks only")
+    with torch.no_grad():
+        weights = [l.weight.detach().numpy().astype(np.float64).copy() for l in net.layers]
+        biases = [l.bias.detach().numpy().astype(np.float64).copy() for l in net.layers]
+        return (weights, biases, net.input_mean.numpy().copy(), net.input_std.numpy().copy(),
+                float(net.output_scale), float(net.output_bias), float(coefficient))
+
+
+def ensemble_to_native(ensemble: ValueEnsemble, scale: float = 1.0) -> "_core.MlpEnsembleCost":
+    """Terminal cost phi(x) = scale * softmin_kappa_k(V_theta_k(x, tau=0) + beta V_prior_k(x, 0)).
+
+    Input z = [x; tau = 0] as in ``ValueMLP`` (ng must be 0)."""
+    if ensemble.ng != 0:
+        raise ValueError("goal-conditioned ensembles are not supported here")
+    beta = float(ensemble.prior_beta)
+    members = [[net_tuple(m, 1.0), net_tuple(p, beta)] for m, p in zip(ensemble.members, ensemble.priors)]
+    feats = [("id", i) for i in range(ensemble.nx)]
+    return _core.MlpEnsembleCost(ensemble.nx, 0, feats, False, np.zeros(1), members, float(ensemble.kappa), scale)
+
+
+def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEnsembleCost":
+    """Running cost l(x, u) = scale * Q(phi(x), u) (K = 1); ``features`` maps the model state
+    to the Q network's state input (e.g. [("cos", 0), ("sin", 0), ("id", 1)])."""
+    if q.ng != 0 or len(features) != q.nx:
+        raise ValueError(f"need {q.nx} features and no goal")
+    nx_model = max(int(i) for _, i in features) + 1
+    return _core.MlpEnsembleCost(nx_model, q.nu, list(features), True, np.zeros(0), [[net_tuple(q)]], 0.0, scale)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class MppiAgentSettings:
+    """MPPI settings of an agent (see ``_core.MppiSettings``). noise_std: per-input std (Sigma =
+    noise_std^2 I)."""
+
+    horizon: int = 32
+    num_samples: int = 120
+    noise_std: float = 0.6
+    lambda_: float = 0.02
+    step_size: float = 1.0
+    gamma: float = 0.99
+    control_cost_weight: float = 0.0
+    num_iterations: int = 1
+    smoothing: float = 0.5
+    num_threads: int = 1
+
+    def to_core(self, dt: float, u_max: float, nu: int, seed: int, horizon: Optional[int] = None,
+                num_samples: Optional[int] = None, num_iterations: Optional[int] = None):
+        return _core.MppiSettings(
+            num_samples=int(num_samples or self.num_samples), horizon=int(horizon or self.horizon), dt=dt,
+            noise_sigma=np.eye(nu) * self.noise_std**2, lambda_=self.lambda_, step_size=self.step_size,
+            gamma=self.gamma, control_cost_weight=self.control_cost_weight,
+            num_iterations=int(num_iterations or self.num_iterations), num_threads=self.num_threads,
+            seed=int(seed), smoothing=self.smoothing, u_min=-u_max * np.ones(nu), u_max=u_max * np.ones(nu),
+            integrator="rk4", tail_fill="zero", num_saved_trajectories=0)
+
+
+@dataclass
+class PoloSettings:
+    """Attributes:
+    mppi: acting planner (H = mppi.horizon; H = 1 is the greedy baseline).
+    num_members, hidden, prior_beta, kappa: ensemble (Eqs. 5-6).
+    update_every: Z; gradient_steps: G; batch_size: n; learning_rate, weight_decay, target_noise_std.
+    target_horizon: N of Eq. (7); target_samples / target_iterations: its MPPI.
+    replay_capacity: states kept.
+    learn: False freezes the ensemble (ablation).
+    """
+
+    mppi: MppiAgentSettings = field(default_factory=MppiAgentSettings)
+    num_members: int = 6
+    hidden: tuple = (16, 16)
+    prior_beta: float = 1.0
+    kappa: float = 10.0
+    update_every: int = 16
+    gradient_steps: int = 32
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    target_noise_std: float = 0.0
+    target_horizon: int = 8
+    target_samples: int = 32
+    target_iterations: int = 1
+    replay_capacity: int = 100_000
+    learn: bool = True
+
+    def validate(self) -> None:
+        if self.num_members < 1 or self.update_every < 1 or self.gradient_steps < 0 or self.batch_size < 1:
+            raise ValueError("num_members, update_every, batch_size must be >= 1, gradient_steps >= 0")
+        if self.target_horizon < 1 or self.kappa < 0:
+            raise ValueError("target_horizon must be >= 1 and kappa >= 0")
+
+
+class PoloAgent:
+    """POLO on a world exposing ``state``, ``step(u)``, ``planner_model()``, ``settings.control_dt``,
+    ``settings.u_max``, ``nx``, ``nu`` (e.g. :class:`~dmpc_core.tasks.point_mass_worlds.PointMassWorld`).
+
+    Args:
+        world: the plant (hard contacts) - the agent plans with ``world.planner_model()``.
+        settings: :class:`PoloSettings`.
+        seed: seeds torch (ensemble init), the trainer's sampler and the MPPI noise.
+    """
+
+    def __init__(self, world, settings: PoloSettings, seed: int = 0) -> None:
+        settings.validate()
+        self.world, self.settings, self.seed = world, settings, int(seed)
+        self.nx, self.nu = world.nx, world.nu
+        self.dt, self.u_max = world.settings.control_dt, world.settings.u_max
+        torch.manual_seed(self.seed)
+        ens = ValueEnsembleSettings(value=ValueMLPSettings(nx=self.nx, ng=0, hidden=tuple(settings.hidden)),
+                                    num_members=settings.num_members, prior_beta=settings.prior_beta,
+                                    kappa=settings.kappa)
+        self.ensemble = ValueEnsemble(ens)
+        # fixed input normalisation: positions in +-1.5 m, speeds of a few m/s, tau = 0
+        self.ensemble.set_input_normalization(np.zeros(self.nx + 1), np.r_[np.full(2, 1.0), np.full(self.nx - 2, 2.0), 1.0])
+        tsettings = CriticTrainerSettings(
+            learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, polyak=0.0,
+            grad_clip_norm=10.0, batches_per_update=max(1, settings.gradient_steps), batch_size=settings.batch_size,
+            discount=settings.mppi.gamma, target_noise_std=settings.target_noise_std, seed=self.seed, torch_threads=1)
+        self.targets = TrajectoryOptimizationTargets(self._plan_targets, settings.mppi.gamma)
+        self.trainer = CriticTrainer(self.ensemble, tsettings, target_fn=self.targets)
+        self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx))
+        self.dynamics, self.running_cost = world.planner_model()
+        self._running_data = self.running_cost.create_data()
+        self.t = 0
+        self.rebuilds = 0
+        self.timing = {"mppi_s": 0.0, "mppi_calls": 0, "learn_s": 0.0, "target_solves": 0, "target_s": 0.0}
+        self.solver = self._build_solver(None)
+
+    # -- planner ---------------------------------------------------------------------------
+    def terminal_cost(self, model: Optional[ValueEnsemble] = None):
+        return ensemble_to_native(model if model is not None else self.trainer.target)
+
+    def _build_solver(self, plan: Optional[np.ndarray]):
+        s = self.settings.mppi
+        cfg = s.to_core(self.dt, self.u_max, self.nu, seed=self.seed * 100_003 + self.rebuilds)
+        self.rebuilds += 1
+        solver = _core.MppiSolver(self.dynamics, self.running_cost, self.terminal_cost(), cfg)
+        if plan is not None:
+            solver.set_plan(plan)
+        return solver
+
+    def act(self, x: np.ndarray) -> np.ndarray:
+        """One MPPI optimisation from x; returns the first control."""
+        t0 = time.perf_counter()
+        self.solver.set_state(x, 0.0)
+        self.solver.optimize()
+        u = np.array(self.solver.action_from_policy())
+        self.timing["mppi_s"] += time.perf_counter() - t0
+        self.timing["mppi_calls"] += 1
+        return u
+
+    # -- Eq. (7) targets ---------------------------------------------------------------------
+    def _plan_targets(self, state, goal, time_to_go, terminal_value):
+        """N-step MPPI from each replayed state with the target ensemble's aggregate as terminal
+        value (native); returns per-step running costs (l dt), s_N, tau_N = 0, dones = 0."""
+        s = self.settings
+        t0 = time.perf_counter()
+        cfg = s.mppi.to_core(self.dt, self.u_max, self.nu, seed=self.seed * 7919 + self.trainer.gradient_steps,
+                             horizon=s.target_horizon, num_samples=s.target_samples,
+                             num_iterations=s.target_iterations)
+        solver = _core.MppiSolver(self.dynamics, self.running_cost, self.terminal_cost(self.trainer.target), cfg)
+        b, n = state.shape[0], s.target_horizon
+        costs = np.zeros((b, n))
+        final = np.zeros((b, self.nx))
+        zero_plan = np.zeros((n, self.nu))
+        for i in range(b):
+            solver.set_plan(zero_plan)
+            solver.set_state(state[i], 0.0)
+            r = solver.optimize()
+            xs, us = r.nominal_states, r.plan
+            for k in range(n):
+                self.running_cost.calc(self._running_data, k * self.dt, xs[k], us[k])
+                costs[i, k] = self._running_data.value * self.dt
+            final[i] = xs[n]
+        self.timing["target_solves"] += b
+        self.timing["target_s"] += time.perf_counter() - t0
+        return costs, final, np.zeros(b), np.zeros((b, n), dtype=bool)
+
+    # -- Algorithm 1 -------------------------------------------------------------------------
+    def step(self) -> Dict[str, float]:
+        """One world step (plan, act, store, maybe learn). Returns namespaced stats."""
+        x = np.array(self.world.state)
+        u = self.act(x)
+        self.world.step(u)
+        self.solver.shift(1)
+        self.buffer.add(state=x, goal=np.zeros(0), time_to_go=0.0, cost=0.0, next_state=x, next_time_to_go=0.0, done=0.0)
+        self.t += 1
+        stats: Dict[str, float] = {}
+        if self.settings.learn and self.t % self.settings.update_every == 0 and self.settings.gradient_steps > 0:
+            t0 = time.perf_counter()
+            stats = self.trainer.update(self.buffer)
+            self.timing["learn_s"] += time.perf_counter() - t0
+            self.solver = self._build_solver(self.solver.plan)
+        return stats
+
+    @torch.no_grad()
+    def value_map(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Aggregate value V(px, py, v = 0) on a grid (for figures), shape [len(xs), len(ys)]."""
+        px, py = np.meshgrid(xs, ys, indexing="ij")
+        st = np.zeros((px.size, self.nx))
+        st[:, 0], st[:, 1] = px.ravel(), py.ravel()
+        v = self.trainer.target(torch.from_numpy(st), None, torch.zeros(px.size, 1))
+        return v.numpy().reshape(px.shape)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> Dict:
+        return {"t": self.t, "rebuilds": self.rebuilds, "world_state": np.array(self.world.state),
+                "visited": self.world.visited.copy(), "plan": np.array(self.solver.plan),
+                "timing": dict(self.timing)}
+
+    def load_state_dict(self, d: Dict) -> None:
+        # rebuild the acting solver with the seed it had when saved (checkpoints are taken right
+        # after an update, when the solver was just rebuilt): the resumed run is the same run
+        self.t, self.rebuilds = int(d["t"]), int(d["rebuilds"]) - 1
+        self.world.state = np.asarray(d["world_state"], dtype=float)
+        self.world.visited[:] = np.asarray(d["visited"], dtype=bool)
+        self.timing.update(d["timing"])
+        self.solver = self._build_solver(np.asarray(d["plan"]))
+
+
+__all__ = ["PoloSettings", "PoloAgent", "MppiAgentSettings", "ensemble_to_native", "q_to_native", "net_tuple"]
