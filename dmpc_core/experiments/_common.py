@@ -2,8 +2,8 @@
 
 Scalars are namespaced (``train/...``, ``critic/...``, ``eval/...``, ``perf/...``) and written
 to ``<out>/scalars.csv`` (long format: step, tag, value; appended on resume) and, when the
-``tensorboard`` package is importable, to TensorBoard event files in ``<out>/tb``. The venv of
-this project has no ``tensorboard`` package: then only the CSV is written (said once on stderr).
+``tensorboard`` package is importable (it is pinned in requirements.txt), to TensorBoard event
+files in ``<out>/tb``; without it only the CSV is written (said once on stderr).
 """
 from __future__ import annotations
 
