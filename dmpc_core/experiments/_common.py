@@ -98,6 +98,16 @@ def from_plain(obj):
     return obj
 
 
+def resume_run(ckpt: Path, agent) -> tuple:
+    """Restore ``agent`` (trainer, replay buffer, loop state) from the checkpoint ``ckpt``
+    written by an experiment; returns (learning curve so far, wall seconds already spent)."""
+    from dmpc_core.critics.checkpoint import load_checkpoint
+
+    extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
+    agent.load_state_dict(extra["agent"])
+    return [float(c) for c in extra["curve"]], float(extra.get("wall_s", 0.0))
+
+
 def write_json(path: Path, data: Dict) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float))

@@ -24,8 +24,8 @@ from typing import Dict, List
 import numpy as np
 
 from dmpc_core.agents.mpq import MpqAgent, MpqSettings
-from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
-from dmpc_core.experiments._common import (RunLogger, base_parser, from_plain, load_config, progress, to_plain,
+from dmpc_core.critics.checkpoint import save_checkpoint
+from dmpc_core.experiments._common import (RunLogger, resume_run, base_parser, load_config, progress, to_plain,
                                            write_json)
 from dmpc_core.settings import from_dict
 from dmpc_core.tasks.pendulum import random_initial_state
@@ -84,10 +84,7 @@ def train_main(argv: List[str]) -> int:
     t_wall = time.perf_counter()
     wall_before = 0.0
     if args.resume and ckpt.exists():
-        extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
-        agent.load_state_dict(extra["agent"])
-        curve = [float(c) for c in extra["curve"]]
-        wall_before = float(extra.get("wall_s", 0.0))
+        curve, wall_before = resume_run(ckpt, agent)
         print(f"resumed at episode {agent.episodes}")
     bar = progress(run_s.episodes, agent.episodes, f"mpq-pendulum {args.variant} s{args.seed}", args.no_progress)
     while agent.episodes < run_s.episodes:

@@ -23,8 +23,8 @@ from typing import Dict, List
 import numpy as np
 
 from dmpc_core.agents.polo import PoloAgent, PoloSettings
-from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
-from dmpc_core.experiments._common import (RunLogger, base_parser, from_plain, load_config, progress, to_plain,
+from dmpc_core.critics.checkpoint import save_checkpoint
+from dmpc_core.experiments._common import (RunLogger, resume_run, base_parser, load_config, progress, to_plain,
                                            write_json)
 from dmpc_core.settings import from_dict
 from dmpc_core.tasks.point_mass_worlds import ARENA, PointMassWorld, PointMassWorldSettings
@@ -90,10 +90,7 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
     curve = [world.coverage()]
     wall_before = 0.0
     if args.resume and ckpt.exists():
-        extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
-        agent.load_state_dict(extra["agent"])
-        curve = [float(c) for c in extra["curve"]]
-        wall_before = float(extra.get("wall_s", 0.0))
+        curve, wall_before = resume_run(ckpt, agent)
         print(f"resumed at step {agent.t}")
     bar = progress(run_s.steps, agent.t, f"{name} {args.variant} s{args.seed}", args.no_progress)
     while agent.t < run_s.steps:
