@@ -246,9 +246,11 @@ class ControllerNode(Node):
         with self.lock:
             x, x_time, x_stamp, err = self.x, self.x_time, self.x_stamp, self.state_error
             self.ticks_since_state += 1
-            # stale: more than watchdog_ticks ticks ran AND more than watchdog_ticks periods passed
-            # without a state (ticks that bunch up after a late timer do not trip it alone)
-            stale = self.ticks_since_state > self.watchdog_ticks and now - x_time > self.watchdog_ticks * self.period
+            # stale: more than watchdog_ticks ticks ran without a new state (the spec: the safe
+            # command within watchdog_ticks ticks). Counting ticks only means that ticks which
+            # bunch up after a late timer can trip it spuriously; that costs one tick of the safe
+            # command and an ERROR in diagnostics, and is preferred to a stale command.
+            stale = self.ticks_since_state > self.watchdog_ticks
         reach, t0 = self.reach, self.t0
         safe = 1.0
         u = np.zeros(ballbot.NU)
