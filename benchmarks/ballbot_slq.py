@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from _common import machine_line, table  # noqa: E402
 
 from dmpc_core import _core  # noqa: E402
-from dmpc_core.baselines.casadi_ocp import QuadraticTerm, UprightTerm, rk4_step  # noqa: E402
+from dmpc_core.baselines.casadi_ocp import QuadraticTerm, UprightTerm, build_ocp_nlp  # noqa: E402
 from dmpc_core.tasks import ballbot as bb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,17 +82,7 @@ def solve_ipopt_sx(f, x0, problem, running, terminal, U_init, repeats):
     plus CasADi's derivative evaluation only: the solver is built once, called once to warm up
     (lazy derivative construction), then timed over ``repeats`` calls (median)."""
     nx, nu, N, dt = bb.NX, bb.NU, problem.horizon, problem.dt
-    R = np.asarray(problem.control_weight)
-    X = ca.SX.sym("X", nx, N + 1)
-    U = ca.SX.sym("U", nu, N)
-    J = 0
-    g = [X[:, 0] - x0]
-    for k in range(N):
-        xk, uk = X[:, k], U[:, k]
-        J += dt * (sum(t.expr(xk, uk) for t in running) + 0.5 * ca.mtimes([uk.T, R, uk]))
-        g.append(X[:, k + 1] - rk4_step(f, xk, uk, dt))
-    J += sum(t.expr(X[:, N], ca.DM.zeros(nu)) for t in terminal)
-    nlp = {"x": ca.vertcat(ca.vec(X), ca.vec(U)), "f": J, "g": ca.vertcat(*g)}
+    nlp = build_ocp_nlp(f, nx, nu, x0, N, dt, running, terminal, np.asarray(problem.control_weight), ca.SX)
     opts = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-8, "ipopt.max_iter": 500,
             "ipopt.sb": "yes"}
     solver = ca.nlpsol("ocp_sx", "ipopt", nlp, opts)

@@ -68,6 +68,28 @@ def rk4_step(f: Callable, x, u, dt: float):
     return x + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
+def build_ocp_nlp(f: Callable, nx: int, nu: int, x0: np.ndarray, horizon: int, dt: float, running: list,
+                  terminal: list, control_weight: np.ndarray | None = None, sym=ca.MX) -> dict:
+    """The multiple-shooting NLP {x, f, g} of the problem: decision vector vec(X) (nx x N+1,
+    column-major) then vec(U) (nu x N); constraints x_0 = x0 and x_{k+1} = RK4(x_k, u_k).
+
+    Args:
+        sym: ``ca.MX`` (general) or ``ca.SX`` (faster for small dense problems).
+    """
+    R = np.zeros((nu, nu)) if control_weight is None else np.asarray(control_weight)
+    X = sym.sym("X", nx, horizon + 1)
+    U = sym.sym("U", nu, horizon)
+    J = 0
+    g = [X[:, 0] - x0]
+    for k in range(horizon):
+        xk, uk = X[:, k], U[:, k]
+        lk = sum(t.expr(xk, uk) for t in running) if running else 0
+        J += dt * (lk + 0.5 * ca.mtimes([uk.T, R, uk]))
+        g.append(X[:, k + 1] - rk4_step(f, xk, uk, dt))
+    J += sum(t.expr(X[:, horizon], ca.DM.zeros(nu)) for t in terminal) if terminal else 0
+    return {"x": ca.vertcat(ca.vec(X), ca.vec(U)), "f": J, "g": ca.vertcat(*g)}
+
+
 def solve_ocp_ipopt(
     f: Callable,
     nx: int,
@@ -90,19 +112,7 @@ def solve_ocp_ipopt(
         U_init: initial controls (N, nu); the state guess is their rollout.
     The reported time covers IPOPT's solve only (not building the NLP).
     """
-    R = np.zeros((nu, nu)) if control_weight is None else np.asarray(control_weight)
-    X = ca.MX.sym("X", nx, horizon + 1)
-    U = ca.MX.sym("U", nu, horizon)
-    J = 0
-    g = [X[:, 0] - x0]
-    for k in range(horizon):
-        xk, uk = X[:, k], U[:, k]
-        lk = sum(t.expr(xk, uk) for t in running) if running else 0
-        J += dt * (lk + 0.5 * ca.mtimes([uk.T, R, uk]))
-        g.append(X[:, k + 1] - rk4_step(f, xk, uk, dt))
-    J += sum(t.expr(X[:, horizon], ca.DM.zeros(nu)) for t in terminal) if terminal else 0
-    w = ca.vertcat(ca.vec(X), ca.vec(U))
-    nlp = {"x": w, "f": J, "g": ca.vertcat(*g)}
+    nlp = build_ocp_nlp(f, nx, nu, x0, horizon, dt, running, terminal, control_weight, ca.MX)
     opts = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": tol, "ipopt.max_iter": max_iter,
             "ipopt.sb": "yes"}
     solver = ca.nlpsol("ocp", "ipopt", nlp, opts)
