@@ -1,15 +1,21 @@
 """MPC controller node: SLQ re-planning in a worker thread, 400 Hz policy tracking, critic hot-swap.
 
+``robot`` (read-only parameter) selects the task: ``ballbot`` (goal (x, y) of the base,
+``dmpc_core.agents.reach_mpc.ReachMpc``, critics and transitions for the learner) or ``panda``
+(Franka Panda, goal = TCP position (x, y, z), ``dmpc_core.agents.panda_reach.PandaReachMpc``; no
+critic and no transitions: the learner is not wired for the Franka).
+
 Subscriptions: ``joint_states`` (sensor_msgs/JointState), ``goal_pose`` (geometry_msgs/PoseStamped),
 ``clicked_point`` (geometry_msgs/PointStamped), ``target_path`` (nav_msgs/Path: its last pose is
 the goal), ``time_budget`` (std_msgs/Float64: episode length [s] for the next goal),
-``critic_bundle`` (std_msgs/UInt8MultiArray, reliable + transient local).
-Publications: ``commands`` (Float64MultiArray, one torque per wheel, RELIABLE), ``~/command_info``
-(Float64MultiArray labelled ``seq,slot,stamp,state_stamp,safe,critic_version,u0,u1,u2``),
+``critic_bundle`` (std_msgs/UInt8MultiArray, reliable + transient local); Panda only:
+``target_trajectory`` (trajectory_msgs/JointTrajectory: its last point is a joint-space goal).
+Publications: ``commands`` (Float64MultiArray, one torque per wheel / joint, RELIABLE),
+``~/command_info`` (Float64MultiArray labelled ``seq,slot,stamp,state_stamp,safe,critic_version,u0..``),
 ``~/planned_path`` (nav_msgs/Path), ``~/markers`` (visualization_msgs/MarkerArray),
-``transitions`` (labelled Float64MultiArray, see dmpc_ros.glue), ``/diagnostics``.
+``transitions`` (labelled Float64MultiArray, see dmpc_ros.glue; Ballbot only), ``/diagnostics``.
 Services: ``~/reload_critic`` (Trigger: re-read ``critic_uri``), ``~/rollback_critic`` (Trigger).
-All algorithmic work is in dmpc_core (ReachMpc, TransitionRecorder, critic gate).
+All algorithmic work is in dmpc_core (ReachMpc / PandaReachMpc, TransitionRecorder, critic gate).
 """
 from __future__ import annotations
 
@@ -32,18 +38,22 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray, UInt8MultiArray
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dmpc_core.agents.critic_gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.agents import panda_reach
 from dmpc_core.agents.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
 from dmpc_core.critics.signing import read_key
+from dmpc_core.models import panda as panda_model
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
 from dmpc_ros.glue import (QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
                            stamp_to_float, transitions_msg, vector_msg, joint_state_to_x)
 
-INFO_LABEL = "seq,slot,stamp,state_stamp,safe,critic_version,u0,u1,u2"
+INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version"
+INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
 RO = ParameterDescriptor(read_only=True)
 #: probe box of the safety gate: |px|,|py| <= 3 m, yaw 1 rad, tilt 0.3 rad, rates
 PROBE_STATE_SCALE = [3.0, 3.0, 1.0, 0.3, 0.3, 2.0, 2.0, 2.0, 2.0, 2.0]
@@ -53,32 +63,51 @@ class ControllerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("ballbot_controller", **kwargs)
         self.robot = self.declare_parameter("robot", "ballbot", RO).value
-        if self.robot != "ballbot":
-            raise ValueError(f"controller_node: robot {self.robot!r} is not supported (ballbot)")
-        declare_settings(self, "reach", ReachSettings())
+        if self.robot not in ("ballbot", "panda"):
+            raise ValueError(f"controller_node: robot {self.robot!r} is not supported (ballbot, panda)")
+        self.is_panda = self.robot == "panda"
+        self.settings_cls = panda_reach.PandaReachSettings if self.is_panda else ReachSettings
+        self.reach_cls = panda_reach.PandaReachMpc if self.is_panda else ReachMpc
+        declare_settings(self, "reach", self.settings_cls())
         declare_settings(self, "gate", GateSettings())
+        if self.is_panda:
+            self.joint_names = tuple(self.declare_parameter("joint_names", list(panda_model.JOINT_NAMES), RO).value)
+            if len(self.joint_names) != panda_reach.NQ:
+                raise ValueError(f"joint_names must list {panda_reach.NQ} joints (got {list(self.joint_names)})")
+            self.nu, self.ng, self.cmd_label = panda_reach.NU, panda_reach.NG, "joint_torque"
+        else:
+            self.joint_names, self.nu, self.ng, self.cmd_label = ballbot.JOINT_NAMES, ballbot.NU, NG, "wheel_torque"
+        self.info_label = INFO_FIELDS + "".join(f",u{i}" for i in range(self.nu))
         self.watchdog_ticks = self.declare_parameter("watchdog_ticks", 2, RO).value
         self.batch = self.declare_parameter("transitions_batch", 20, RO).value
         path_rate = self.declare_parameter("path_rate", 10.0, RO).value
         diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value
         key_file = self.declare_parameter("critic_hmac_key_file", "", RO).value
-        goal0 = list(self.declare_parameter("initial_goal", [0.0, 0.0], RO).value)
+        default_goal = [0.0, 0.0]
+        if self.is_panda:  # the TCP at Franka's ready pose
+            default_goal = [float(v) for v in _core_panda().frame_position(panda_model.Q_READY)]
+        goal0 = list(self.declare_parameter("initial_goal", default_goal, RO).value)
         self.declare_parameter("critic_uri", "")
-        self.settings: ReachSettings = read_settings(self, "reach", ReachSettings)
+        self.settings = read_settings(self, "reach", self.settings_cls)
         self.gate: GateSettings = read_settings(self, "gate", GateSettings)
         self.key = read_key(key_file) if key_file else None
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
         s = self.settings
         self.period = 1.0 / s.mpc.tracking_rate
-        self.probes = ProbeSet.uniform(PROBE_STATE_SCALE, [s.arena_half_width] * NG,
-                                       s.episode_length + s.mpc.horizon * s.mpc.dt, self.gate.num_probes, self.gate.seed)
+        self.probes = None if self.is_panda else ProbeSet.uniform(
+            PROBE_STATE_SCALE, [s.arena_half_width] * NG, s.episode_length + s.mpc.horizon * s.mpc.dt,
+            self.gate.num_probes, self.gate.seed)
         self.store = CriticStore()
-        self.reach = ReachMpc(s, goal0)
-        self.recorder = TransitionRecorder(s.mpc.dt, s.episode_length)
+        reason = self.goal_problem(goal0)
+        if reason:
+            raise ValueError(f"initial_goal: {reason}")
+        self.reach = self.reach_cls(s, goal0)
+        self.recorder = None if self.is_panda else TransitionRecorder(s.mpc.dt, s.episode_length)
         self.rows = []
         # shared state (written by callbacks, read by the tracking tick and MPC thread)
         self.x: Optional[np.ndarray] = None
+        self.x_valid: Optional[np.ndarray] = None  # last valid state, kept when later ones are rejected
         self.x_stamp = 0.0
         self.x_time = -1e9
         self.ticks_since_state = 10**9  # tracking ticks since the last valid state (watchdog)
@@ -86,6 +115,7 @@ class ControllerNode(Node):
         self.goal = np.asarray(goal0, float)
         self.t0 = time.monotonic()
         self.pending_goal = None
+        self.pending_joint_goal = None
         self.pending_reach: Optional[ReachMpc] = None
         self.episode_length = s.episode_length
         self.status_msg = "waiting for state"
@@ -107,8 +137,10 @@ class ControllerNode(Node):
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, "joint_states", self.on_state, QOS_RELIABLE, callback_group=state_group)
-        self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal((m.pose.position.x, m.pose.position.y), "goal_pose"), 10, callback_group=io)
-        self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal((m.point.x, m.point.y), "clicked_point"), 10, callback_group=io)
+        self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal(self.point_goal(m.pose.position), "goal_pose"), 10, callback_group=io)
+        self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal(self.point_goal(m.point), "clicked_point"), 10, callback_group=io)
+        if self.is_panda:
+            self.create_subscription(JointTrajectory, "target_trajectory", self.on_trajectory, 10, callback_group=io)
         self.create_subscription(Path, "target_path", self.on_path, 10, callback_group=io)
         self.create_subscription(Float64, "time_budget", self.on_time_budget, 10, callback_group=io)
         self.create_subscription(UInt8MultiArray, "critic_bundle", self.on_critic_msg, QOS_CRITIC, callback_group=io)
@@ -129,14 +161,14 @@ class ControllerNode(Node):
         uri = self.get_parameter("critic_uri").value
         if uri:
             self.submit(("file", uri))
-        self.get_logger().info(f"controller: SLQ N={s.mpc.horizon} dt={s.mpc.dt} at {s.mpc.mpc_rate} Hz, "
+        self.get_logger().info(f"{self.robot} controller: SLQ N={s.mpc.horizon} dt={s.mpc.dt} at {s.mpc.mpc_rate} Hz, "
                                f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if self.key else 'off'}")
 
     # -- parameters ------------------------------------------------------------------------------
     def on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
         try:
-            read_settings(self, "reach", ReachSettings, changes)
+            read_settings(self, "reach", self.settings_cls, changes)
             read_settings(self, "gate", GateSettings, changes)
         except ConfigError as e:
             return SetParametersResult(successful=False, reason=str(e))
@@ -149,8 +181,17 @@ class ControllerNode(Node):
         return SetParametersResult(successful=True)
 
     # -- inputs ----------------------------------------------------------------------------------
+    def point_goal(self, p) -> tuple:
+        """Goal from a geometry_msgs Point: (x, y) for the Ballbot, the TCP (x, y, z) for the Panda."""
+        return (p.x, p.y, p.z) if self.is_panda else (p.x, p.y)
+
+    def goal_problem(self, goal) -> Optional[str]:
+        if self.is_panda:
+            return panda_reach.check_goal(goal, self.settings)
+        return check_goal(goal, self.settings.arena_half_width)
+
     def on_state(self, msg: JointState) -> None:
-        x, reason = joint_state_to_x(msg, ballbot.JOINT_NAMES)
+        x, reason = joint_state_to_x(msg, self.joint_names)
         with self.lock:
             if x is None:
                 self.x = None
@@ -160,27 +201,49 @@ class ControllerNode(Node):
                 self.status_msg = f"ERROR: {reason}"
             else:
                 self.x, self.x_stamp, self.x_time = x, stamp_to_float(msg.header.stamp), time.monotonic()
+                self.x_valid = x
                 self.ticks_since_state = 0
                 self.state_error = ""
         if x is None:
             self.publish_diagnostics()
 
     def on_goal(self, xy, source: str) -> None:
-        reason = check_goal(xy, self.settings.arena_half_width)
+        reason = self.goal_problem(xy)
         if reason:
             self.get_logger().warn(f"rejected goal from {source}: {reason}")
             self.status_msg = f"rejected goal: {reason}"
             return
         with self.lock:
             self.pending_goal = np.asarray(xy, float)
-        self.get_logger().info(f"new goal ({xy[0]:.3f}, {xy[1]:.3f}) from {source}")
+            self.pending_joint_goal = None
+        self.get_logger().info(f"new goal ({', '.join(f'{v:.3f}' for v in xy)}) from {source}")
 
     def on_path(self, msg: Path) -> None:
         if not msg.poses:
             self.get_logger().warn("rejected target_path: no poses")
             return
-        p = msg.poses[-1].pose.position
-        self.on_goal((p.x, p.y), "target_path")
+        self.on_goal(self.point_goal(msg.poses[-1].pose.position), "target_path")
+
+    def on_trajectory(self, msg: JointTrajectory) -> None:
+        """Panda: the last point of a JointTrajectory (joints named as ``joint_names``, any order)
+        is a joint-space goal: posture q and TCP goal p(q)."""
+        reason = ""
+        if not msg.points:
+            reason = "no points"
+        elif sorted(msg.joint_names) != sorted(self.joint_names) or len(msg.points[-1].positions) != len(msg.joint_names):
+            reason = f"joints {list(msg.joint_names)} with {len(msg.points[-1].positions)} positions do not match {list(self.joint_names)}"
+        if not reason:
+            index = {n: i for i, n in enumerate(msg.joint_names)}
+            q = np.asarray([msg.points[-1].positions[index[n]] for n in self.joint_names], float)
+            reason = panda_reach.check_joint_goal(q, self.reach.model) or ""
+        if reason:
+            self.get_logger().warn(f"rejected goal from target_trajectory: {reason}")
+            self.status_msg = f"rejected goal: {reason}"
+            return
+        with self.lock:
+            self.pending_joint_goal = q
+            self.pending_goal = None
+        self.get_logger().info(f"new joint goal {np.round(q, 3).tolist()} from target_trajectory")
 
     def on_time_budget(self, msg: Float64) -> None:
         if not (np.isfinite(msg.data) and msg.data > 0):
@@ -197,13 +260,16 @@ class ControllerNode(Node):
                 x = self.x
                 fresh = self.ticks_since_state <= self.watchdog_ticks or start - self.x_time <= self.watchdog_ticks * self.period
                 goal, new_reach = self.pending_goal, self.pending_reach
-                self.pending_goal = self.pending_reach = None
+                joint_goal = self.pending_joint_goal
+                self.pending_goal = self.pending_reach = self.pending_joint_goal = None
             t = start - self.start_time  # continuous MPC clock
             if new_reach is not None:
                 new_reach.set_goal(self.goal)
                 new_reach.set_episode(self.t0 - self.start_time, self.reach.episode_length)
                 new_reach.warm_start_from(self.reach)
                 self.reach = new_reach  # atomic reference swap: the next tick uses it
+            if joint_goal is not None:  # Panda: posture + TCP goal p(q)
+                goal = self.reach.set_joint_goal(joint_goal)
             if goal is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
                 # new goal, or the episode timed out (same goal, new episode)
                 if goal is not None:
@@ -211,9 +277,10 @@ class ControllerNode(Node):
                     self.reach.set_goal(goal)
                 self.t0 = start
                 self.reach.set_episode(t, self.episode_length)
-                self.recorder = TransitionRecorder(self.settings.mpc.dt, self.episode_length)
+                if self.recorder is not None:
+                    self.recorder = TransitionRecorder(self.settings.mpc.dt, self.episode_length)
             if x is not None and fresh:
-                res = self.reach.mpc.update(t, x)
+                res = self.reach.update(t, x)
                 self.solve_times.append(res.solve_time)
                 self.mpc_times.append(time.monotonic())
                 if res.status not in ("converged", "max_iterations"):
@@ -245,6 +312,7 @@ class ControllerNode(Node):
         now = time.monotonic()
         with self.lock:
             x, x_time, x_stamp, err = self.x, self.x_time, self.x_stamp, self.state_error
+            x_valid = self.x_valid
             self.ticks_since_state += 1
             # stale: more than watchdog_ticks ticks ran without a new state (the spec: the safe
             # command within watchdog_ticks ticks). Counting ticks only means that ticks which
@@ -253,7 +321,8 @@ class ControllerNode(Node):
             stale = self.ticks_since_state > self.watchdog_ticks
         reach, t0 = self.reach, self.t0
         safe = 1.0
-        u = np.zeros(ballbot.NU)
+        # safe command: Ballbot zeros; Panda gravity compensation at the last valid state
+        u = reach.safe_command(x_valid) if self.is_panda else np.zeros(self.nu)
         if err:
             self.status_msg = f"ERROR: {err}"
         elif x is None:
@@ -264,23 +333,26 @@ class ControllerNode(Node):
         elif reach.mpc.policy is None:
             self.status_msg = "waiting for the first MPC solve"
         else:
-            u = reach.mpc.control(now - self.start_time, x)
-            if np.all(np.isfinite(u)):
+            u_mpc = reach.mpc.control(now - self.start_time, x)
+            if self.is_panda:
+                u_mpc = reach.command(u_mpc, x)
+            if np.all(np.isfinite(u_mpc)):
+                u = u_mpc
                 safe = 0.0
                 if self.status_msg.startswith(("ERROR", "waiting")):
                     self.status_msg = "OK"
-            else:
-                u = np.zeros(ballbot.NU)
         if safe and self.status_msg.startswith("ERROR"):
             self.get_logger().warn(f"safe command: {self.status_msg}", throttle_duration_sec=1.0)
-        self.cmd_pub.publish(vector_msg(u, "wheel_torque"))
+        self.cmd_pub.publish(vector_msg(u, self.cmd_label))
         self.seq += 1
         slot = self.slot
         store = self.store.active
         self.info_pub.publish(vector_msg([self.seq, slot, time.time(), x_stamp, safe,
-                                          store.version if store else 0, *u], INFO_LABEL))
+                                          store.version if store else 0, *u], self.info_label))
         self.tick_times.append(now)
-        if safe == 0.0:
+        if self.recorder is None:
+            pass
+        elif safe == 0.0:
             row = self.recorder.sample(now - t0, x, u, reach.goal, reach.stage_cost)
             if row is not None:
                 self.rows.append(row)
@@ -337,6 +409,8 @@ class ControllerNode(Node):
                             raise CriticRejected(f"cannot read {arg}: {e}") from e
                     else:
                         blob = arg
+                    if self.is_panda:
+                        raise CriticRejected("no critic is wired for the Franka Panda (the learner supports the Ballbot)")
                     cand = validate_candidate(blob, self.key, ballbot.NX, NG, self.probes, self.gate, source)
                 new = ReachMpc(self.settings, self.goal, critic=cand.critic)
                 if kind != "rollback":
@@ -359,13 +433,15 @@ class ControllerNode(Node):
         if pol is None:
             return
         xs = np.asarray(pol.x_nom)
+        # display points: the base (px, py, 0) of the Ballbot, the TCP of the Panda
+        pts = self.reach.tcp_path(xs) if self.is_panda else np.column_stack([xs[:, 0], xs[:, 1], np.zeros(len(xs))])
         stamp = self.get_clock().now().to_msg()
         path = Path()
         path.header.frame_id, path.header.stamp = "world", stamp
-        for x in xs:
+        for x in pts:
             ps = PoseStamped()
             ps.header = path.header
-            ps.pose.position.x, ps.pose.position.y = float(x[0]), float(x[1])
+            ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = float(x[0]), float(x[1]), float(x[2])
             ps.pose.orientation.w = 1.0
             path.poses.append(ps)
         self.path_pub.publish(path)
@@ -374,10 +450,11 @@ class ControllerNode(Node):
         line.scale.x = 0.02
         line.color.g, line.color.a = 1.0, 1.0
         line.pose.orientation.w = 1.0
-        line.points = [Point(x=float(x[0]), y=float(x[1]), z=0.0) for x in xs]
+        line.points = [Point(x=float(x[0]), y=float(x[1]), z=float(x[2])) for x in pts]
         goal = Marker(type=Marker.SPHERE, action=Marker.ADD, ns="goal", id=1)
         goal.header = path.header
         goal.pose.position.x, goal.pose.position.y = float(self.goal[0]), float(self.goal[1])
+        goal.pose.position.z = float(self.goal[2]) if len(self.goal) > 2 else 0.0
         goal.pose.orientation.w = 1.0
         goal.scale.x = goal.scale.y = goal.scale.z = 0.1
         goal.color.r, goal.color.a = 1.0, 1.0
@@ -408,7 +485,7 @@ class ControllerNode(Node):
             "critics_rejected": str(self.rejected),
             "last_reject_reason": self.reject_reason,
             "seq": str(self.seq),
-            "goal": f"{self.goal[0]:.3f},{self.goal[1]:.3f}",
+            "goal": ",".join(f"{v:.3f}" for v in self.goal),
         }
         st.values = [KeyValue(key=k, value=v) for k, v in vals.items()]
         arr = DiagnosticArray(status=[st])
@@ -420,9 +497,16 @@ class ControllerNode(Node):
         self.tick_thread.join(timeout=2.0)
         self.mpc_thread.join(timeout=2.0)
         self.critic_thread.join(timeout=2.0)
-        # last command: safe zeros
-        self.cmd_pub.publish(vector_msg(np.zeros(ballbot.NU), "wheel_torque"))
+        # last command: the safe one (Ballbot zeros, Panda gravity compensation)
+        u = self.reach.safe_command(self.x_valid) if self.is_panda else np.zeros(self.nu)
+        self.cmd_pub.publish(vector_msg(u, self.cmd_label))
         return super().destroy_node()
+
+
+def _core_panda():
+    from dmpc_core import _core
+
+    return _core.PandaDynamics(str(panda_model.default_urdf_path()))
 
 
 def main(args=None) -> int:

@@ -42,22 +42,51 @@ def _set_path(d: Dict[str, Any], dotted: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+def apply_variant(cfg: Dict[str, Any], name: str, source: str = "config") -> None:
+    """Apply ``cfg["variants"][name]`` in place: ``topics`` (merged over the base topics),
+    ``drop`` (node keys disabled) and ``set`` (dotted path -> value)."""
+    variants = cfg.get("variants") or {}
+    if name not in variants:
+        raise KeyError(f"{source}: no variant {name!r} (has {sorted(variants)})")
+    v = variants[name] or {}
+    unknown = set(v) - {"topics", "drop", "set"}
+    if unknown:
+        raise KeyError(f"{source}: variant {name!r} has unknown keys {sorted(unknown)}")
+    cfg["topics"].update(v.get("topics") or {})
+    for key in v.get("drop") or []:
+        if key not in cfg["nodes"]:
+            raise KeyError(f"{source}: variant {name!r} drops unknown node {key!r}")
+        cfg["nodes"][key]["enabled"] = False
+    for dotted, value in (v.get("set") or {}).items():
+        _set_path(cfg, dotted, value)
+
+
 def load_config(config_path: str | Path, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The YAML config with ``overrides`` (dotted path -> value) applied.
 
-    Shortcuts: ``learner`` (bool) enables/disables the learner node; ``mode`` 'sim'/'hardware'.
+    Shortcuts: ``learner`` (bool) enables/disables the learner node (True with a config that has
+    no learner node raises ValueError; False is then a no-op); ``variant`` (str) applies
+    ``variants.<name>`` of the config first (see :func:`apply_variant`; None: the base graph).
     """
     with open(config_path) as f:
         cfg = yaml.safe_load(f) or {}
     cfg = copy.deepcopy(cfg)
-    for key, value in (overrides or {}).items():
-        if key == "learner":
-            cfg["nodes"]["learner"]["enabled"] = bool(value)
-        else:
-            _set_path(cfg, key, value)
     for k in ("robot", "topics", "nodes"):
         if k not in cfg:
             raise KeyError(f"{config_path}: missing top-level key {k!r}")
+    overrides = dict(overrides or {})
+    variant = overrides.pop("variant", None)
+    if variant:
+        apply_variant(cfg, variant, str(config_path))
+    for key, value in overrides.items():
+        if key == "learner":
+            if "learner" in cfg["nodes"]:
+                cfg["nodes"]["learner"]["enabled"] = bool(value)
+            elif value:
+                raise ValueError(f"{config_path}: no learner node in this config (the {cfg['robot']} "
+                                 "learner is not wired); start it with learner off")
+        else:
+            _set_path(cfg, key, value)
     return cfg
 
 

@@ -1,6 +1,7 @@
 """Start a dmpc node graph as separate processes (what ``ros2 launch`` does, without launch_ros).
 
     python -m dmpc_ros.launcher config/ballbot_sim.yaml [--learner on|off] [--set KEY=VALUE ...]
+    python -m dmpc_ros.launcher config/franka_sim.yaml [--variant gazebo|hardware] ...
     dmpc launch config/ballbot_sim.yaml ...            (execs this module)
 
 Each node runs as ``python -m dmpc_ros.<executable> --ros-args -r __node:=NAME --params-file F
@@ -21,7 +22,7 @@ from typing import Dict, List, Mapping, Optional
 
 import yaml
 
-from dmpc_ros.graph import NodeSpec, build_graph, params_file_content
+from dmpc_ros.graph import NodeSpec, build_graph, load_config, params_file_content
 
 
 def node_command(spec: NodeSpec, params_file: str) -> List[str]:
@@ -128,7 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("config")
     ap.add_argument("--learner", choices=["on", "off"], default=None)
     ap.add_argument("--mode", choices=["sim", "hardware"], default="sim",
-                    help="hardware: start no sim node (the robot's driver publishes the state)")
+                    help="hardware: start no sim node (the robot's driver publishes the state); applies the "
+                         "config's 'hardware' variant if it has one and --variant is not given")
+    ap.add_argument("--variant", default=None, help="apply variants.<NAME> of the config (e.g. gazebo, hardware)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config entry, e.g. nodes.controller.parameters.reach.critic_weight=0.3")
     ap.add_argument("--log-dir", default=None)
@@ -138,7 +141,15 @@ def main(argv=None) -> int:
     overrides = parse_overrides(args.set)
     if args.learner is not None:
         overrides["learner"] = args.learner == "on"
-    specs = build_graph(args.config, overrides)
+    if args.variant:
+        overrides["variant"] = args.variant
+    elif args.mode == "hardware" and "hardware" in (load_config(args.config).get("variants") or {}):
+        overrides["variant"] = "hardware"
+    try:
+        specs = build_graph(args.config, overrides)
+    except (KeyError, ValueError) as e:
+        print(f"[launcher] {e}", file=sys.stderr, flush=True)
+        return 2
     if args.mode == "hardware":
         specs = [s for s in specs if s.executable != "sim_node"]
     launcher = Launcher(specs, args.log_dir)

@@ -34,9 +34,11 @@ QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, histo
 
 class GraphProbe(Node):
     def __init__(self, topics: Dict[str, str], controller: str = "ballbot_controller", sim: str = "ballbot_sim",
-                 learner: str = "dmpc_learner", keep: int = 200_000):
+                 learner: str = "dmpc_learner", keep: int = 200_000, joint_names=None):
         super().__init__("dmpc_probe")
         self.topics, self.controller, self.sim, self.learner = topics, controller, sim, learner
+        #: joints of the recorded / published JointStates (default: the Ballbot's)
+        self.joint_names = tuple(joint_names or ballbot.JOINT_NAMES)
         self.lock = threading.Lock()
         self.states: deque = deque(maxlen=keep)       # (recv_time, x)
         self.infos: deque = deque(maxlen=keep)        # (recv_time, array)
@@ -50,7 +52,9 @@ class GraphProbe(Node):
         self.goal_pub = self.create_publisher(PoseStamped, topics["goal_pose"], 10)
         self.point_pub = self.create_publisher(PointStamped, topics["clicked_point"], 10)
         self.state_pub = self.create_publisher(JointState, topics["joint_states"], QOS_RELIABLE)
-        self.critic_pub = self.create_publisher(UInt8MultiArray, topics["critic_bundle"], QOS_CRITIC)
+        # (configs without a learner, e.g. the Franka's, have no critic_bundle topic)
+        self.critic_pub = (self.create_publisher(UInt8MultiArray, topics["critic_bundle"], QOS_CRITIC)
+                           if "critic_bundle" in topics else None)
         self.executor_ = SingleThreadedExecutor()
         self.executor_.add_node(self)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -64,7 +68,7 @@ class GraphProbe(Node):
 
     # -- recorders ------------------------------------------------------------------------------
     def _on_state(self, msg: JointState) -> None:
-        x, _ = joint_state_to_x(msg, ballbot.JOINT_NAMES)
+        x, _ = joint_state_to_x(msg, self.joint_names)
         if x is not None:
             self.states.append((time.monotonic(), x))
 
@@ -104,22 +108,28 @@ class GraphProbe(Node):
 
     # -- actions --------------------------------------------------------------------------------
     def send_goal(self, xy) -> None:
+        """PoseStamped goal: (x, y) or (x, y, z)."""
         msg = PoseStamped()
         msg.header.frame_id = "world"
         msg.pose.position.x, msg.pose.position.y = float(xy[0]), float(xy[1])
+        if len(xy) > 2:
+            msg.pose.position.z = float(xy[2])
         msg.pose.orientation.w = 1.0
         self.goal_pub.publish(msg)
 
     def send_point(self, xy) -> None:
+        """PointStamped goal: (x, y) or (x, y, z)."""
         msg = PointStamped()
         msg.header.frame_id = "world"
         msg.point.x, msg.point.y = float(xy[0]), float(xy[1])
+        if len(xy) > 2:
+            msg.point.z = float(xy[2])
         self.point_pub.publish(msg)
 
     def publish_state(self, x, names=None, stamp: float | None = None) -> float:
         """Publish a JointState (``x`` = positions then velocities); returns its stamp."""
         stamp = time.time() if stamp is None else stamp
-        self.state_pub.publish(x_to_joint_state(np.asarray(x, float), names or ballbot.JOINT_NAMES, wall_time_msg(stamp)))
+        self.state_pub.publish(x_to_joint_state(np.asarray(x, float), names or self.joint_names, wall_time_msg(stamp)))
         return stamp
 
     def push_critic(self, blob: bytes) -> None:

@@ -1,12 +1,16 @@
-"""Embedded Ballbot simulator node (``dmpc_core.sim.Plant`` on ``_core.BallbotDynamics``).
+"""Embedded simulator node: the Ballbot (``dmpc_core.sim.Plant`` on ``_core.BallbotDynamics``) or
+the Franka Panda (``dmpc_core.sim.panda``: the core's pinocchio model or MuJoCo, ``backend``).
 
-Topics: publishes ``joint_states`` (sensor_msgs/JointState: px, py, yaw, pitch, roll with
-position + velocity), optional ``/clock`` (simulated time); subscribes ``commands``
-(std_msgs/Float64MultiArray, 3 wheel torques, held until the next one; after
-``command_timeout`` seconds without a command the torques go to zero).
-Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the origin.
-Physics: RK4 sub-steps of at most ``physics_dt`` inside each ``1/publish_rate`` period, in a
-dedicated thread paced by the wall clock.
+Topics: publishes ``joint_states`` (sensor_msgs/JointState with position + velocity: Ballbot px,
+py, yaw, pitch, roll; Panda the 7 arm joints named by ``joint_names``), optional ``/clock``
+(simulated time); subscribes ``commands`` (std_msgs/Float64MultiArray, one torque per wheel /
+joint, held until the next one). After ``command_timeout`` seconds without a command the torques
+go to zero (Ballbot) or to gravity compensation g(q) (Panda: what a torque-controlled arm's
+driver holds; the arm does not fall while the controller restarts).
+Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the nominal one
+(Ballbot: the origin; Panda: Franka's ready pose).
+Physics: steps of at most ``physics_dt`` (1 kHz) inside each ``1/publish_rate`` (400 Hz) period, in
+a dedicated thread paced by the wall clock (core: RK4 sub-steps; MuJoCo: its fixed step).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from std_srvs.srv import Trigger
 from sensor_msgs.msg import JointState
 
 from dmpc_core import _core
+from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node, QOS_RELIABLE, vector_msg, wall_time_msg, x_to_joint_state
@@ -35,24 +40,47 @@ class SimNode(Node):
         super().__init__("ballbot_sim", **kwargs)
         p = self.declare_parameter
         self.robot = p("robot", "ballbot", RO).value
-        if self.robot != "ballbot":
-            raise ValueError(f"sim_node supports robot 'ballbot' only (got {self.robot!r})")
+        if self.robot not in ("ballbot", "panda"):
+            raise ValueError(f"sim_node supports robots 'ballbot' and 'panda' (got {self.robot!r})")
         physics_dt = p("physics_dt", 0.001, RO).value
         self.rate = p("publish_rate", 400.0, RO).value
-        noise = p("input_noise_std", 0.0, RO).value
         seed = p("seed", 0, RO).value
         self.random_start = p("random_start", True).value
-        self.pos_range = p("start_position_range", 0.3).value
-        self.tilt_deg = p("start_tilt_deg", 2.0).value
         self.cmd_timeout = p("command_timeout", 0.05).value
         self.publish_clock = p("publish_clock", False, RO).value
-        u_max = p("u_max", 30.0, RO).value
         self.rng = np.random.default_rng(seed)
-        self.plant = Plant(_core.BallbotDynamics(), np.zeros(ballbot.NX),
-                           PlantSettings(physics_dt=physics_dt, input_noise_std=noise, seed=seed,
-                                         u_min=[-u_max] * ballbot.NU, u_max=[u_max] * ballbot.NU))
+        if self.robot == "ballbot":
+            noise = p("input_noise_std", 0.0, RO).value
+            self.pos_range = p("start_position_range", 0.3).value
+            self.tilt_deg = p("start_tilt_deg", 2.0).value
+            u_max = p("u_max", 30.0, RO).value
+            self.names, self.nx, self.nu, self.label = ballbot.JOINT_NAMES, ballbot.NX, ballbot.NU, "wheel_torque"
+            self.plant = Plant(_core.BallbotDynamics(), np.zeros(ballbot.NX),
+                               PlantSettings(physics_dt=physics_dt, input_noise_std=noise, seed=seed,
+                                             u_min=[-u_max] * ballbot.NU, u_max=[u_max] * ballbot.NU))
+            self.gravity = None
+            backend = "core"
+        else:
+            from dmpc_core.sim.panda import PandaSimSettings, make_panda_plant
+
+            backend = p("backend", "mujoco", RO).value
+            self.names = tuple(p("joint_names", list(panda_model.JOINT_NAMES), RO).value)
+            if len(self.names) != len(panda_model.JOINT_NAMES):
+                raise ValueError(f"joint_names must list 7 joints (got {list(self.names)})")
+            self.start_joint_range = p("start_joint_range", 0.2).value
+            urdf = p("urdf", "", RO).value or str(panda_model.default_urdf_path())
+            limits = list(p("effort_limits", [0.0], RO).value)
+            sim = PandaSimSettings(backend=backend, physics_dt=physics_dt,
+                                   mujoco_integrator=p("mujoco_integrator", "RK4", RO).value,
+                                   joint_limits=p("joint_limits", True, RO).value,
+                                   joint_damping=p("joint_damping", 0.0, RO).value,
+                                   u_max=limits if any(limits) else None)
+            self.plant = make_panda_plant(sim, urdf_path=urdf)
+            self.model = _core.PandaDynamics(urdf, sim.joint_damping)
+            self.gravity = self.model.gravity
+            self.nx, self.nu, self.label = self.model.nx, self.model.nu, "joint_torque"
         self.lock = threading.Lock()
-        self.u = np.zeros(ballbot.NU)
+        self.u = np.zeros(self.nu)
         self.last_cmd = -1e9
         self.bad_cmds = 0
         self.pub = self.create_publisher(JointState, "joint_states", QOS_RELIABLE)
@@ -67,28 +95,41 @@ class SimNode(Node):
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
-        self.get_logger().info(f"Ballbot sim: physics dt {physics_dt} s, JointState at {self.rate} Hz")
+        self.get_logger().info(f"{self.robot} sim ({backend}): physics dt {physics_dt} s, JointState at {self.rate} Hz")
 
     def reset_state(self) -> np.ndarray:
-        x0 = np.zeros(ballbot.NX)
-        if self.random_start:
-            x0[[ballbot.PX, ballbot.PY]] = self.rng.uniform(-self.pos_range, self.pos_range, 2)
-            x0[[ballbot.PITCH, ballbot.ROLL]] = np.deg2rad(self.rng.uniform(-self.tilt_deg, self.tilt_deg, 2))
+        if self.robot == "ballbot":
+            x0 = np.zeros(ballbot.NX)
+            if self.random_start:
+                x0[[ballbot.PX, ballbot.PY]] = self.rng.uniform(-self.pos_range, self.pos_range, 2)
+                x0[[ballbot.PITCH, ballbot.ROLL]] = np.deg2rad(self.rng.uniform(-self.tilt_deg, self.tilt_deg, 2))
+        else:
+            from dmpc_core.sim.panda import random_start
+
+            x0 = random_start(self.rng, self.start_joint_range if self.random_start else 0.0,
+                              self.model.lower_position_limit, self.model.upper_position_limit)
         with self.lock:
             self.plant.reset(x0)
-            self.u = np.zeros(ballbot.NU)
+            self.u = np.zeros(self.nu)
+            self.last_cmd = -1e9
         return x0
 
     def on_command(self, msg: Float64MultiArray) -> None:
         u = np.asarray(msg.data, float)
-        if u.shape != (ballbot.NU,) or not np.all(np.isfinite(u)):
+        if u.shape != (self.nu,) or not np.all(np.isfinite(u)):
             self.bad_cmds += 1
-            self.get_logger().warn(f"ignored command {u.tolist()} (need {ballbot.NU} finite values)",
+            self.get_logger().warn(f"ignored command {u.tolist()} (need {self.nu} finite values)",
                                    throttle_duration_sec=1.0)
             return
         with self.lock:
             self.u = u
             self.last_cmd = time.monotonic()
+
+    def held_command(self, x: np.ndarray) -> np.ndarray:
+        """The last command, or after ``command_timeout`` zero (Ballbot) / g(q) (Panda)."""
+        if time.monotonic() - self.last_cmd <= self.cmd_timeout:
+            return self.u
+        return np.zeros(self.nu) if self.gravity is None else np.asarray(self.gravity(x[:self.nu]), float)
 
     def on_reset(self, _req, resp):
         x0 = self.reset_state()
@@ -102,16 +143,18 @@ class SimNode(Node):
         while self.running and rclpy.ok():
             nxt += period
             with self.lock:
-                u = self.u if time.monotonic() - self.last_cmd <= self.cmd_timeout else np.zeros(ballbot.NU)
+                u = self.held_command(self.plant.x)
                 try:
                     x = self.plant.step(u, period).copy()
                 except ValueError as e:
                     self.get_logger().error(f"plant step failed: {e}; resetting")
-                    self.plant.reset(np.zeros(ballbot.NX))
+                    x_reset = np.zeros(self.nx) if self.robot == "ballbot" else np.concatenate(
+                        [panda_model.Q_READY, np.zeros(self.nu)])
+                    self.plant.reset(x_reset)
                     x = self.plant.x.copy()
                 t_sim = self.plant.t
             stamp = wall_time_msg(time.time())
-            self.pub.publish(x_to_joint_state(x, ballbot.JOINT_NAMES, stamp))
+            self.pub.publish(x_to_joint_state(x, self.names, stamp))
             if self.clock_pub is not None:
                 from rosgraph_msgs.msg import Clock
 

@@ -69,8 +69,9 @@ class PandaCostSettings:
 
     def validate(self) -> None:
         for k, v in vars(self).items():
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"cost.{k} must be finite and >= 0")
+            a = np.asarray(v, dtype=float)
+            if a.shape not in ((), (NQ,)) or not (np.all(np.isfinite(a)) and np.all(a >= 0)):
+                raise ValueError(f"cost.{k} must be finite and >= 0 (a number, or {NQ} numbers for w_q / w_v)")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class PandaReachSettings:
     min_height: goals below this z are rejected [m] (the table).
     posture: q of the state-regularisation reference (7,) (Franka's ready pose).
     subtract_gravity: publish u - g(q) (the Franka's torque interface adds gravity itself).
+    joint_damping: viscous joint friction d [N m s/rad] of the MPC's model (xdot with tau - d v);
+        must equal the simulator's (``PandaSimSettings.joint_damping``).
     urdf: URDF path ('' = the project's urdf/panda.urdf). frame: the end-effector frame.
     """
 
@@ -97,6 +100,7 @@ class PandaReachSettings:
     min_height: float = 0.05
     posture: list = field(default_factory=lambda: [float(v) for v in Q_READY])
     subtract_gravity: bool = False
+    joint_damping: float = 0.0
     urdf: str = ""
     frame: str = TCP_FRAME
 
@@ -111,6 +115,8 @@ class PandaReachSettings:
             raise ValueError("workspace_center must be 3 finite numbers")
         if not self.workspace_radius > 0:
             raise ValueError("workspace_radius must be > 0")
+        if not (np.isfinite(self.joint_damping) and self.joint_damping >= 0):
+            raise ValueError("joint_damping must be finite and >= 0")
         if len(self.posture) != NQ or not np.all(np.isfinite(self.posture)):
             raise ValueError(f"posture must be {NQ} finite joint angles")
 
@@ -162,14 +168,16 @@ class PandaReachMpc:
         settings.validate()
         self.settings = settings
         self.critic = None
-        self.model = model or _core.PandaDynamics(settings.urdf_path())
+        self.model = model or _core.PandaDynamics(settings.urdf_path(), settings.joint_damping)
         if not self.model.has_frame(settings.frame):
             raise ValueError(f"frame {settings.frame!r} is not in {settings.urdf_path()}")
         s, c = settings.mpc, settings.cost
-        w_x = np.concatenate([np.full(NQ, c.w_q), np.full(NQ, c.w_v)])
-        w_xN = np.concatenate([np.full(NQ, c.w_q_terminal), np.full(NQ, c.w_v_terminal)])
+        w_x = np.concatenate([np.broadcast_to(np.asarray(c.w_q, float), (NQ,)), np.broadcast_to(np.asarray(c.w_v, float), (NQ,))])
+        w_xN = np.concatenate([np.broadcast_to(np.asarray(c.w_q_terminal, float), (NQ,)),
+                               np.broadcast_to(np.asarray(c.w_v_terminal, float), (NQ,))])
         goal = np.asarray(goal, float)
-        self.reg = _core.QuadraticCost(np.diag(w_x), c.w_u * np.eye(NU), np.zeros(NX), np.zeros(NU))
+        w_u = np.broadcast_to(np.asarray(c.w_u, float), (NU,))
+        self.reg = _core.QuadraticCost(np.diag(w_x), np.diag(w_u), np.zeros(NX), np.zeros(NU))
         self.reg_terminal = _core.QuadraticCost(np.diag(w_xN), np.zeros((NU, NU)), np.zeros(NX), np.zeros(NU))
         self.track = _core.FrameTranslationCost(self.model, settings.frame, goal, c.w_goal)
         self.track_terminal = _core.FrameTranslationCost(self.model, settings.frame, goal, c.w_goal_terminal)
@@ -185,20 +193,31 @@ class PandaReachMpc:
         self.mpc = MpcController(self.problem, s, initial_policy=self._gravity_policy())
         self.set_goal(goal)
 
-    def _gravity_policy(self, omega: float = 10.0) -> _core.Policy:
-        """Initial guess: gravity compensation of the posture plus a critically damped PD toward it,
-        u = g(q_ref) - M(q_ref) (omega^2 (q - q_ref) + 2 omega v). Open-loop guesses (zero or
-        constant torques) let the light wrist spin up and the 10 ms semi-implicit Euler rollout
-        blow up within the 1 s horizon from starts away from the posture."""
+    def _gravity_policy(self, x_nom: Optional[np.ndarray] = None, t0: float = 0.0, omega: float = 10.0) -> _core.Policy:
+        """Initial guess: gravity compensation at q_nom plus a critically damped PD toward x_nom
+        (default: the posture at rest), u = g(q_nom) - M(q_nom) (omega^2 (q - q_nom) + 2 omega v).
+        Open-loop guesses (zero or constant torques) let the light wrist spin up and the 10 ms
+        semi-implicit Euler rollout blow up within the 1 s horizon from starts away from it."""
         s = self.settings.mpc
-        M = np.asarray(self.model.mass_matrix(self.x_ref[:NQ]), float)
+        x_nom = self.x_ref if x_nom is None else np.concatenate([np.asarray(x_nom, float)[:NQ], np.zeros(NQ)])
+        M = np.asarray(self.model.mass_matrix(x_nom[:NQ]), float)
         K = -np.hstack([omega ** 2 * M, 2.0 * omega * M])
         pol = _core.Policy()
-        pol.t0, pol.dt = 0.0, s.dt
-        pol.u_ff = np.tile(self.u_ref, (s.horizon, 1))
-        pol.x_nom = np.tile(self.x_ref, (s.horizon + 1, 1))
+        pol.t0, pol.dt = float(t0), s.dt
+        pol.u_ff = np.tile(np.asarray(self.model.gravity(x_nom[:NQ]), float), (s.horizon, 1))
+        pol.x_nom = np.tile(x_nom, (s.horizon + 1, 1))
         pol.K = [K] * s.horizon
         return pol
+
+    def update(self, t: float, x: np.ndarray) -> _core.SlqResult:
+        """Re-plan from ``x`` at ``t`` (``MpcController.update``). If the rollout of the warm start
+        diverged (e.g. after a disturbance the shifted policy no longer stabilises the arm), the next
+        solve starts from the hold-here guess of :meth:`_gravity_policy` around ``x``; the last good
+        policy stays active until a solve succeeds."""
+        res = self.mpc.update(t, x)
+        if res.status == "diverged":
+            self.mpc.solver.set_policy(self._gravity_policy(x, t))
+        return res
 
     # -- targets (between solves only) ----------------------------------------------------------
     def set_posture(self, q) -> None:

@@ -106,6 +106,10 @@ class ReachMpc:
         s = self.settings
         return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
 
+    def update(self, t: float, x: np.ndarray) -> _core.SlqResult:
+        """Re-plan from state ``x`` at MPC time ``t`` (``MpcController.update``)."""
+        return self.mpc.update(t, x)
+
     def set_episode(self, t_start: float, episode_length: float) -> None:
         """A new episode starts at MPC time ``t_start`` (between solves only)."""
         self.episode_start, self.episode_length = float(t_start), float(episode_length)

@@ -11,7 +11,7 @@ Both backends share the :class:`~dmpc_core.sim.plant.Plant` interface (``reset(x
   damping, armature and friction loss (the URDF has no ``<dynamics>`` tags and the pinocchio model
   has none either), fixed time step ``physics_dt`` (1 kHz default). URDF position limits become
   MuJoCo joint-limit constraints (``joint_limits=True``); away from the limits both engines integrate
-  ``M(q) vdot + b(q, v) = u``. ``test/test_franka_sim.py`` checks M(q), the bias and gravity
+  ``M(q) vdot + b(q, v) = u`` (``- d v`` with ``joint_damping`` d in both). ``test/test_franka_sim.py`` checks M(q), the bias and gravity
   torques against pinocchio and a torque rollout against the core integrator.
 
 Torques are clipped to the URDF effort limits (87 N m for joints 1-4, 12 N m for 5-7) in both.
@@ -91,6 +91,8 @@ class PandaSimSettings:
     physics_dt: physics step [s] (1 kHz default).
     mujoco_integrator: MuJoCo integrator ('RK4' default, or 'Euler', 'implicit', 'implicitfast').
     joint_limits: MuJoCo only: enforce the URDF position limits.
+    joint_damping: viscous joint friction d [N m s/rad] (torque -d v on every joint; MuJoCo's
+        ``dof_damping``, the core's ``PandaDynamics(urdf, damping)``); 0 = the bare URDF.
     u_max: |torque| limit per joint [N m] (None: the URDF effort limits).
     """
 
@@ -98,9 +100,12 @@ class PandaSimSettings:
     physics_dt: float = 1e-3
     mujoco_integrator: str = "RK4"
     joint_limits: bool = True
+    joint_damping: float = 0.0
     u_max: list[float] | None = None
 
     def validate(self) -> None:
+        if not (np.isfinite(self.joint_damping) and self.joint_damping >= 0):
+            raise ValueError("joint_damping must be finite and >= 0")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} is not one of {BACKENDS}")
         if not self.physics_dt > 0:
@@ -135,6 +140,7 @@ class MujocoPandaPlant:
         self.settings.validate()
         s = self.settings
         self.model = mujoco_model_from_urdf(urdf_path, s.physics_dt, s.mujoco_integrator, s.joint_limits)
+        self.model.dof_damping[:] = s.joint_damping
         self.data = mujoco.MjData(self.model)
         limits = np.asarray(s.u_max if s.u_max is not None else _effort_limits(urdf_path), float)
         self.u_max = limits
@@ -208,7 +214,7 @@ def make_panda_plant(settings: PandaSimSettings | None = None, x0: np.ndarray | 
     from dmpc_core import _core  # noqa: PLC0415
     from dmpc_core.sim.plant import Plant, PlantSettings  # noqa: PLC0415
 
-    model = _core.PandaDynamics(str(urdf_path or default_urdf_path()))
+    model = _core.PandaDynamics(str(urdf_path or default_urdf_path()), s.joint_damping)
     u_max = list(s.u_max) if s.u_max is not None else list(model.effort_limit)
     return Plant(model, x0, PlantSettings(physics_dt=s.physics_dt, u_min=[-u for u in u_max], u_max=u_max))
 

@@ -1,0 +1,158 @@
+"""End-to-end tests of the Franka node graph: franka_sim (MuJoCo backend) and franka_controller as
+real node processes over DDS on loopback (random ROS_DOMAIN_ID, localhost discovery), started from
+config/franka_sim.yaml through dmpc_ros.graph.build_graph and dmpc_ros.launcher.Launcher.
+
+The tests run in file order: the last one stops the simulator to inject bad states.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("mujoco")
+
+from dmpc_core import _core  # noqa: E402
+from dmpc_core.models.panda import JOINT_NAMES, default_urdf_path  # noqa: E402
+
+pytestmark = pytest.mark.ros
+# the same policy as test/test_ros_graph.py: timing-sensitive tests on a shared machine are
+# re-run up to twice; a failure that persists is a real failure
+timing_sensitive = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "franka_sim.yaml")
+CTRL = "franka_controller"
+SIM = "franka_sim"
+GOAL = (0.45, 0.25, 0.45)   # reachable TCP goal [m], ~0.3 m from the ready pose
+TOL = 0.02                  # [m] TCP distance counted as reached
+REACH_TIME = 20.0           # [s] bound on reaching it (closed loop alone needs ~1.5 s)
+NQ = 7
+
+
+@pytest.fixture(scope="module")
+def panda():
+    return _core.PandaDynamics(str(default_urdf_path()))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("franka_graph")
+    old = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(101, 200))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from dmpc_ros.graph import build_graph, load_config
+    from dmpc_ros.launcher import Launcher
+    from dmpc_ros.probe import GraphProbe
+
+    specs = build_graph(CONFIG, {"nodes.sim.parameters.backend": "mujoco"})
+    assert [s.executable for s in specs] == ["sim_node", "controller_node"]
+    rclpy.init()
+    launcher = Launcher(specs, str(tmp / "logs"))
+    probe = None
+    try:
+        launcher.start()
+        probe = GraphProbe(load_config(CONFIG)["topics"], controller=CTRL, sim=SIM, joint_names=JOINT_NAMES)
+        ok = probe.wait_for(lambda: (d := probe.last_diag(CTRL)) and d[3] == "OK", 60)
+        assert ok, f"controller never reported OK (last: {probe.last_diag(CTRL)}); logs in {tmp / 'logs'}"
+        yield launcher, probe, tmp
+    finally:
+        if probe is not None:
+            probe.close()
+        launcher.shutdown()
+        rclpy.try_shutdown()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def ctrl_value(probe, key):
+    d = probe.last_diag(CTRL)
+    return d[4].get(key) if d else None
+
+
+def infos(probe, since=0.0):
+    return np.array([a for t, a in list(probe.infos) if t >= since])
+
+
+@timing_sensitive
+def test_reaches_a_tcp_goal_from_goal_pose(graph, panda):
+    _, probe, _ = graph
+    t_start = time.monotonic()
+    x = probe.latest_state()
+    assert x is not None and x.shape == (2 * NQ,)
+    assert np.linalg.norm(panda.frame_position(x[:NQ]) - GOAL) > 0.15  # a real move
+    probe.send_goal(GOAL)
+
+    def err():
+        x = probe.latest_state()
+        return np.linalg.norm(panda.frame_position(x[:NQ]) - GOAL)
+
+    assert probe.wait_for(lambda: err() < TOL, REACH_TIME), f"TCP is {err():.3f} m from {GOAL}"
+    t_reached = time.monotonic()
+    time.sleep(1.0)
+    assert err() < TOL, f"left the goal: {err():.3f} m"
+    assert ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
+    rows = infos(probe, t_start)
+    assert rows.shape[1] == 6 + NQ  # seq, slot, stamp, state_stamp, safe, critic_version, u0..u6
+    assert np.all(np.isfinite(rows)), "non-finite command"
+    assert np.all(np.diff(rows[:, 0]) == 1), "a tracking tick's command was lost (sequence gap)"
+    # most commands came from the MPC, not the safe command. (On the loaded shared machine the
+    # tick-counting watchdog trips spuriously on bunched ticks -- up to ~20 % of ticks were seen --
+    # which costs a gravity-compensation tick each; see docs/ros.md.)
+    safe = infos(probe, t_start)[:, 4]
+    assert np.mean(safe == 0) > 0.5
+    print(f"reached {GOAL} within {TOL} m after {t_reached - t_start:.2f} s")
+
+
+def test_unreachable_or_non_finite_goals_are_rejected(graph):
+    _, probe, _ = graph
+    n0 = sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL)
+    for g in ((2.0, 0.0, 0.5), (float("nan"), 0.0, 0.5), (0.5, 0.0, -0.2)):
+        probe.send_goal(g)
+    probe.send_point((0.0, 0.0, 1.5))
+    assert probe.wait_for(lambda: sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL) >= n0 + 4, 10)
+    time.sleep(0.5)
+    assert ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
+
+
+@timing_sensitive
+def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
+    """Wrong-size and NaN JointStates are rejected: the command becomes g(q) at the last valid
+    state (the documented safe command of the Panda) and diagnostics report ERROR."""
+    launcher, probe, _ = graph
+    launcher.stop_node(SIM)  # the probe becomes the only state source
+    x = probe.latest_state().copy()
+    g = panda.gravity(x[:NQ])
+    for _ in range(100):
+        probe.publish_state(x)
+        time.sleep(0.005)
+    t_bad = time.monotonic()
+    nan_x = x.copy()
+    nan_x[2] = np.nan
+    probe.publish_state(nan_x)
+    assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
+                                      for d in list(probe.diags) if d[0] >= t_bad), 5)
+    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    np.testing.assert_allclose(infos(probe, t_bad)[-3:, 6:], np.tile(g, (3, 1)), atol=1e-9)
+    # wrong size: 6 joints
+    for _ in range(20):
+        probe.publish_state(x)
+        time.sleep(0.005)
+    t_bad = time.monotonic()
+    probe.publish_state(np.concatenate([x[:6], x[7:13]]), names=JOINT_NAMES[:6])
+    assert probe.wait_for(lambda: any(d[2] == 2 and "expected 7" in d[3] for d in list(probe.diags)
+                                      if d[0] >= t_bad and d[1] == f"dmpc/{CTRL}"), 5)
+    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    np.testing.assert_allclose(infos(probe, t_bad)[-3:, 6:], np.tile(g, (3, 1)), atol=1e-9)
+    # a valid state again: back to MPC commands
+    t_ok = time.monotonic()
+    for _ in range(100):
+        probe.publish_state(x)
+        time.sleep(0.005)
+    assert np.any(infos(probe, t_ok)[:, 4] == 0)
