@@ -16,6 +16,7 @@ from dmpc_ros.graph import build_graph, load_config
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "ballbot_sim.yaml"
+FRANKA = ROOT / "config" / "franka_sim.yaml"
 NODES = ("sim_node", "controller_node", "learner_node")
 
 
@@ -72,21 +73,119 @@ def test_console_scripts_declared_in_setup_py():
         pytest.skip(f"setup.py does not declare console scripts {missing} yet (the lead adds them)")
 
 
-@pytest.mark.parametrize("launch_file", sorted(p.name for p in (ROOT / "launch").glob("*.launch.py")))
+#: launch file -> (config, dmpc executables it must start with learner:=false, mode:=sim)
+LAUNCH_GRAPHS = {
+    "ballbot_sim.launch.py": (CONFIG, ["sim_node", "controller_node"]),
+    "franka_sim.launch.py": (FRANKA, ["sim_node", "controller_node"]),
+    "franka_gazebo.launch.py": (FRANKA, ["controller_node"]),
+    "franka_hardware.launch.py": (FRANKA, ["controller_node"]),
+}
+
+
+def test_every_launch_file_is_listed():
+    assert sorted(p.name for p in (ROOT / "launch").glob("*.launch.py")) == sorted(LAUNCH_GRAPHS)
+
+
+@pytest.mark.parametrize("launch_file", sorted(LAUNCH_GRAPHS))
 def test_launch_files_generate_the_graph(launch_file):
     if importlib.util.find_spec("launch_ros") is None:
         pytest.skip("launch_ros is not installed (no PyPI wheel)")
     from launch import LaunchContext
-    from launch.actions import OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
+    config, expected = LAUNCH_GRAPHS[launch_file]
     spec = importlib.util.spec_from_file_location("lf", ROOT / "launch" / launch_file)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ld = mod.generate_launch_description()
     ctx = LaunchContext()
-    ctx.launch_configurations.update({"config": str(CONFIG), "learner": "false", "mode": "sim"})
+    for e in ld.entities:  # defaults of every declared argument, then the test's values
+        if isinstance(e, DeclareLaunchArgument) and e.default_value is not None:
+            ctx.launch_configurations[e.name] = "".join(x.perform(ctx) for x in e.default_value)
+    ctx.launch_configurations.update({"config": str(config), "learner": "false", "mode": "sim"})
     nodes = []
     for e in ld.entities:
         if isinstance(e, OpaqueFunction):
             nodes += e.execute(ctx) or []
-    assert [n.node_executable for n in nodes] == ["sim_node", "controller_node"]
+    assert [n.node_executable for n in nodes if n.node_package == "dmpc_ros"] == expected
+    if launch_file.startswith("franka"):
+        ctx.launch_configurations["learner"] = "true"
+        with pytest.raises(ValueError, match="no learner node"):
+            for e in ld.entities:
+                if isinstance(e, OpaqueFunction):
+                    e.execute(ctx)
+
+
+# -- Franka graph (no DDS) ------------------------------------------------------------------------
+def test_franka_graph_and_variants():
+    """One YAML, three graphs: sim (sim + controller), gazebo and hardware (controller only, their
+    topics; hardware subtracts gravity because libfranka adds it)."""
+    sim = build_graph(FRANKA)
+    assert [s.executable for s in sim] == ["sim_node", "controller_node"]
+    ctrl = sim[1]
+    assert ctrl.parameters["robot"] == "panda" and sim[0].parameters["backend"] == "mujoco"
+    assert ("commands", "/effort_controller/commands") in ctrl.remappings
+    assert ctrl.parameters["reach"]["subtract_gravity"] is False
+    # the sim and the MPC model must use the same joint damping (docs/ros.md)
+    assert sim[0].parameters["joint_damping"] == ctrl.parameters["reach"]["joint_damping"]
+    gz = build_graph(FRANKA, {"variant": "gazebo"})
+    assert [s.executable for s in gz] == ["controller_node"]
+    assert ("joint_states", "/joint_states") in gz[0].remappings
+    hw = build_graph(FRANKA, {"variant": "hardware", "learner": False})
+    assert [s.executable for s in hw] == ["controller_node"]
+    assert ("joint_states", "/franka/joint_states") in hw[0].remappings
+    assert hw[0].parameters["reach"]["subtract_gravity"] is True
+    with pytest.raises(ValueError, match="no learner node"):
+        build_graph(FRANKA, {"learner": True})
+    with pytest.raises(KeyError, match="no variant"):
+        build_graph(FRANKA, {"variant": "moon"})
+    with pytest.raises(KeyError, match="no variant"):
+        build_graph(CONFIG, {"variant": "gazebo"})
+
+
+def test_franka_node_parameters_match_the_settings_dataclasses():
+    from dmpc_core.agents.panda_reach import PandaReachSettings
+    from dmpc_core.settings import from_dict
+
+    p = load_config(FRANKA)["nodes"]["controller"]["parameters"]
+    settings = from_dict(PandaReachSettings, p["reach"], "reach")
+    settings.validate()
+    assert settings.joint_damping == p["reach"]["joint_damping"]
+
+
+def test_launcher_franka_dry_run_and_learner_error():
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dmpc_ros.launcher", str(FRANKA), *a],  # noqa: E731
+                                    capture_output=True, text=True, cwd=ROOT)
+    out = run("--dry-run")
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2 and "dmpc_ros.sim_node" in lines[0] and "__node:=franka_controller" in lines[1]
+    hw = run("--mode", "hardware", "--dry-run").stdout
+    assert "sim_node" not in hw and "joint_states:=/franka/joint_states" in hw
+    bad = run("--learner", "on", "--dry-run")
+    assert bad.returncode == 2 and "no learner node" in bad.stderr
+
+
+def test_robot_description_and_ros2_control_params():
+    from dmpc_ros.description import controller_from_topic, robot_description, ros2_control_params
+
+    urdf = (ROOT / "urdf" / "panda.urdf").read_text()
+    assert robot_description(urdf, "mock") == urdf  # the file's own plugin is the mock one
+    gz = robot_description(urdf, "gazebo", "/tmp/c.yaml")
+    assert "gz_ros2_control/GazeboSimSystem" in gz and "mock_components" not in gz
+    assert "<parameters>/tmp/c.yaml</parameters>" in gz and '<child link="panda_link0"/>' in gz
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(gz)
+    joints = root.find("ros2_control").findall("joint")
+    assert [j.get("name") for j in joints] == [f"panda_joint{i}" for i in range(1, 8)]
+    assert all(j.find("command_interface").get("name") == "effort" for j in joints)
+    with pytest.raises(ValueError, match="controllers parameter file"):
+        robot_description(urdf, "gazebo")
+    params = ros2_control_params(load_config(FRANKA, {"variant": "gazebo"}))
+    assert params["effort_controller"]["ros__parameters"]["joints"] == [f"panda_joint{i}" for i in range(1, 8)]
+    cm = params["controller_manager"]["ros__parameters"]
+    assert cm["effort_controller"]["type"] == "effort_controllers/JointGroupEffortController"
+    assert controller_from_topic("/effort_controller/commands") == "effort_controller"
+    with pytest.raises(ValueError):
+        controller_from_topic("/commands")
