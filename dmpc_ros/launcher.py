@@ -76,12 +76,15 @@ class Launcher:
                 return s
         raise KeyError(name_or_key)
 
-    def stop_node(self, name: str, grace: float = 5.0, sig: int = signal.SIGINT) -> Optional[int]:
+    def stop_node(self, name: str, grace: float = 5.0, sig: int = signal.SIGINT, send: bool = True) -> Optional[int]:
+        """Signal one node (unless ``send`` is False: already signalled), wait ``grace`` seconds,
+        then SIGTERM, then SIGKILL."""
         proc = self.procs.get(name)
         if proc is None:
             return None
         if proc.poll() is None:
-            proc.send_signal(sig)
+            if send:
+                proc.send_signal(sig)
             try:
                 proc.wait(grace)
             except subprocess.TimeoutExpired:
@@ -106,7 +109,8 @@ class Launcher:
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        return {n: self.stop_node(n, grace) for n in list(self.procs)}
+        # no second SIGINT: it would interrupt a node's destroy_node (its last safe command)
+        return {n: self.stop_node(n, grace, send=False) for n in list(self.procs)}
 
     def __enter__(self) -> "Launcher":
         return self

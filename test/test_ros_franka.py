@@ -122,6 +122,33 @@ def test_unreachable_or_non_finite_goals_are_rejected(graph):
 
 
 @timing_sensitive
+def test_joint_trajectory_goal(graph, panda):
+    """The last point of a JointTrajectory on target_trajectory (joints in another order) is a
+    joint-space goal: the TCP goes to p(q_target) and the arm near q_target (the posture term pulls
+    the redundant arm there)."""
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    _, probe, _ = graph
+    from dmpc_ros.graph import load_config
+
+    pub = probe.create_publisher(JointTrajectory, load_config(CONFIG)["topics"]["target_trajectory"], 10)
+    q_target = np.array([0.3, -0.5, 0.2, -2.2, 0.1, 1.8, 0.6])
+    p_target = panda.frame_position(q_target)
+    order = [6, 0, 5, 1, 4, 2, 3]
+    msg = JointTrajectory(joint_names=[JOINT_NAMES[i] for i in order])
+    msg.points = [JointTrajectoryPoint(positions=[0.0] * NQ), JointTrajectoryPoint(positions=[float(q_target[i]) for i in order])]
+    time.sleep(0.5)  # discovery of the new publisher
+    pub.publish(msg)
+
+    def err():
+        return np.linalg.norm(panda.frame_position(probe.latest_state()[:NQ]) - p_target)
+
+    assert probe.wait_for(lambda: err() < TOL, REACH_TIME), f"TCP is {err():.3f} m from p(q_target)"
+    assert probe.wait_for(lambda: ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in p_target), 5)
+    probe.destroy_publisher(pub)
+
+
+@timing_sensitive
 def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
     """Wrong-size and NaN JointStates are rejected: the command becomes g(q) at the last valid
     state (the documented safe command of the Panda) and diagnostics report ERROR."""
