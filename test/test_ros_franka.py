@@ -83,6 +83,15 @@ def infos(probe, since=0.0):
 @timing_sensitive
 def test_reaches_a_tcp_goal_from_goal_pose(graph, panda):
     _, probe, _ = graph
+    # ~/reset: a new random start at rest, away from the previous state
+    x_before = probe.latest_state().copy()
+    t_call = time.monotonic()
+    resp = probe.call_trigger(f"/{SIM}/reset")
+    assert resp is not None and resp.success, resp
+    q_reset = np.array([float(v) for v in resp.message.split("reset to ")[1].split(",")])[:NQ]
+    assert np.abs(q_reset - x_before[:NQ]).max() > 1e-3
+    # the published state jumps there (the controller then starts moving it)
+    assert probe.wait_for(lambda: any(np.abs(x[:NQ] - q_reset).max() < 0.01 for t, x in list(probe.states) if t >= t_call), 5)
     t_start = time.monotonic()
     x = probe.latest_state()
     assert x is not None and x.shape == (2 * NQ,)
