@@ -189,3 +189,17 @@ def test_robot_description_and_ros2_control_params():
     assert controller_from_topic("/effort_controller/commands") == "effort_controller"
     with pytest.raises(ValueError):
         controller_from_topic("/commands")
+
+
+def test_launch_support_writes_the_controllers_file():
+    """The launch files' helper imports without launch_ros and writes ros2_control_params."""
+    import yaml
+
+    from dmpc_ros.description import ros2_control_params
+    from dmpc_ros.launch_support import write_controllers_file
+
+    path = Path(write_controllers_file(str(FRANKA), "hardware"))
+    try:
+        assert yaml.safe_load(path.read_text()) == ros2_control_params(load_config(FRANKA, {"variant": "hardware"}))
+    finally:
+        path.unlink()
