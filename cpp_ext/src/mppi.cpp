@@ -2,6 +2,7 @@
 
 #include <Eigen/Cholesky>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -280,7 +281,20 @@ const MppiResult& MppiSolver::optimize() {
     // nu * lambda * Sigma^{-1} u_t and nu * lambda/2 u_t^T Sigma^{-1} u_t (nu = 1: Eq. (16)).
     SinvU_.noalias() = (s.control_cost_weight * lambda) * (Sinv_ * U_);
     for (int t = 0; t < H_; ++t) kl0_[t] = 0.5 * U_.col(t).dot(SinvU_.col(t));
-    pool_.parallel_for(K_, [this](int k, int worker) { sample_and_rollout(k, workers_[worker]); });
+    // Dynamic split: every worker takes chunks of kChunk samples from a shared counter until
+    // none are left, so a worker slowed down by other processes on its core does less of the
+    // work (a static split waits for the slowest). Sample k's noise and result depend on k only
+    // (not on the worker that runs it), so the outcome is bitwise the same for any thread count.
+    constexpr int kChunk = 8;
+    std::atomic<int> next{0};
+    pool_.parallel_for(pool_.num_threads(), [this, &next](int, int worker) {
+      Worker& wk = workers_[worker];
+      for (int begin = next.fetch_add(kChunk, std::memory_order_relaxed); begin < K_;
+           begin = next.fetch_add(kChunk, std::memory_order_relaxed)) {
+        const int end = std::min(begin + kChunk, K_);
+        for (int k = begin; k < end; ++k) sample_and_rollout(k, wk);
+      }
+    });
     ++counter_;
 
     // Weights (Eq. (17)) with the minimum-cost shift; free energy (Eq. (7)).

@@ -15,8 +15,10 @@
 ///     then a regulariser in the spirit of Eq. (16), no longer the exact importance weight.
 ///  2. Rollouts x_{t+1} = Phi(x_t, v_t, dt) (integrate_forward of rollout.hpp: the model's
 ///     forward-only DynamicsModel::calc_xdot, no derivatives; the running cost is evaluated with
-///     calc(), value only), in parallel on a ThreadPool with per-worker preallocated buffers. Noise depends only on (seed, counter, k) and each sample is processed
-///     by exactly one worker, so results are bitwise identical for any num_threads.
+///     calc(), value only), in parallel on a ThreadPool with per-worker preallocated buffers;
+///     workers take chunks of 8 samples from a shared counter (dynamic load balance). Noise
+///     depends only on (seed, counter, k) and each sample is processed by exactly one worker,
+///     so results are bitwise identical for any num_threads.
 ///  3. Path cost (Eq. (16), with running cost, discount and terminal value as below):
 ///       C_k = sum_{t=0}^{H-1} [ gamma^t l(t0 + t dt, x_t, v_t) dt
 ///                               + nu lambda * 1/2 u_t^T Sigma^{-1} (u_t + 2 eps_t) ]
