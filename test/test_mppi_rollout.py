@@ -122,6 +122,35 @@ def test_integrate_forward_matches_integrate(integrator):
                                       _core.integrate(pend, x, u, 0.05, integrator))
 
 
+def test_python_model_uses_default_calc_xdot_in_mppi():
+    """A Python DynamicsModel subclass goes through the default calc_xdot (its calc via the
+    trampoline) in integrate_forward and in MPPI rollouts, from 1 and 2 threads."""
+    from factory import CubicPython
+
+    model = CubicPython()
+    rng = np.random.default_rng(10)
+    for _ in range(10):
+        x, u = rng.normal(size=2), rng.normal(size=1)
+        for integ in ("euler", "rk4"):
+            np.testing.assert_array_equal(_core.integrate_forward(model, x, u, 0.05, integ),
+                                          _core.integrate(model, x, u, 0.05, integ))
+    plans = []
+    for threads in (1, 2):
+        s = _core.MppiSettings(num_samples=24, horizon=8, dt=0.05, num_threads=threads, seed=4,
+                               integrator="rk4", num_saved_trajectories=2)
+        solver = _core.MppiSolver(model, _core.QuadraticCost(np.eye(2), np.eye(1)), None, s)
+        solver.set_state([0.5, 0.0], 0.0)
+        r = solver.optimize()
+        xs = solver.weighted_trajectories().states[0]
+        vs = solver.weighted_trajectories().controls[0]
+        x = np.array([0.5, 0.0])
+        for t in range(8):
+            x = _core.integrate(model, x, vs[t], 0.05, "rk4")
+        np.testing.assert_array_equal(xs[-1], x)
+        plans.append(r.plan.copy())
+    np.testing.assert_array_equal(plans[0], plans[1])
+
+
 def test_integrate_forward_argument_checks():
     lin = _core.LinearDynamics(np.eye(2), np.ones((2, 1)))
     with pytest.raises(ValueError, match="second-order"):
