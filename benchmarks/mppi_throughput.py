@@ -16,7 +16,9 @@ median time of its calls, so that both sides see the same machine load.
 The Ballbot rows are repeated with semi-implicit Euler (one dynamics evaluation per step
 instead of RK4's four) on both sides. One thread means OPENBLAS_NUM_THREADS=1 and
 torch.set_num_threads(1); 2 threads: MppiSettings.num_threads=2 / torch.set_num_threads(2).
-Usage: python benchmarks/mppi_throughput.py [--quick]
+Usage: python benchmarks/mppi_throughput.py [--quick] [--dmpc-only]
+(--dmpc-only: dmpc rows only, no torch; runs against any build of _core, e.g. main's, for a
+before/after comparison; the last line is then nan.)
 Last line: mppi_over_pytorch_mppi=<dmpc 1 thread / pytorch_mppi 1 thread, Ballbot, RK4>.
 """
 from __future__ import annotations
@@ -138,7 +140,7 @@ def check_same_step(core_model, torch_dynamics, x, u, dt, integrator="rk4"):
             raise RuntimeError(f"torch and dmpc ({step.__name__}) dynamics disagree: {a} vs {b}")
 
 
-def pendulum_rows(min_time, min_calls):
+def pendulum_rows(min_time, min_calls, dmpc_only=False):
     dyn = _core.PendulumDynamics()
     running = _core.QuadraticCost(Q_PEND, np.zeros((1, 1)))
     x0 = np.array([np.pi, 0.0])
@@ -151,14 +153,17 @@ def pendulum_rows(min_time, min_calls):
     def cost(x, u):
         return 0.5 * DT_PEND * ((x @ Qt) * x).sum(dim=1)
 
+    def dmpc_fn(th):
+        return dmpc_step(dyn, running, None, x0, K_PEND, H_PEND, DT_PEND, sigma, 5.0, th)
+
+    if dmpc_only:
+        return paired_rows(dmpc_fn, None, K_PEND * H_PEND, min_time, min_calls)
     check_same_step(dyn, dynamics, np.array([2.0, -0.5]), np.array([1.5]), DT_PEND)
-    return paired_rows(
-        lambda th: dmpc_step(dyn, running, None, x0, K_PEND, H_PEND, DT_PEND, sigma, 5.0, th),
-        lambda: torch_step(dynamics, cost, None, x0, K_PEND, H_PEND, sigma, 5.0),
-        K_PEND * H_PEND, min_time, min_calls)
+    return paired_rows(dmpc_fn, lambda: torch_step(dynamics, cost, None, x0, K_PEND, H_PEND, sigma, 5.0),
+                       K_PEND * H_PEND, min_time, min_calls)
 
 
-def ballbot_rows(min_time, min_calls, integrator):
+def ballbot_rows(min_time, min_calls, integrator, dmpc_only=False):
     from dmpc_core.tasks import ballbot as task
 
     dyn = _core.BallbotDynamics()
@@ -178,6 +183,8 @@ def ballbot_rows(min_time, min_calls, integrator):
     def dmpc_fn(th):
         return dmpc_step(dyn, running, terminal, x0, K_BB, H_BB, DT_BB, sigma, 20.0, th, integrator)
 
+    if dmpc_only:
+        return paired_rows(dmpc_fn, None, K_BB * H_BB, min_time, min_calls)
     try:
         torch_model = importlib.util.find_spec("dmpc_core.models.ballbot_torch")
     except ModuleNotFoundError:  # no dmpc_core.models package at all
@@ -213,19 +220,21 @@ def ballbot_rows(min_time, min_calls, integrator):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (< 30 s)")
+    ap.add_argument("--dmpc-only", action="store_true", help="dmpc rows only (no pytorch_mppi)")
     args = ap.parse_args()
     min_time, min_calls = (0.4, 2) if args.quick else (3.0, 10)
     print(machine_line())
     print("| problem | integrator | implementation | state-steps/s | ratio to pytorch_mppi (same threads) |")
     print("|---|---|---|---:|---:|")
-    pend = pendulum_rows(min_time, min_calls)
+    pend = pendulum_rows(min_time, min_calls, args.dmpc_only)
     for name, rate in pend.items():
         th = name.split(",")[-1].strip().split()[-2] if "thread" in name else "?"
-        ref = pend[f"pytorch_mppi 0.9.1, torch {th} thread(s)"]
-        print(f"| pendulum K={K_PEND} H={H_PEND} | rk4 | {name} | {rate:,.0f} | {rate / ref:.2f} |")
+        ref = pend.get(f"pytorch_mppi 0.9.1, torch {th} thread(s)")
+        ratio = f"{rate / ref:.2f}" if ref else "-"
+        print(f"| pendulum K={K_PEND} H={H_PEND} | rk4 | {name} | {rate:,.0f} | {ratio} |")
     final = float("nan")
     for integrator in ("rk4", "semi_implicit_euler"):
-        bb = ballbot_rows(min_time, min_calls, integrator)
+        bb = ballbot_rows(min_time, min_calls, integrator, args.dmpc_only)
         for name, rate in bb.items():
             th = name.split(",")[-1].strip().split()[-2] if "thread" in name else "?"
             ref = bb.get(f"pytorch_mppi 0.9.1, torch {th} thread(s)")
