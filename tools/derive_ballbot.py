@@ -69,31 +69,44 @@ def default_params() -> np.ndarray:
     ])
 
 
-def rotation_zyx(yaw, pitch, roll):
-    """R = Rz(yaw) Ry(pitch) Rx(roll) (base -> world)."""
-    cz, sz = ca.cos(yaw), ca.sin(yaw)
-    cy, sy = ca.cos(pitch), ca.sin(pitch)
-    cx, sx = ca.cos(roll), ca.sin(roll)
+def rotation_zyx(yaw, pitch, roll, trig=None):
+    """R = Rz(yaw) Ry(pitch) Rx(roll) (base -> world).
+
+    trig: optional (cos yaw, sin yaw, cos pitch, sin pitch, cos roll, sin roll) expressions used
+    instead of the trigonometric functions of the angles (see build_forward_function).
+    """
+    if trig is None:
+        trig = (ca.cos(yaw), ca.sin(yaw), ca.cos(pitch), ca.sin(pitch), ca.cos(roll), ca.sin(roll))
+    cz, sz, cy, sy, cx, sx = trig
     rz = ca.vertcat(ca.horzcat(cz, -sz, 0), ca.horzcat(sz, cz, 0), ca.horzcat(0, 0, 1))
     ry = ca.vertcat(ca.horzcat(cy, 0, sy), ca.horzcat(0, 1, 0), ca.horzcat(-sy, 0, cy))
     rx = ca.vertcat(ca.horzcat(1, 0, 0), ca.horzcat(0, cx, -sx), ca.horzcat(0, sx, cx))
     return rz @ ry @ rx
 
 
-def base_angular_velocity_body(q, v):
-    """omega_base in the base frame from ZYX Euler rates: R^T (yawd e_z + pitchd Rz e_y + rolld Rz Ry e_x)."""
+def base_angular_velocity_body(q, v, trig=None):
+    """omega_base in the base frame from ZYX Euler rates: R^T (yawd e_z + pitchd Rz e_y + rolld Rz Ry e_x).
+
+    trig: optional 6-tuple as in rotation_zyx (only the pitch and roll entries are used).
+    """
     pitch, roll = q[3], q[4]
+    if trig is None:
+        cp, sp, cr, sr = ca.cos(pitch), ca.sin(pitch), ca.cos(roll), ca.sin(roll)
+    else:
+        cp, sp, cr, sr = trig[2], trig[3], trig[4], trig[5]
     dyaw, dpitch, droll = v[2], v[3], v[4]
     return ca.vertcat(
-        droll - ca.sin(pitch) * dyaw,
-        ca.cos(roll) * dpitch + ca.sin(roll) * ca.cos(pitch) * dyaw,
-        -ca.sin(roll) * dpitch + ca.cos(roll) * ca.cos(pitch) * dyaw,
+        droll - sp * dyaw,
+        cr * dpitch + sr * cp * dyaw,
+        -sr * dpitch + cr * cp * dyaw,
     )
 
 
-def ball_angular_velocity_world(v, r_b):
-    """Rolling without slip or spin: contact point at rest, omega_z = 0."""
-    return ca.vertcat(-v[1] / r_b, v[0] / r_b, 0)
+def ball_angular_velocity_world(v, r_b, inv_r_b=None):
+    """Rolling without slip or spin: contact point at rest, omega_z = 0. inv_r_b: optional 1/r_b."""
+    if inv_r_b is None:
+        return ca.vertcat(-v[1] / r_b, v[0] / r_b, 0)
+    return ca.vertcat(-v[1] * inv_r_b, v[0] * inv_r_b, 0)
 
 
 def _symbols():
@@ -105,20 +118,27 @@ def _symbols():
     return q, v, a, tau, p
 
 
-def wheel_rate_expression(q, v, p):
-    """No-slip omni-wheel rates w (3) relative to the base: w_i = (r_b / r_w) n_i . omega_rel."""
+def wheel_rate_expression(q, v, p, alpha_trig=None, trig=None, inv_r_b=None):
+    """No-slip omni-wheel rates w (3) relative to the base: w_i = (r_b / r_w) n_i . omega_rel.
+
+    alpha_trig: optional (cos alpha, sin alpha) expressions used instead of cos(p[11]),
+    sin(p[11]) (the forward-dynamics function takes them precomputed as inputs); trig, inv_r_b:
+    see rotation_zyx and ball_angular_velocity_world.
+    """
     r_b, r_w, alpha = p[0], p[10], p[11]
-    R = rotation_zyx(q[2], q[3], q[4])
-    w_rel = R.T @ ball_angular_velocity_world(v, r_b) - base_angular_velocity_body(q, v)
+    cos_a, sin_a = (ca.cos(alpha), ca.sin(alpha)) if alpha_trig is None else alpha_trig
+    R = rotation_zyx(q[2], q[3], q[4], trig)
+    w_rel = (R.T @ ball_angular_velocity_world(v, r_b, inv_r_b)
+             - base_angular_velocity_body(q, v, trig))
     rates = []
     for beta in WHEEL_AZIMUTHS:
         cb, sb = math.cos(beta), math.sin(beta)
-        n = ca.vertcat(-ca.cos(alpha) * cb, -ca.cos(alpha) * sb, ca.sin(alpha))  # d_i x t_i
+        n = ca.vertcat(-cos_a * cb, -cos_a * sb, sin_a)  # d_i x t_i
         rates.append(r_b / r_w * ca.dot(n, w_rel))
     return ca.vertcat(*rates)
 
 
-def build_expressions(form: str = "lagrange"):
+def build_expressions(form: str = "lagrange", alpha_trig=None):
     """Symbolic q, v, a, tau, p and the expressions T, V, M, h, S^T, wheel rates, ID.
 
     form="lagrange": M = d^2 T / dv^2 and h = (d/dq dT/dv) v - dT/dq + dV/dq from the energies
@@ -128,6 +148,7 @@ def build_expressions(form: str = "lagrange"):
         h = m_B J_c^T (Jdot_c v + g e_z) + J_w^T (I Jdot_w v + w x I w),
     with m_b' = m_b + I_b / r_b^2 and E = [I_2 0]: far fewer operations, used for the C code.
     Both forms are compared numerically in test/test_ballbot_model.py.
+    alpha_trig: optional (cos alpha, sin alpha) expressions, see wheel_rate_expression.
     """
     q, v, a, tau, p = _symbols()
     r_b, m_b, i_b, m_B = p[0], p[1], p[2], p[3]
@@ -145,7 +166,7 @@ def build_expressions(form: str = "lagrange"):
          + 0.5 * m_B * ca.dot(v_com, v_com) + 0.5 * ca.dot(w_base, inertia @ w_base))
     V = m_B * g * p_com[2]  # the ball's potential energy is constant
 
-    wheel_rates = wheel_rate_expression(q, v, p)
+    wheel_rates = wheel_rate_expression(q, v, p, alpha_trig)
     ST = ca.jacobian(wheel_rates, v).T  # virtual work: Q = J_w^T tau
 
     if form == "lagrange":
@@ -173,6 +194,97 @@ def build_expressions(form: str = "lagrange"):
                 wheel_rates=wheel_rates, ID=ID, R=R, p_com=p_com)
 
 
+def ldlt_solve(M, b):
+    """x = M^{-1} b for a symmetric positive definite n x n SX matrix M (lower triangle used),
+    by a square-root-free LDL^T factorisation written out on the scalar expressions:
+
+        D_j = M_jj - sum_{k<j} L_jk E_jk,   E_ij = M_ij - sum_{k<j} L_ik E_jk  (= L_ij D_j),
+        L_ij = E_ij / D_j  (i > j),         L y = b,  z = D^{-1} y,  L^T x = z.
+
+    n divisions (reciprocals of D_j, then multiplications) and no square roots; CasADi drops the products with M's structural zeros
+    (M_01 = 0 for the Ballbot).
+    """
+    n = M.shape[0]
+    L = [[None] * n for _ in range(n)]
+    E = [[None] * n for _ in range(n)]
+    inv_d = [None] * n
+    for j in range(n):
+        d = M[j, j]
+        for k in range(j):
+            d = d - L[j][k] * E[j][k]
+        # 1/D_j, written 2/(D_j + D_j) (exactly equal): CasADi rewrites x * (1/D) into x / D,
+        # which would turn the multiplications below back into n(n+1)/2 divisions.
+        inv_d[j] = 2.0 / (d + d)
+        for i in range(j + 1, n):
+            e = M[i, j]
+            for k in range(j):
+                e = e - L[i][k] * E[j][k]
+            E[i][j] = e
+            L[i][j] = e * inv_d[j]
+    y = [None] * n
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s = s - L[i][k] * y[k]
+        y[i] = s
+    x = [None] * n
+    for i in reversed(range(n)):
+        s = y[i] * inv_d[i]
+        for k in range(i + 1, n):
+            s = s - L[k][i] * x[k]
+        x[i] = s
+    return ca.vertcat(*x)
+
+
+def build_forward_function() -> ca.Function:
+    """Forward dynamics only, for rollouts (sampling-based MPC): a = M(q)^{-1} (S^T(q) tau - h(q, v)).
+
+    Inputs trig (6) = (cos, sin) of yaw, pitch, roll (the caller evaluates three sincos instead
+    of the scattered sin/cos calls of the expression graph), v (5), tau (3), and
+    pc (16) = [p; cos(alpha); sin(alpha); 1/r_b] (parameter trigonometry and the reciprocal
+    precomputed once per model, so no division by r_b per call); output a (5). M and h are the
+    Jacobian form of build_expressions, with derivatives with respect to q taken through the
+    trigonometric inputs (d cos(q_k)/dq_k = -sin(q_k), d sin(q_k)/dq_k = cos(q_k)); nothing
+    depends on px, py. The 5 x 5 solve is the symbolic LDL^T of ldlt_solve, and the common
+    subexpressions of M, h, S^T and the solve are merged (ca.cse). No derivatives are output.
+    Tested equal to the dyn function followed by a dense solve (test/test_mppi_rollout.py).
+    """
+    q, v, _, tau, p = _symbols()
+    tr = ca.SX.sym("trig", 6)
+    ex = ca.SX.sym("pex", 3)  # cos(alpha), sin(alpha), 1/r_b
+    trig = tuple(tr[i] for i in range(6))
+    dtr_dq = ca.SX.zeros(6, 5)
+    for k, qi in enumerate((2, 3, 4)):
+        dtr_dq[2 * k, qi] = -tr[2 * k + 1]
+        dtr_dq[2 * k + 1, qi] = tr[2 * k]
+
+    def dq(f):  # total Jacobian with respect to q, through the trigonometric inputs
+        return ca.jacobian(f, q) + ca.jacobian(f, tr) @ dtr_dq
+
+    r_b, m_b, i_b, m_B = p[0], p[1], p[2], p[3]
+    com = p[4:7]
+    inertia = ca.diag(p[7:10])
+    g = p[12]
+    R = rotation_zyx(q[2], q[3], q[4], trig)
+    p_com = ca.vertcat(q[0], q[1], r_b) + R @ com
+    Jc = dq(p_com)
+    v_com = Jc @ v
+    w_base = base_angular_velocity_body(q, v, trig)
+    Jw = ca.jacobian(w_base, v)
+    acc_c = dq(v_com) @ v  # Jdot_c v
+    acc_w = dq(w_base) @ v  # Jdot_w v
+    ST = ca.jacobian(wheel_rate_expression(q, v, p, (ex[0], ex[1]), trig, ex[2]), v).T
+    m_eff = m_b + i_b * ex[2] ** 2
+    E = ca.horzcat(ca.SX.eye(2), ca.SX.zeros(2, 3))
+    ez = ca.vertcat(0, 0, 1)
+    M = m_eff * E.T @ E + m_B * Jc.T @ Jc + Jw.T @ inertia @ Jw
+    h = m_B * Jc.T @ (acc_c + g * ez) + Jw.T @ (inertia @ acc_w + ca.cross(w_base, inertia @ w_base))
+    acc = ldlt_solve(M, ST @ tau - h)
+    pc = ca.vertcat(p, ex)  # purely symbolic: a valid function input
+    return ca.Function(PREFIX + "fwd", [tr, v, tau, pc], [ca.cse(ca.densify(acc))],
+                       ["trig", "v", "tau", "pc"], ["a"])
+
+
 def build_functions(form: str = "jacobian") -> dict[str, ca.Function]:
     """CasADi Functions (all outputs dense) named with the C prefix; nothing is written.
 
@@ -195,7 +307,10 @@ def build_functions(form: str = "jacobian") -> dict[str, ca.Function]:
                          ["q", "v", "p"], ["T", "V"])
     wheel = ca.Function(PREFIX + "wheel_rates", [q, v, p], [d(e["wheel_rates"])],
                         ["q", "v", "p"], ["w"])
-    return {"dyn": dyn, "id_jac": id_jac, "energy": energy, "wheel_rates": wheel}
+    out = {"dyn": dyn, "id_jac": id_jac, "energy": energy, "wheel_rates": wheel}
+    if form == "jacobian":
+        out["fwd"] = build_forward_function()
+    return out
 
 
 def forward_dynamics(x, tau, p=None) -> np.ndarray:
@@ -220,7 +335,8 @@ def _cached_functions():
 
 
 HEADER_NOTE = """/* GENERATED FILE - DO NOT EDIT.
- * Ballbot dynamics (M(q), h(q, v), S^T(q), inverse-dynamics Jacobians, energy, wheel rates),
+ * Ballbot dynamics (M(q), h(q, v), S^T(q), inverse-dynamics Jacobians, energy, wheel rates,
+ * and the rollout function fwd: a = M^{{-1}} (S^T tau - h) with an unrolled LDL^T solve),
  * generated by CasADi {version} from tools/derive_ballbot.py (Jacobian form of the equations of
  * motion, tested equal to the Lagrangian form) with:
  *     python tools/derive_ballbot.py

@@ -13,6 +13,8 @@ QuadraticCost::QuadraticCost(const RefM& Q, const RefM& R, const RefV& x_ref, co
   check_finite(R, "R");
   Q_ = 0.5 * (Q + Q.transpose());
   R_ = 0.5 * (R + R.transpose());
+  q_diagonal_ = Q_.isDiagonal(0.0);
+  r_diagonal_ = R_.isDiagonal(0.0);
   set_reference(x_ref, u_ref);
 }
 
@@ -24,6 +26,18 @@ void QuadraticCost::set_reference(const RefV& x_ref, const RefV& u_ref) {
 }
 
 namespace {
+/// 1/2 (x - r)' Q (x - r) for a diagonal Q: sum_j d_j (Q_jj d_j), the same products and sums
+/// as half_quadratic_form (whose off-diagonal terms are exact zeros) for finite x.
+double half_diagonal_form(const Mat& Q, const RefV& x, const Vec& r) {
+  const Eigen::Index n = Q.rows();
+  double v = 0.0;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const double dj = x(j) - r(j);
+    v += dj * (Q(j, j) * dj);
+  }
+  return 0.5 * v;
+}
+
 /// 1/2 (x - r)' Q (x - r) for a symmetric Q, without temporaries (no heap allocation).
 double half_quadratic_form(const Mat& Q, const RefV& x, const Vec& r) {
   const Eigen::Index n = Q.rows();
@@ -40,8 +54,9 @@ double half_quadratic_form(const Mat& Q, const RefV& x, const Vec& r) {
 }  // namespace
 
 void QuadraticCost::calc(CostData& d, double, const RefV& x, const RefV& u) const {
-  double v = half_quadratic_form(Q_, x, x_ref_);
-  if (nu_ > 0) v += half_quadratic_form(R_, u, u_ref_);
+  double v = q_diagonal_ ? half_diagonal_form(Q_, x, x_ref_) : half_quadratic_form(Q_, x, x_ref_);
+  if (nu_ > 0)
+    v += r_diagonal_ ? half_diagonal_form(R_, u, u_ref_) : half_quadratic_form(R_, u, u_ref_);
   d.value = v;
 }
 

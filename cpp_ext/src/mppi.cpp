@@ -2,11 +2,13 @@
 
 #include <Eigen/Cholesky>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <numeric>
-#include <random>
+
+#include "dmpc/random.hpp"
 
 namespace dmpc {
 
@@ -126,10 +128,8 @@ MppiSolver::Worker::Worker(const MppiSolver& s)
     : step(*s.dynamics_),
       running(s.running_->create_data()),
       terminal(s.terminal_ ? s.terminal_->create_data() : nullptr),
-      x(Vec::Zero(s.nx_)),
+      X(Mat::Zero(s.nx_, s.H_ + 1)),
       z(Vec::Zero(s.nu_)),
-      n(Vec::Zero(s.nu_)),
-      e(Vec::Zero(s.nu_)),
       u_terminal(Vec::Zero(s.terminal_ ? s.terminal_->nu() : 0)) {}
 
 MppiSolver::MppiSolver(DynamicsModelPtr dynamics, CostModelPtr running_cost,
@@ -149,6 +149,7 @@ MppiSolver::MppiSolver(DynamicsModelPtr dynamics, CostModelPtr running_cost,
   bounded_ = (settings_.u_min.array() > -kInf).any() || (settings_.u_max.array() < kInf).any();
   Eigen::LLT<Mat> llt(s.noise_sigma);
   L_ = llt.matrixL();
+  sigma_diagonal_ = L_.isDiagonal(0.0);
   Sinv_ = llt.solve(Mat::Identity(nu_, nu_));
   Sinv_ = 0.5 * (Sinv_ + Sinv_.transpose());
 
@@ -193,22 +194,39 @@ void MppiSolver::set_state(const RefV& x, double t) {
 double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_kl, const Mat* E) {
   const MppiSettings& s = settings_;
   const double dt = s.dt;
-  w.x = x0_;
-  if (states) states->row(0) = w.x.transpose();
+  const int nx = nx_;
+  double* X = w.X.data();  // column t = x_t
+  for (int i = 0; i < nx; ++i) X[i] = x0_[i];
   double cost = 0.0, disc = 1.0;
+  int done = 0;  // columns of X filled after x_0
+  bool diverged = false;
   for (int t = 0; t < H_; ++t) {
+    const double* xt = X + static_cast<Eigen::Index>(t) * nx;
+    double* xn = X + static_cast<Eigen::Index>(t + 1) * nx;
     const auto v = V.col(t);
-    running_->calc(*w.running, t0_ + t * dt, w.x, v);
+    running_->calc(*w.running, t0_ + t * dt, Eigen::Map<const Vec>(xt, nx), v);
     cost += disc * w.running->value * dt;
     if (with_kl) cost += kl0_[t] + E->col(t).dot(SinvU_.col(t));
-    integrate(*dynamics_, s.integrator, dt, w.step, w.x, v);
-    w.x = w.step.x_next;
-    if (states) states->row(t + 1) = w.x.transpose();
-    if (!w.x.allFinite() || !std::isfinite(cost)) return kInf;
+    integrate_forward(*dynamics_, s.integrator, dt, w.step, xt, v.data(), xn);
+    ++done;
+    bool finite = std::isfinite(cost);
+    for (int i = 0; i < nx; ++i) finite = finite && std::isfinite(xn[i]);
+    if (!finite) {
+      diverged = true;
+      break;
+    }
     disc *= s.gamma;
   }
+  if (states) {
+    states->topRows(done + 1) = w.X.leftCols(done + 1).transpose();
+    // steps after a divergence were not computed
+    states->bottomRows(H_ - done).setConstant(std::numeric_limits<double>::quiet_NaN());
+  }
+  if (diverged) return kInf;
   if (terminal_) {
-    terminal_->calc(*w.terminal, t0_ + H_ * dt, w.x, w.u_terminal);
+    terminal_->calc(*w.terminal, t0_ + H_ * dt,
+                    Eigen::Map<const Vec>(X + static_cast<Eigen::Index>(H_) * nx, nx),
+                    w.u_terminal);
     cost += disc * w.terminal->value;
   }
   return std::isfinite(cost) ? cost : kInf;
@@ -217,22 +235,37 @@ double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_
 void MppiSolver::sample_and_rollout(int k, Worker& w) {
   const double beta = settings_.smoothing;
   const double c = std::sqrt(1.0 - beta * beta);
-  std::mt19937_64 rng(sample_seed(settings_.seed, counter_, static_cast<std::uint64_t>(k)));
-  std::normal_distribution<double> normal(0.0, 1.0);
+  SplitMix64 rng(sample_seed(settings_.seed, counter_, static_cast<std::uint64_t>(k)));
+  const ZigguratNormal& normal = ZigguratNormal::instance();
   Mat& E = eps_[k];
   Mat& V = V_[k];
+  const int nu = nu_;
+  double* z = w.z.data();
+  const double* umin = settings_.u_min.data();
+  const double* umax = settings_.u_max.data();
   for (int t = 0; t < H_; ++t) {
-    for (int j = 0; j < nu_; ++j) w.n[j] = normal(rng);
-    if (t == 0) {
-      w.z = w.n;
-    } else {
-      w.z = beta * w.z + c * w.n;
+    for (int j = 0; j < nu; ++j) {
+      const double n = normal(rng);
+      z[j] = t == 0 ? n : beta * z[j] + c * n;
     }
-    w.e.noalias() = L_ * w.z;  // eps ~ N(0, Sigma) marginally
-    auto v = V.col(t);
-    v = U_.col(t) + w.e;
-    if (bounded_) v = v.cwiseMax(settings_.u_min).cwiseMin(settings_.u_max);
-    E.col(t) = v - U_.col(t);  // clamped noise, used in the cost and the update
+    double* e = E.col(t).data();
+    double* v = V.col(t).data();
+    const double* u = U_.col(t).data();
+    if (sigma_diagonal_) {
+      for (int i = 0; i < nu; ++i) e[i] = L_(i, i) * z[i];  // eps ~ N(0, Sigma) marginally
+    } else {
+      for (int i = 0; i < nu; ++i) {
+        double acc = 0.0;
+        for (int j = 0; j <= i; ++j) acc += L_(i, j) * z[j];
+        e[i] = acc;
+      }
+    }
+    for (int j = 0; j < nu; ++j) {
+      double vj = u[j] + e[j];
+      if (bounded_) vj = std::min(std::max(vj, umin[j]), umax[j]);
+      v[j] = vj;
+      e[j] = vj - u[j];  // clamped noise, used in the cost and the update
+    }
   }
   costs_[k] = rollout_cost(V, w, nullptr, true, &E);
 }
@@ -248,7 +281,20 @@ const MppiResult& MppiSolver::optimize() {
     // nu * lambda * Sigma^{-1} u_t and nu * lambda/2 u_t^T Sigma^{-1} u_t (nu = 1: Eq. (16)).
     SinvU_.noalias() = (s.control_cost_weight * lambda) * (Sinv_ * U_);
     for (int t = 0; t < H_; ++t) kl0_[t] = 0.5 * U_.col(t).dot(SinvU_.col(t));
-    pool_.parallel_for(K_, [this](int k, int worker) { sample_and_rollout(k, workers_[worker]); });
+    // Dynamic split: every worker takes chunks of kChunk samples from a shared counter until
+    // none are left, so a worker slowed down by other processes on its core does less of the
+    // work (a static split waits for the slowest). Sample k's noise and result depend on k only
+    // (not on the worker that runs it), so the outcome is bitwise the same for any thread count.
+    constexpr int kChunk = 8;
+    std::atomic<int> next{0};
+    pool_.parallel_for(pool_.num_threads(), [this, &next](int, int worker) {
+      Worker& wk = workers_[worker];
+      for (int begin = next.fetch_add(kChunk, std::memory_order_relaxed); begin < K_;
+           begin = next.fetch_add(kChunk, std::memory_order_relaxed)) {
+        const int end = std::min(begin + kChunk, K_);
+        for (int k = begin; k < end; ++k) sample_and_rollout(k, wk);
+      }
+    });
     ++counter_;
 
     // Weights (Eq. (17)) with the minimum-cost shift; free energy (Eq. (7)).

@@ -28,6 +28,7 @@ class QuadraticCost : public CostModel {
  private:
   Mat Q_, R_;
   Vec x_ref_, u_ref_;
+  bool q_diagonal_ = false, r_diagonal_ = false;  ///< calc() then sums w_i d_i^2 (same values)
 };
 
 /// @brief Upright stabilisation for a base with pitch/roll angles (ZYX Euler):

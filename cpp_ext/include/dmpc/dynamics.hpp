@@ -60,6 +60,21 @@ class DynamicsModel {
   ///        valid whether or not calc() was called before with the same (x, u).
   virtual void calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const = 0;
 
+  /// @brief xdot = f(x) + g(x) u only, into a raw array: the rollout hot path of sampling-based
+  ///        MPC (no derivatives, no side outputs such as M or h, no argument checks). The default
+  ///        calls calc() and copies data.xdot; models override it with a cheaper forward-only
+  ///        evaluation (BallbotDynamics: one generated function with an unrolled LDL^T solve).
+  ///        Overrides must agree with calc() to rounding (tested to 1e-12 relative).
+  /// @param[in] data scratch from this model's create_data() (overrides may leave it unused)
+  /// @param[in] x state, nx doubles; @param[in] u control, nu doubles
+  /// @param[out] xdot nx doubles (must not alias x or u)
+  virtual void calc_xdot(DynamicsData& data, const double* x, const double* u,
+                         double* xdot) const {
+    calc(data, Eigen::Map<const Vec>(x, nx_), Eigen::Map<const Vec>(u, nu_));
+    const double* src = data.xdot.data();
+    for (int i = 0; i < nx_; ++i) xdot[i] = src[i];
+  }
+
  protected:
   int nx_, nu_, nq_;
 };

@@ -5,16 +5,20 @@
 ///
 /// One call to optimize() runs num_iterations of:
 ///  1. Sampling (Eq. (16) change of variables a_t = u_t + eps_t): for every sample k an RNG
-///     seeded by (seed, iteration counter, k) draws white noise n_t ~ N(0, I); optional
+///     seeded by (seed, iteration counter, k) (SplitMix64 with a ziggurat normal sampler,
+///     random.hpp) draws white noise n_t ~ N(0, I); optional
 ///     temporal smoothing z_0 = n_0, z_t = beta z_{t-1} + sqrt(1 - beta^2) n_t (a first-order
 ///     low-pass that keeps the marginal covariance); eps_t = L z_t with Sigma = L L^T.
 ///     Controls are clamped, v_t = clamp(u_t + eps_t, u_min, u_max), and the clamped noise
 ///     eps_t := v_t - u_t is what enters the cost and the update. With smoothing (beta > 0) the
 ///     samples are correlated in time while the Eq. (16) term keeps the white-noise prior: it is
 ///     then a regulariser in the spirit of Eq. (16), no longer the exact importance weight.
-///  2. Rollouts x_{t+1} = Phi(x_t, v_t, dt) (integrator.hpp), in parallel on a ThreadPool with
-///     per-worker Data. Noise depends only on (seed, counter, k) and each sample is processed
-///     by exactly one worker, so results are bitwise identical for any num_threads.
+///  2. Rollouts x_{t+1} = Phi(x_t, v_t, dt) (integrate_forward of rollout.hpp: the model's
+///     forward-only DynamicsModel::calc_xdot, no derivatives; the running cost is evaluated with
+///     calc(), value only), in parallel on a ThreadPool with per-worker preallocated buffers;
+///     workers take chunks of 8 samples from a shared counter (dynamic load balance). Noise
+///     depends only on (seed, counter, k) and each sample is processed by exactly one worker,
+///     so results are bitwise identical for any num_threads.
 ///  3. Path cost (Eq. (16), with running cost, discount and terminal value as below):
 ///       C_k = sum_{t=0}^{H-1} [ gamma^t l(t0 + t dt, x_t, v_t) dt
 ///                               + nu lambda * 1/2 u_t^T Sigma^{-1} (u_t + 2 eps_t) ]
@@ -53,6 +57,7 @@
 #include "dmpc/cost.hpp"
 #include "dmpc/dynamics.hpp"
 #include "dmpc/integrator.hpp"
+#include "dmpc/rollout.hpp"
 #include "dmpc/thread_pool.hpp"
 
 namespace dmpc {
@@ -166,11 +171,13 @@ class MppiSolver {
   std::uint64_t iteration_counter() const { return counter_; }
 
  private:
+  /// Per-worker buffers, allocated once (nothing is allocated in a rollout).
   struct Worker {
     explicit Worker(const MppiSolver& s);
-    StepData step;
+    ForwardStepData step;
     std::shared_ptr<CostData> running, terminal;
-    Vec x, z, n, e, u_terminal;
+    Mat X;  ///< rollout states, nx x (H + 1) (column t = x_t)
+    Vec z, u_terminal;
   };
 
   void sample_and_rollout(int k, Worker& w);
@@ -185,6 +192,7 @@ class MppiSolver {
   int nx_, nu_, K_, H_;
   bool bounded_ = false;
   Mat L_;      ///< Cholesky factor of Sigma
+  bool sigma_diagonal_ = false;  ///< L_ diagonal: eps = diag(L) .* z
   Mat Sinv_;   ///< Sigma^{-1}
   ThreadPool pool_;
   std::vector<Worker> workers_;

@@ -8,6 +8,7 @@
 // a CasADi version that does would trip these checks instead of writing out of bounds.
 static_assert(dmpc_ballbot_dyn_SZ_W == 0 && dmpc_ballbot_dyn_SZ_IW == 0, "regenerate: work arrays");
 static_assert(dmpc_ballbot_id_jac_SZ_W == 0 && dmpc_ballbot_id_jac_SZ_IW == 0, "regenerate: work arrays");
+static_assert(dmpc_ballbot_fwd_SZ_W == 0 && dmpc_ballbot_fwd_SZ_IW == 0, "regenerate: work arrays");
 static_assert(dmpc_ballbot_energy_SZ_W == 0 && dmpc_ballbot_energy_SZ_IW == 0, "regenerate: work arrays");
 static_assert(dmpc_ballbot_wheel_rates_SZ_W == 0 && dmpc_ballbot_wheel_rates_SZ_IW == 0,
               "regenerate: work arrays");
@@ -89,6 +90,8 @@ BallbotDynamics::BallbotDynamics(const BallbotParameters& params)
     : DynamicsModel(10, 3, 5), params_(params) {
   params_.validate();
   p_ = params_.to_vector();
+  pc_ << p_, std::cos(params_.wheel_zenith_angle), std::sin(params_.wheel_zenith_angle),
+      1.0 / params_.ball_radius;
 }
 
 std::shared_ptr<DynamicsData> BallbotDynamics::create_data() const {
@@ -145,6 +148,17 @@ void BallbotDynamics::calc_diff(DynamicsData& data, const RefV& x, const RefV& u
   d.fx.bottomRightCorner<5, 5>().noalias() = -d.Minv * d.dID_dv;
   d.fu.topRows<5>().setZero();
   d.fu.bottomRows<5>().noalias() = d.Minv * d.ST;
+}
+
+void BallbotDynamics::calc_xdot(DynamicsData&, const double* x, const double* u,
+                                double* xdot) const {
+  // cos and sin of the same angle next to each other: compiled to one sincos call each
+  const double trig[6] = {std::cos(x[2]), std::sin(x[2]), std::cos(x[3]),
+                          std::sin(x[3]), std::cos(x[4]), std::sin(x[4])};
+  const double* arg[4] = {trig, x + 5, u, pc_.data()};
+  double* res[1] = {xdot + 5};
+  dmpc_ballbot_fwd(arg, res, nullptr, nullptr, 0);
+  for (int i = 0; i < 5; ++i) xdot[i] = x[5 + i];
 }
 
 Mat BallbotDynamics::mass_matrix(const RefV& q) const {

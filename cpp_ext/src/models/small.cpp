@@ -35,6 +35,13 @@ void PendulumDynamics::calc(DynamicsData& d, const RefV& x, const RefV& u) const
   d.xdot[1] = (g_ / l_) * std::sin(x[0]) + (u[0] - b_ * x[1]) / ml2;
 }
 
+void PendulumDynamics::calc_xdot(DynamicsData&, const double* x, const double* u,
+                                 double* xdot) const {
+  const double ml2 = m_ * l_ * l_;
+  xdot[0] = x[1];
+  xdot[1] = (g_ / l_) * std::sin(x[0]) + (u[0] - b_ * x[1]) / ml2;
+}
+
 void PendulumDynamics::calc_diff(DynamicsData& d, const RefV& x, const RefV& u) const {
   calc(d, x, u);
   const double ml2 = m_ * l_ * l_;

@@ -81,6 +81,14 @@ class BallbotDynamics : public DynamicsModel {
   void calc(DynamicsData& data, const RefV& x, const RefV& u) const override;
   /// @brief data.fx (10 x 10), data.fu (10 x 3) and data.xdot. data must come from create_data().
   void calc_diff(DynamicsData& data, const RefV& x, const RefV& u) const override;
+  /// @brief Rollout path: xdot (10) = [v; a] with a = M^{-1}(S^T u - h) from the single generated
+  ///        function dmpc_ballbot_fwd (M, h, S^T and an unrolled LDL^T solve, common
+  ///        subexpressions merged), given cos/sin of yaw, pitch, roll (three sincos here) and the
+  ///        precomputed [p; cos(alpha); sin(alpha); 1/r_b]. data is unused (nothing is cached).
+  ///        Agrees with calc() to rounding.
+  /// @param[in] x 10 doubles; @param[in] u 3 doubles; @param[out] xdot 10 doubles
+  void calc_xdot(DynamicsData& data, const double* x, const double* u,
+                 double* xdot) const override;
 
   const BallbotParameters& params() const { return params_; }
 
@@ -107,6 +115,7 @@ class BallbotDynamics : public DynamicsModel {
 
   BallbotParameters params_;
   Eigen::Matrix<double, 13, 1> p_;
+  Eigen::Matrix<double, 16, 1> pc_;  ///< [p; cos(alpha); sin(alpha); 1/r_b], input of dmpc_ballbot_fwd
 };
 
 }  // namespace dmpc

@@ -36,6 +36,8 @@ class PendulumDynamics : public DynamicsModel {
   std::string name() const override { return "PendulumDynamics"; }
   void calc(DynamicsData& d, const RefV& x, const RefV& u) const override;
   void calc_diff(DynamicsData& d, const RefV& x, const RefV& u) const override;
+  /// @brief Same arithmetic as calc() on raw arrays (x, xdot: 2 doubles, u: 1), d unused.
+  void calc_xdot(DynamicsData& d, const double* x, const double* u, double* xdot) const override;
   double mass() const { return m_; }
   double length() const { return l_; }
   double damping() const { return b_; }
