@@ -1,10 +1,11 @@
 """Reproduce deep-value-mpc Fig. 2a, Fig. 2b and Fig. 3 on the Ballbot walls task.
 
     python tools/reproduce_ballbot.py --out docs/results --runs runs/repro \
-        --iterations 40 --seeds 0 1 2 --horizons 0.5 1.0 --modes terminal running+terminal
+        --iterations 30 --seeds 0 1 2 --horizons 0.5 1.0 --modes terminal running+terminal --jobs 2
 
-trains every (mode, horizon, seed) with ``dmpc_core.experiments.ballbot_walls.train`` (one
-process, sequentially; each run resumes from its checkpoint if the script is restarted), then:
+trains every (mode, horizon, seed) with ``dmpc_core.experiments.ballbot_walls.train``
+(``--jobs N`` runs N of them in parallel processes; each run resumes from its checkpoint if the
+script is restarted), then:
 
 * ``ballbot_layout.png``: arena, walls, target and the 8 evaluation starts;
 * ``ballbot_fig2b[_reduced].png``: evaluation cost and success rate on the 8 fixed starts vs
@@ -77,6 +78,22 @@ def running_cost_map(actor: Actor, goal, t: float, x: np.ndarray, task: WallsTas
     return g, Z
 
 
+def _train_one(config, runs, iterations, eval_every, mode, h, seed):
+    """One training run (resumed if its checkpoint exists); returns (name, result)."""
+    name = f"{mode.replace('+', '_')}_H{h:g}_s{seed}"
+    cfg = load_config(config, {"training.seed": seed, "training.iterations": iterations,
+                               "training.eval_every": eval_every, "actor.mode": mode, "actor.horizon_time": h})
+    run = Path(runs) / name
+    t0 = time.time()
+    train(cfg, run, resume=(run / "checkpoint.pt").exists(), progress=False, tensorboard=True)
+    ev, times = read_metrics(run / "metrics.csv")
+    res = {"mode": mode, "horizon": h, "seed": seed, "eval": ev.tolist(),
+           "s_per_iteration": float(np.mean(times)) if times else None, "wall_s_this_call": time.time() - t0}
+    print(f"{name}: final eval cost {ev[-1, 1]:.2f} success {ev[-1, 2]:.2f} "
+          f"({res['s_per_iteration']:.1f} s/iteration)", flush=True)
+    return name, res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None)
@@ -88,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--horizons", type=float, nargs="+", default=[0.5, 1.0])
     ap.add_argument("--modes", nargs="+", default=["terminal", "running+terminal"])
     ap.add_argument("--reduced", action="store_true", help="label outputs as a REDUCED budget")
+    ap.add_argument("--jobs", type=int, default=1, help="training runs in parallel processes")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -100,23 +118,21 @@ def main(argv=None) -> int:
     sfx = "_reduced" if args.reduced else ""
     label = " (REDUCED budget)" if args.reduced else ""
     t_start = time.time()
+    jobs = [(mode, h, seed) for mode in args.modes for h in args.horizons for seed in args.seeds]
     results = {}
-    for mode in args.modes:
-        for h in args.horizons:
-            for seed in args.seeds:
-                name = f"{mode.replace('+', '_')}_H{h:g}_s{seed}"
-                cfg = load_config(args.config, {"training.seed": seed, "training.iterations": args.iterations,
-                                                "training.eval_every": args.eval_every, "actor.mode": mode,
-                                                "actor.horizon_time": h})
-                run = runs / name
-                t0 = time.time()
-                train(cfg, run, resume=(run / "checkpoint.pt").exists(), progress=False, tensorboard=True)
-                ev, times = read_metrics(run / "metrics.csv")
-                results[name] = {"mode": mode, "horizon": h, "seed": seed, "eval": ev.tolist(),
-                                 "s_per_iteration": float(np.mean(times)) if times else None,
-                                 "wall_s_this_call": time.time() - t0}
-                print(f"{name}: final eval cost {ev[-1, 1]:.2f} success {ev[-1, 2]:.2f} "
-                      f"({results[name]['s_per_iteration']:.1f} s/iteration)", flush=True)
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(_train_one, args.config, str(runs), args.iterations, args.eval_every, *j)
+                       for j in jobs]
+            for f in futures:
+                name, res = f.result()
+                results[name] = res
+    else:
+        for j in jobs:
+            name, res = _train_one(args.config, str(runs), args.iterations, args.eval_every, *j)
+            results[name] = res
 
     cfg0 = load_config(args.config)
     task = WallsTask(cfg0.task)

@@ -53,6 +53,10 @@ class ActorSettings:
         horizon_time: H [s]; node_dt: SLQ node spacing [s] (H / node_dt nodes).
         r: control weight R = r I (also the R of Xi = g R^-1 g' in Eq. 14).
         w_tilt / w_tilt_rate: upright nominal term (Appendix B), ``_core.UprightCost``.
+        w_tilt_quadratic: extra 1/2 w (pitch^2 + roll^2) nominal term. The upright term
+            1 - cos(pitch) cos(roll) saturates, while the drift term -f' dV/dx of Eq. (14) (and a
+            terminal value that rewards speed) grows with the tilt, so with a learned value the
+            optimiser can buy speed by leaning until the robot falls; a quadratic keeps growing.
         running_weight: scale of the Eq. 14 term in the running cost.
         initial_iterations: SLQ iterations of the first solve of an episode (then 1 per step).
         third_order: ValueRunningCost third-order handling ('auto', 'fd', 'drop').
@@ -65,6 +69,7 @@ class ActorSettings:
     r: float = 0.02
     w_tilt: float = 20.0
     w_tilt_rate: float = 5.0
+    w_tilt_quadratic: float = 0.0
     running_weight: float = 1.0
     initial_iterations: int = 3
     third_order: str = "drop"
@@ -89,24 +94,44 @@ class TrainingSettings:
     """Attributes:
     iterations: learning iterations (Alg. 1 outer loop).
     critic_ignored_states: state indices the critic is made insensitive to (their input std
-        is set to 1e6 when the input normalisation is fitted). Default: everything but the
-        position, so V = V(px, py, goal, tau) and balancing is left to the upright nominal
-        term (Appendix B); with attitude inputs the learned Eq. 14 term made the robot fall.
-        Empty: full-state critic.
+        is set to 1e6). Default: yaw, tilt and their rates, so V = V(px, py, vx, vy, goal, tau)
+        and balancing is left to the upright nominal terms (Appendix B). The critic must see
+        states the inputs act on: with a position-only value g' dV/dx = 0 and the Eq. (14)
+        running cost telescopes against the heuristic, so the DMPC actor ignores the value
+        (test/test_value_mpc_telescoping.py). Empty: full-state critic.
     episodes_per_iteration: episodes collected before each critic update.
     updates_per_iteration: ``learner.update()`` calls (each K minibatches of N) per iteration.
     eval_every: evaluate on the fixed starts every this many iterations (and at 0 and the end).
     output_scale: critic output scale (V = scale * net + bias; the penalties are O(10)).
+    zero_init_output: start the critic (and its target) with a zero output layer, so V is
+        constant and the first actor only balances (Appendix B: "the system will stand from the
+        beginning") instead of chasing the random slopes of an untrained network.
+    input_normalization: "task" fixes the critic's input normalisation from the task geometry
+        when the agent is built (positions and goal / arena half size, linear velocities /
+        ``velocity_scale``, angles / 0.5 rad, angular rates / 2 rad/s, tau centred and scaled by
+        T / 2); "data" fits it on the first replay data (mean/std). The data fit is fragile
+        here: the first episodes barely move, so the velocity std is ~0.07 m/s and the value's
+        velocity gradient -- which Eq. (14) turns into the greedy input -R^-1 g' dV/dx -- is
+        amplified ~15x when the robot later moves.
+    velocity_scale: [m/s], see input_normalization.
+    n_step: transitions span n control steps: c = sum of the n step costs, s' = s(t + n dt)
+        (truncated at the episode end). 1 is Eq. (11) exactly; n > 1 is the n-step target of
+        the trainer's hook (POLO Eq. 7 without re-planning) and propagates the sparse wall
+        penalty n times faster through the value.
     seed: seeds the episode sampler, the plant noise, torch and the trainer.
     torch_threads: torch intra-op threads.
     """
 
     iterations: int = 40
-    critic_ignored_states: list = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 9])
+    critic_ignored_states: list = field(default_factory=lambda: [2, 3, 4, 7, 8, 9])
     episodes_per_iteration: int = 4
     updates_per_iteration: int = 1
     eval_every: int = 5
     output_scale: float = 5.0
+    zero_init_output: bool = False
+    input_normalization: str = "data"
+    velocity_scale: float = 1.0
+    n_step: int = 1
     seed: int = 0
     torch_threads: int = 1
 
@@ -165,6 +190,11 @@ class Actor:
         running = _core.SumCost(ballbot.NX, ballbot.NU)
         running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
                                                  s.w_tilt, s.w_tilt_rate))
+        if s.w_tilt_quadratic > 0:
+            q = np.zeros(ballbot.NX)
+            q[[ballbot.PITCH, ballbot.ROLL]] = s.w_tilt_quadratic
+            running.add("tilt", _core.QuadraticCost(np.diag(q), np.zeros((ballbot.NU, ballbot.NU)),
+                                                    np.zeros(ballbot.NX), np.zeros(ballbot.NU)))
         if s.mode == "running+terminal":
             running.add("value", _core.ValueRunningCost(self.critic, self.model, np.asfortranarray(self.R), T,
                                                         s.project_psd, s.third_order), s.running_weight)
@@ -228,16 +258,24 @@ def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, rec
                          float(np.hypot(xe[0] - goal[0], xe[1] - goal[1])), solve_time)
 
 
-def transitions(ep: EpisodeResult, task: WallsTask) -> Dict[str, np.ndarray]:
-    """The episode's transition tuples (state, goal, tau, cost, next_state, next_tau, done)."""
+def transitions(ep: EpisodeResult, task: WallsTask, n_step: int = 1) -> Dict[str, np.ndarray]:
+    """The episode's transition tuples (state, goal, tau, cost, next_state, next_tau, done).
+
+    With ``n_step`` = m > 1 the tuple from step k spans steps k .. j-1, j = min(k + m, n):
+    cost = sum of those step costs, next state s_j, next tau = tau_k - (j - k) dt, and
+    done when j is the episode's last step (wall/fall termination or tau' = 0)."""
     n = len(ep.costs)
+    if n_step < 1:
+        raise ValueError("n_step must be >= 1")
     T, dt = task.settings.episode_time, task.settings.control_dt
-    tau = T - dt * np.arange(n)
-    done = np.zeros(n)
-    done[-1] = 1.0  # wall/fall termination, or tau' = 0 at the episode end (V(0, .) = 0)
+    k = np.arange(n)
+    j = np.minimum(k + n_step, n)
+    csum = np.concatenate([[0.0], np.cumsum(ep.costs)])
+    tau = T - dt * k
+    done = (j == n).astype(float)  # wall/fall termination, or tau' = 0 at the episode end (V(0, .) = 0)
     return {
-        "state": ep.xs[:-1], "goal": np.tile(ep.goal, (n, 1)), "time_to_go": tau, "cost": ep.costs,
-        "next_state": ep.xs[1:], "next_time_to_go": tau - dt, "done": done,
+        "state": ep.xs[:-1], "goal": np.tile(ep.goal, (n, 1)), "time_to_go": tau, "cost": csum[j] - csum[k],
+        "next_state": ep.xs[j], "next_time_to_go": tau - dt * (j - k), "done": done,
     }
 
 
@@ -274,9 +312,17 @@ class DeepValueMpc:
         self.learner = CriticLearner(cfg.learner, ballbot.NX, WallsTask.NG, robot="ballbot")
         for net in (self.learner.model, self.learner.trainer.target):
             net.set_output_affine(tr.output_scale, 0.0)
+            if tr.zero_init_output:
+                with torch.no_grad():
+                    net.layers[-1].weight.zero_()
+                    net.layers[-1].bias.zero_()
         self.rng = np.random.default_rng(tr.seed)
         self.plant = Plant(self.actor.model, np.zeros(ballbot.NX),
                            self.task.plant_settings(tr.seed + 1))
+        if tr.input_normalization == "task":
+            self.set_task_normalization()
+        elif tr.input_normalization != "data":
+            raise ValueError("training.input_normalization must be 'task' or 'data'")
         self.iteration = 0
         self.bundle = self.learner.export()
         self.actor.set_critic_bundle(self.bundle)
@@ -288,7 +334,7 @@ class DeepValueMpc:
             start = self.task.sample_start(self.rng)
             goal = self.task.sample_goal(self.rng)
             ep = run_episode(self.task, self.actor, start, goal, self.plant)
-            self.learner.add(**transitions(ep, self.task))
+            self.learner.add(**transitions(ep, self.task, self.config.training.n_step))
             eps.append(ep)
         tol = self.task.settings.success_tolerance
         return {
@@ -311,6 +357,19 @@ class DeepValueMpc:
         self.actor.set_critic_bundle(self.bundle)
         self.iteration += 1
         return stats
+
+    def set_task_normalization(self) -> None:
+        """Input normalisation from the task geometry (see TrainingSettings.input_normalization)."""
+        tr, ts = self.config.training, self.task.settings
+        half = ts.arena_half_size
+        std = np.array([half, half, 0.5, 0.5, 0.5, tr.velocity_scale, tr.velocity_scale, 2.0, 2.0, 2.0]
+                       + [half] * WallsTask.NG + [ts.episode_time / 2.0])
+        mean = np.zeros_like(std)
+        mean[-1] = ts.episode_time / 2.0
+        std[list(tr.critic_ignored_states)] = 1e6
+        for net in (self.learner.trainer.model, self.learner.trainer.target):
+            net.set_input_normalization(mean, std)
+        self.learner.normalization_fitted = True
 
     def fit_normalization(self) -> None:
         """Fit the critic input normalisation on the stored data, masking the ignored states."""
