@@ -152,16 +152,9 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   d.w.noalias() = Rinv_ * d.y;
   d.value = c.Vtau - d.f.dot(p) + 0.5 * d.y.dot(d.w);
 
-  // A_j = p^T (fx(x, e_j) - fx(x, 0)),  Dgw = sum_j w_j (fx(x, e_j) - fx(x, 0)).
-  d.Dgw.setZero();
-  for (int j = 0; j < nu_; ++j) {
-    d.ej.setZero();
-    d.ej(j) = 1.0;
-    dynamics_->calc_diff(*d.dynj, x, d.ej);
-    d.dynj->fx -= fx0;  // = d(g_j(x))/dx
-    d.A.row(j).noalias() = p.transpose() * d.dynj->fx;
-    d.Dgw += d.w(j) * d.dynj->fx;
-  }
+  // A_j = p^T d g_j / dx,  Dgw = sum_j w_j d g_j / dx (the model's hook; its default uses
+  // d g_j / dx = fx(x, e_j) - fx(x, 0)).
+  dynamics_->calc_input_jacobians(*d.dyn0, *d.dynj, x, p, d.w, d.ej, d.A, d.Dgw);
 
   // Gradient (exact).
   d.lx = c.Vtaux;
