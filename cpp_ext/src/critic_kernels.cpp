@@ -29,6 +29,7 @@ int pad4(int n) { return (n + 3) / 4 * 4; }
 MlpWork::MlpWork(const MlpPack& P) : lam0(P.npad[0]), c(P.rows), e(P.rows), dc(P.rows),
       J(static_cast<std::size_t>(P.rows) * P.mp), E(static_cast<std::size_t>(P.rows) * P.mp),
       dJ(static_cast<std::size_t>(P.rows) * P.mp), dE(static_cast<std::size_t>(P.rows) * P.mp),
+      ds1(P.rows),
       H(static_cast<std::size_t>(P.mp) * P.mp), K(static_cast<std::size_t>(P.mp) * P.mp), vz(P.mp) {
   for (int i = 0; i <= P.nh; ++i) h.emplace_back(P.npad[i]);
   for (int i = 0; i < P.nh; ++i) {
@@ -148,6 +149,83 @@ DMPC_AI v4d vtanh(v4d x) {
 }
 
 // ---------------------------------------------------------------- kernels
+/// Rows 4 KB .. 4 KB + 3 of the lower triangle of S = sum_{R in [R0, R1)} A_R B_R^T restricted to
+/// the column vectors v <= KB (A, B: rows of 4 NV doubles): S(4 KB + a, 4 v + l) +=
+/// A_R(4 KB + a) B_R(4 v + l). Compile-time trip counts keep the accumulators in registers.
+/// ACC: add to S instead of overwriting it.
+template <int NV, int KB, bool ACC>
+DMPC_AI void sym_rows(const double* A, const double* B, int R0, int R1, double* S) {
+  constexpr int MP = 4 * NV;
+  v4d acc[4][KB + 1];
+  for (int a = 0; a < 4; ++a)
+    for (int v = 0; v <= KB; ++v) acc[a][v] = ACC ? ld(S + (4 * KB + a) * MP + 4 * v) : bc(0.0);
+  for (int R = R0; R < R1; ++R) {
+    const double* Ar = A + R * MP + 4 * KB;
+    const double* Br = B + R * MP;
+    v4d br[KB + 1];
+    for (int v = 0; v <= KB; ++v) br[v] = ld(Br + 4 * v);
+    for (int a = 0; a < 4; ++a) {
+      const v4d e = bc(Ar[a]);
+      for (int v = 0; v <= KB; ++v) acc[a][v] += e * br[v];
+    }
+  }
+  for (int a = 0; a < 4; ++a)
+    for (int v = 0; v <= KB; ++v) st(S + (4 * KB + a) * MP + 4 * v, acc[a][v]);
+}
+
+/// All row blocks of the lower triangle (see sym_rows).
+template <int NV, bool ACC, int KB = 0>
+DMPC_AI void sym_lower(const double* A, const double* B, int R0, int R1, double* S) {
+  sym_rows<NV, KB, ACC>(A, B, R0, R1, S);
+  if constexpr (KB + 1 < NV) sym_lower<NV, ACC, KB + 1>(A, B, R0, R1, S);
+}
+
+/// dJn = W diag(ds1) Jp (+ W diag(s1) dJp if SECOND), rows of 4 NV, nout x nin.
+template <int NV, bool SECOND>
+DMPC_AI void djac(const double* Wi, int np, int nin, int nout, const double* s1, const double* ds1,
+                  const double* Jp, const double* dJp, double* dJn) {
+  constexpr int MP = 4 * NV;
+  int r = 0;
+  for (; r + 2 <= nout; r += 2) {
+    v4d acc[2][NV];
+    for (int a = 0; a < 2; ++a)
+      for (int v = 0; v < NV; ++v) acc[a][v] = bc(0.0);
+    for (int j = 0; j < nin; ++j) {
+      v4d jr[NV], djr[NV];
+      for (int v = 0; v < NV; ++v) {
+        jr[v] = ld(Jp + j * MP + 4 * v);
+        if (SECOND) djr[v] = ld(dJp + j * MP + 4 * v);
+      }
+      for (int a = 0; a < 2; ++a) {
+        const double wr = Wi[(r + a) * np + j];
+        const v4d c1 = bc(wr * ds1[j]);
+        if (SECOND) {
+          const v4d c2 = bc(wr * s1[j]);
+          for (int v = 0; v < NV; ++v) acc[a][v] += c1 * jr[v] + c2 * djr[v];
+        } else {
+          for (int v = 0; v < NV; ++v) acc[a][v] += c1 * jr[v];
+        }
+      }
+    }
+    for (int a = 0; a < 2; ++a)
+      for (int v = 0; v < NV; ++v) st(dJn + (r + a) * MP + 4 * v, acc[a][v]);
+  }
+  for (; r < nout; ++r) {
+    v4d acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = bc(0.0);
+    for (int j = 0; j < nin; ++j) {
+      const double wr = Wi[r * np + j];
+      const v4d c1 = bc(wr * ds1[j]);
+      for (int v = 0; v < NV; ++v) acc[v] += c1 * ld(Jp + j * MP + 4 * v);
+      if (SECOND) {
+        const v4d c2 = bc(wr * s1[j]);
+        for (int v = 0; v < NV; ++v) acc[v] += c2 * ld(dJp + j * MP + 4 * v);
+      }
+    }
+    for (int v = 0; v < NV; ++v) st(dJn + r * MP + 4 * v, acc[v]);
+  }
+}
+
 template <int NV>
 DMPC_AI void diff_impl(const MlpPack& P, MlpWork& w, bool grad, bool hessian) {
   constexpr int MP = 4 * NV;
@@ -233,22 +311,7 @@ DMPC_AI void diff_impl(const MlpPack& P, MlpWork& w, bool grad, bool hessian) {
     const v4d cr = bc(w.c.data()[R]);
     for (int v = 0; v < NV; ++v) st(E + R * MP + 4 * v, cr * ld(J + R * MP + 4 * v));
   }
-  double* H = w.H.data();
-  for (int kb = 0; kb < NV; ++kb) {
-    v4d acc[4][NV];
-    for (int a = 0; a < 4; ++a)
-      for (int v = 0; v < NV; ++v) acc[a][v] = bc(0.0);
-    for (int R = 0; R < rows; ++R) {
-      const double* Jr = J + R * MP;
-      const double* Er = E + R * MP + 4 * kb;
-      for (int a = 0; a < 4; ++a) {
-        const v4d e = bc(Er[a]);
-        for (int v = 0; v <= kb; ++v) acc[a][v] += e * ld(Jr + 4 * v);
-      }
-    }
-    for (int a = 0; a < 4; ++a)
-      for (int v = 0; v <= kb; ++v) st(H + (4 * kb + a) * MP + 4 * v, acc[a][v]);
-  }
+  sym_lower<NV, false>(E, J, 0, rows, w.H.data());
 }
 
 template <int NV>
@@ -269,37 +332,22 @@ DMPC_AI void third_impl(const MlpPack& P, MlpWork& w) {
     e[R] = hsum(acc);
   }
   // dJ_0 = 0; dJ_i = W_i [diag(s2 e) J_{i-1} + diag(s1) dJ_{i-1}].
+  for (int R = 0; R < rows - P.n[nh]; ++R) {  // ds1 of the layers feeding another layer
+    int i = 0;
+    while (i + 1 < nh && R >= P.roff[i + 1]) ++i;
+    w.ds1.data()[R] = w.s2[i].data()[R - P.roff[i]] * e[R];
+  }
   std::memset(dJ, 0, sizeof(double) * P.n[1] * MP);
   for (int i = 1; i < nh; ++i) {
-    const int nin = P.n[i], nout = P.n[i + 1], np = P.npad[i];
     const double* Jp = J + P.roff[i - 1] * MP;
     const double* dJp = dJ + P.roff[i - 1] * MP;
-    double* dJn = dJ + P.roff[i] * MP;
-    const double* Wi = P.W[i].data();
-    const double* s1 = w.s1[i - 1].data();
-    const double* s2 = w.s2[i - 1].data();
-    const double* ep = e + P.roff[i - 1];
-    for (int r = 0; r < nout; r += 2) {
-      const int na = r + 2 <= nout ? 2 : 1;
-      v4d acc[2][NV];
-      for (int a = 0; a < 2; ++a)
-        for (int v = 0; v < NV; ++v) acc[a][v] = bc(0.0);
-      for (int j = 0; j < nin; ++j) {
-        v4d jr[NV], djr[NV];
-        for (int v = 0; v < NV; ++v) {
-          jr[v] = ld(Jp + j * MP + 4 * v);
-          djr[v] = ld(dJp + j * MP + 4 * v);
-        }
-        const double ds1 = s2[j] * ep[j];
-        for (int a = 0; a < na; ++a) {
-          const double wr = Wi[(r + a) * np + j];
-          const v4d c1 = bc(wr * ds1), c2 = bc(wr * s1[j]);
-          for (int v = 0; v < NV; ++v) acc[a][v] += c1 * jr[v] + c2 * djr[v];
-        }
-      }
-      for (int a = 0; a < na; ++a)
-        for (int v = 0; v < NV; ++v) st(dJn + (r + a) * MP + 4 * v, acc[a][v]);
-    }
+    const double* ds1 = w.ds1.data() + P.roff[i - 1];
+    if (i == 1)
+      djac<NV, false>(P.W[i].data(), P.npad[i], P.n[i], P.n[i + 1], w.s1[i - 1].data(), ds1, Jp, dJp,
+                      dJ + P.roff[i] * MP);
+    else
+      djac<NV, true>(P.W[i].data(), P.npad[i], P.n[i], P.n[i + 1], w.s1[i - 1].data(), ds1, Jp, dJp,
+                     dJ + P.roff[i] * MP);
   }
   // Reverse tangent: dlam[i] = d lam_{i+1}; dc = dlam s2 + lam s3 e; dE = c dJ + dc J.
   {
@@ -332,33 +380,8 @@ DMPC_AI void third_impl(const MlpPack& P, MlpWork& w) {
       st(dE + R * MP + 4 * v, cr * ld(dJ + R * MP + 4 * v) + dcr * ld(J + R * MP + 4 * v));
   }
   // K = sum_rows (E_r dJ_r^T + dE_r J_r^T), lower triangle; layer 0 has dJ = 0.
-  double* K = w.K.data();
-  const int r0 = P.n[1];
-  for (int kb = 0; kb < NV; ++kb) {
-    v4d acc[4][NV];
-    for (int a = 0; a < 4; ++a)
-      for (int v = 0; v < NV; ++v) acc[a][v] = bc(0.0);
-    for (int R = 0; R < r0; ++R) {
-      const double* Jr = J + R * MP;
-      const double* dEr = dE + R * MP + 4 * kb;
-      for (int a = 0; a < 4; ++a) {
-        const v4d de = bc(dEr[a]);
-        for (int v = 0; v <= kb; ++v) acc[a][v] += de * ld(Jr + 4 * v);
-      }
-    }
-    for (int R = r0; R < rows; ++R) {
-      const double* Jr = J + R * MP;
-      const double* dJr = dJ + R * MP;
-      const double* Er = E + R * MP + 4 * kb;
-      const double* dEr = dE + R * MP + 4 * kb;
-      for (int a = 0; a < 4; ++a) {
-        const v4d ee = bc(Er[a]), de = bc(dEr[a]);
-        for (int v = 0; v <= kb; ++v) acc[a][v] += ee * ld(dJr + 4 * v) + de * ld(Jr + 4 * v);
-      }
-    }
-    for (int a = 0; a < 4; ++a)
-      for (int v = 0; v <= kb; ++v) st(K + (4 * kb + a) * MP + 4 * v, acc[a][v]);
-  }
+  sym_lower<NV, false>(dE, J, 0, rows, w.K.data());
+  sym_lower<NV, true>(E, dJ, P.n[1], rows, w.K.data());
 }
 
 template <int NV>

@@ -76,6 +76,7 @@ struct MlpWork {
   AlignedBuffer lam0;               ///< dy/dzn, npad[0]
   AlignedBuffer c, e, dc;           ///< stacked rows
   AlignedBuffer J, E, dJ, dE;       ///< rows x mp
+  AlignedBuffer ds1;                ///< s2 e (derivative of tanh' along v), stacked rows
   AlignedBuffer H, K;               ///< mp x mp (lower triangle valid)
   AlignedBuffer vz;                 ///< direction, mp
   double y = 0.0;                   ///< network output before the output affine map

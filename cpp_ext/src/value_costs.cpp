@@ -166,11 +166,13 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
 
   // Hessian.
   d.B2 = d.A;
-  d.B2.noalias() += g.transpose() * H;
-  d.RiB2.noalias() = Rinv_ * d.B2;
-  d.lxx.noalias() = d.B2.transpose() * d.RiB2;
+  // Small dynamic-size products: lazyProduct (coefficient-based) avoids Eigen's blocked GEMM
+  // path (packing and blocking), which costs more than the arithmetic at these sizes.
+  d.B2.noalias() += g.transpose().lazyProduct(H);
+  d.RiB2.noalias() = Rinv_.lazyProduct(d.B2);
+  d.lxx.noalias() = d.B2.transpose().lazyProduct(d.RiB2);
   d.M = fx0 - d.Dgw;
-  d.HM.noalias() = H * d.M;
+  d.HM.noalias() = H.lazyProduct(d.M);
   d.lxx -= d.HM;
   d.lxx -= d.HM.transpose();
   const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
