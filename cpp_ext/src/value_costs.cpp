@@ -164,17 +164,31 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   d.lx.noalias() += H * d.v;
   d.lx.noalias() += d.A.transpose() * d.w;
 
-  // Hessian.
-  d.B2 = d.A;
-  // Small dynamic-size products: lazyProduct (coefficient-based) avoids Eigen's blocked GEMM
-  // path (packing and blocking), which costs more than the arithmetic at these sizes.
-  d.B2.noalias() += g.transpose().lazyProduct(H);
+  // Hessian. Small dense products written as contiguous-column loops (Eigen's dynamic-size
+  // GEMM path costs more than the arithmetic at nx ~ 10); only the lower triangle is formed.
+  const Eigen::Index n = nx_, m = nu_;
+  for (Eigen::Index c = 0; c < n; ++c)  // B2 = A + g^T H  (nu x nx)
+    for (Eigen::Index j = 0; j < m; ++j) d.B2(j, c) = d.A(j, c) + g.col(j).dot(H.col(c));
   d.RiB2.noalias() = Rinv_.lazyProduct(d.B2);
-  d.lxx.noalias() = d.B2.transpose().lazyProduct(d.RiB2);
   d.M = fx0 - d.Dgw;
-  d.HM.noalias() = H.lazyProduct(d.M);
-  d.lxx -= d.HM;
-  d.lxx -= d.HM.transpose();
+  // (H M)(r, c) = H.col(r) . M.col(c) since H is symmetric: contiguous dot products.
+  {  // lxx = B2^T R^-1 B2 - (H M + (H M)^T), lower part (raw loops: no per-call overhead)
+    const double* __restrict Hp = H.data();
+    const double* __restrict Mp = d.M.data();
+    const double* __restrict Bp = d.B2.data();
+    const double* __restrict RBp = d.RiB2.data();
+    double* __restrict L = d.lxx.data();
+    for (Eigen::Index c = 0; c < n; ++c) {
+      for (Eigen::Index r = c; r < n; ++r) {
+        double acc = 0.0;
+        for (Eigen::Index j = 0; j < m; ++j) acc += Bp[r * m + j] * RBp[c * m + j];
+        for (Eigen::Index k = 0; k < n; ++k) acc -= Hp[r * n + k] * Mp[c * n + k] + Hp[c * n + k] * Mp[r * n + k];
+        L[c * n + r] = acc;
+      }
+    }
+  }
+  for (Eigen::Index c = 0; c < n; ++c)
+    for (Eigen::Index r = c + 1; r < n; ++r) d.lxx(c, r) = d.lxx(r, c);
   const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
   if (exact) {
     critic_->calc_third(c, tau, x, d.v, 1.0);
