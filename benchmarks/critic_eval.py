@@ -169,22 +169,28 @@ def deep_value_overhead(repeats):
         return _core.Problem(problem.dynamics, running, term, problem.horizon, problem.dt, "rk4",
                              problem.control_weight)
 
-    rows, per = [], {}
-    for name, with_value in (("reach task cost", False),
-                             ("+ ValueRunningCost + ValueTerminalCost (exact, default)", "auto"),
-                             ("+ the same with third_order='drop' (no third derivatives)", "drop")):
+    # The three configurations are timed round-robin (one solve each per round) so that load
+    # changes on a shared machine affect them alike.
+    configs = (("reach task cost", False),
+               ("+ ValueRunningCost + ValueTerminalCost (exact, default)", "auto"),
+               ("+ the same with third_order='drop' (no third derivatives)", "drop"))
+    solvers = {}
+    for _, with_value in configs:
         problem = build(with_value)
-        pol0 = bb.lqr_policy(problem, target)
-        solver = _core.SlqSolver(problem, _core.SlqSettings(max_iterations=1, num_threads=1))
-        it, lq = [], []
-        for _ in range(repeats * 4 + 1):
+        solvers[with_value] = (_core.SlqSolver(problem, _core.SlqSettings(max_iterations=1, num_threads=1)),
+                               bb.lqr_policy(problem, target))
+    it = {k: [] for k in solvers}
+    lq = {k: [] for k in solvers}
+    for _ in range(repeats * 4 + 1):
+        for key, (solver, pol0) in solvers.items():
             solver.set_policy(pol0)
             r = solver.solve(x0)
-            it.append(r.solve_time / r.iterations)
-            lq.append(r.time_lq / r.iterations)
-        per[with_value] = statistics.median(it[1:])
-        rows.append([name, 1e3 * per[with_value], 1e3 * statistics.median(lq[1:]),
-                     per[with_value] / per[False]])
+            it[key].append(r.solve_time / r.iterations)
+            lq[key].append(r.time_lq / r.iterations)
+    rows, per = [], {}
+    for name, key in configs:
+        per[key] = statistics.median(it[key][1:])
+        rows.append([name, 1e3 * per[key], 1e3 * statistics.median(lq[key][1:]), per[key] / per[False]])
     per[True] = per["auto"]
     print("\nDeep Value cost in one Ballbot SLQ iteration (100 nodes x 10 ms, RK4, 1 thread, "
           "max_iterations=1 from the LQR policy)")
