@@ -84,7 +84,8 @@ struct MlpWork {
 
 /// @brief Build the pack; returns nullptr when the kernels do not apply (no hidden layer or
 ///        nx + 1 > 16), in which case the caller uses its Eigen reference path.
-/// @param[in] W weights (row-major access through a callback-free copy), see CriticMLP
+/// @param[in] W_colmajor data of the weight matrices W_i (column-major, rows[i] x cols[i]),
+///            the last one 1 x n_L; b bias data; mean, inv_std size nx + ng + 1
 std::shared_ptr<const MlpPack> make_pack(const std::vector<const double*>& W_colmajor,
                                          const std::vector<int>& rows, const std::vector<int>& cols,
                                          const std::vector<const double*>& b, const double* mean,

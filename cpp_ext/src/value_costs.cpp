@@ -73,7 +73,6 @@ ValueRunningCostData::ValueRunningCostData(int nx, int nu, std::shared_ptr<Criti
       M(Mat::Zero(nx, nx)),
       B2(Mat::Zero(nu, nx)),
       RiB2(Mat::Zero(nu, nx)),
-      HM(Mat::Zero(nx, nx)),
       v(Vec::Zero(nx)),
       xp(Vec::Zero(nx)),
       Kfd(Mat::Zero(nx, nx)),

@@ -160,11 +160,12 @@ class CriticMLP : public CriticModel {
                   double vtau) const override;
 
   /// @brief Batched calc_diff for B states (same values as B calls of calc_diff, up to
-  ///        rounding): the forward and reverse passes run as matrix-matrix products across the
-  ///        states, and the Hessian in (x, tau) uses
+  ///        rounding). The Hessian in (x, tau) is
   ///        d2y/dzeta2 = sum_i J_i^T diag(lam_{i+1} * tanh''(a_i)) J_i,  J_i = d a_i / d zeta,
   ///        with J_0 = W_0 (columns of x and tau) / std shared by all states, only the lower
-  ///        triangle formed and mirrored. Allocates its scratch once per call.
+  ///        triangle formed and mirrored. With the vectorised kernels the states run one after
+  ///        the other through them; otherwise (reference path) the forward and reverse passes
+  ///        run as matrix-matrix products across the states. Allocates its scratch once per call.
   /// @param[in] taus time-to-go, size B
   /// @param[in] X states, B x nx (one per row)
   /// @param[out] V size B; Vtau size B; Vx nx x B; Vtaux nx x B; Vxx nx x (nx B), block b

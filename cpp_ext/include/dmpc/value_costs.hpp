@@ -64,7 +64,6 @@ struct ValueRunningCostData : public CostData {
   Mat M;                               ///< fx(x, u*) = fx(x, 0) - Dgw, nx x nx
   Mat B2;                              ///< A + g^T Vxx, nu x nx
   Mat RiB2;                            ///< R^{-1} B2, nu x nx
-  Mat HM;                              ///< Vxx M, nx x nx
   Vec v;                               ///< g w - f, size nx (third-derivative direction)
   std::shared_ptr<CriticData> critic_fd;  ///< second critic buffer (finite-difference K(v))
   Vec xp;                              ///< x +- h v, size nx
