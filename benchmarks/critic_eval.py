@@ -18,7 +18,8 @@ medians of the wall time over repeats.
 Part 2 - added cost of the Deep Value running cost to one Ballbot SLQ iteration: the reach
 problem of dmpc_core.tasks.ballbot (100 nodes x 10 ms, RK4) with and without a
 ValueRunningCost (native critic, exact third derivatives via calc_third) in the running cost and
-a ValueTerminalCost added to the terminal cost. Same initial policy, median time per iteration.
+a ValueTerminalCost added to the terminal cost (and a row with third_order='drop', the
+documented cheaper approximation). Same initial policy, median time per iteration.
 
 Last line ``ort_over_native=<ort batch time / native time>`` (goal >= 5; native goal <= 50 us).
 
@@ -151,7 +152,7 @@ def deep_value_overhead(repeats):
     critic.set_goal(np.asarray(target))
     del rng
 
-    def build(with_value: bool):
+    def build(with_value):
         problem, track, terminal = bb.make_reach_problem(target, horizon=100, dt=0.01, integrator="rk4")
         if not with_value:
             return problem
@@ -160,32 +161,43 @@ def deep_value_overhead(repeats):
         running.add("track", track)
         running.add("upright", _core.UprightCost(bb.NX, bb.NU, bb.PITCH, bb.ROLL, 8, 9, cs.w_tilt, cs.w_tilt_rate))
         t_goal = problem.horizon * problem.dt
-        running.add("value", _core.ValueRunningCost(critic, problem.dynamics, problem.control_weight, t_goal))
+        running.add("value", _core.ValueRunningCost(critic, problem.dynamics, problem.control_weight, t_goal,
+                                                    third_order=with_value))
         term = _core.SumCost(bb.NX, bb.NU)
         term.add("lqr", terminal)
         term.add("value", _core.ValueTerminalCost(critic, t_goal, bb.NU))
         return _core.Problem(problem.dynamics, running, term, problem.horizon, problem.dt, "rk4",
                              problem.control_weight)
 
-    rows, per = [], {}
-    for name, with_value in (("reach task cost", False), ("+ ValueRunningCost + ValueTerminalCost", True)):
+    # The three configurations are timed round-robin (one solve each per round) so that load
+    # changes on a shared machine affect them alike.
+    configs = (("reach task cost", False),
+               ("+ ValueRunningCost + ValueTerminalCost (exact, default)", "auto"),
+               ("+ the same with third_order='drop' (no third derivatives)", "drop"))
+    solvers = {}
+    for _, with_value in configs:
         problem = build(with_value)
-        pol0 = bb.lqr_policy(problem, target)
-        solver = _core.SlqSolver(problem, _core.SlqSettings(max_iterations=1, num_threads=1))
-        it, lq = [], []
-        for _ in range(repeats * 4 + 1):
+        solvers[with_value] = (_core.SlqSolver(problem, _core.SlqSettings(max_iterations=1, num_threads=1)),
+                               bb.lqr_policy(problem, target))
+    it = {k: [] for k in solvers}
+    lq = {k: [] for k in solvers}
+    for _ in range(repeats * 4 + 1):
+        for key, (solver, pol0) in solvers.items():
             solver.set_policy(pol0)
             r = solver.solve(x0)
-            it.append(r.solve_time / r.iterations)
-            lq.append(r.time_lq / r.iterations)
-        per[with_value] = statistics.median(it[1:])
-        rows.append([name, 1e3 * per[with_value], 1e3 * statistics.median(lq[1:]),
-                     per[with_value] / per[False]])
+            it[key].append(r.solve_time / r.iterations)
+            lq[key].append(r.time_lq / r.iterations)
+    rows, per = [], {}
+    for name, key in configs:
+        per[key] = statistics.median(it[key][1:])
+        rows.append([name, 1e3 * per[key], 1e3 * statistics.median(lq[key][1:]), per[key] / per[False]])
+    per[True] = per["auto"]
     print("\nDeep Value cost in one Ballbot SLQ iteration (100 nodes x 10 ms, RK4, 1 thread, "
           "max_iterations=1 from the LQR policy)")
     print(table(["running/terminal cost", "ms per iteration", "LQ approx. ms", "ratio"], rows))
     overhead = per[True] / per[False] - 1.0
-    print(f"added cost of the Deep Value terms: {100 * overhead:.0f} % (goal <= 30 %)")
+    print(f"added cost of the Deep Value terms: {100 * overhead:.0f} % (goal <= 30 %); "
+          f"with third_order='drop': {100 * (per['drop'] / per[False] - 1.0):.0f} %")
     return overhead
 
 
@@ -197,6 +209,7 @@ def main() -> None:
     torch.set_num_threads(1)
     repeats = 7 if args.quick else 31
     print(machine_line())
+    print(f"native critic kernels: {_core.CriticMLP.kernel_isa}")
     t_native, t_ort = critic_batch(args, repeats)
     deep_value_overhead(3 if args.quick else 10)
     print(f"\nnative {t_native * 1e6:.1f} us per batch (goal <= 50 us); onnxruntime / native "

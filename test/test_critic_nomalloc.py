@@ -24,7 +24,7 @@ def test_no_heap_allocation_in_critic_and_value_costs(tmp_path):
     exe = tmp_path / "critic_nomalloc"
     cmd = ["g++", "-std=c++17", "-O1", "-DEIGEN_RUNTIME_NO_MALLOC", f"-I{EIGEN}",
            f"-I{ROOT / 'cpp_ext' / 'include'}", str(ROOT / "test" / "cpp" / "critic_nomalloc.cpp"),
-           str(src / "critic.cpp"), str(src / "value_costs.cpp"), str(src / "models" / "small.cpp"),
+           str(src / "critic.cpp"), str(src / "critic_kernels.cpp"), str(src / "value_costs.cpp"), str(src / "models" / "small.cpp"),
            "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True)

@@ -15,8 +15,13 @@
 
 namespace py = pybind11;
 
+namespace dmpc::detail {
+const char* kernel_isa();  // src/critic_kernels.cpp
+}  // namespace dmpc::detail
+
 namespace dmpc::bindings {
 namespace {
+const char* critic_kernel_isa() { return detail::kernel_isa(); }
 
 /// Shape check after a Python override; the (GIL-taking) name is only built on failure.
 void check_critic_data(const CriticData& d, int nx, bool diff, const CriticModel& model) {
@@ -125,16 +130,8 @@ py::dict evaluate_batch(const CriticModel& self, const RefV& taus, const RefM& X
   {
     py::gil_scoped_release release;
     if (const auto* mlp = dynamic_cast<const CriticMLP*>(&self); mlp != nullptr && derivatives) {
-      // Batched path (matrix-matrix products across the states); column-major outputs laid out
-      // exactly as the row-major numpy arrays (Vxx blocks are symmetric).
-      Vec bV, bVtau;
-      Mat bVx, bVtaux, bVxx;
-      mlp->calc_diff_batch(taus, X, bV, bVtau, bVx, bVtaux, bVxx);
-      std::copy(bV.data(), bV.data() + B, pV);
-      std::copy(bVtau.data(), bVtau.data() + B, pVtau);
-      std::copy(bVx.data(), bVx.data() + B * nx, pVx);
-      std::copy(bVtaux.data(), bVtaux.data() + B * nx, pVtaux);
-      std::copy(bVxx.data(), bVxx.data() + B * nx * nx, pVxx);
+      // Batched path, written straight into the row-major numpy arrays.
+      mlp->calc_diff_batch(taus, X, pV, pVtau, pVx, pVtaux, pVxx);
     } else {
     auto d = self.create_data();
     Vec x(nx);
@@ -168,6 +165,28 @@ py::dict evaluate_batch(const CriticModel& self, const RefV& taus, const RefM& X
 }
 
 void bind_critics(py::module_& m) {
+  // DynamicsModel.input_jacobians (the hook of dynamics.hpp used by ValueRunningCost), added
+  // to the class bound in bind_base.cpp.
+  {
+    py::object cls = m.attr("DynamicsModel");
+    cls.attr("input_jacobians") = py::cpp_function(
+        [](const DynamicsModel& s, const RefV& x, const RefV& p, const RefV& w) {
+          check_vector(x, s.nx(), "x");
+          check_vector(p, s.nx(), "p");
+          check_vector(w, s.nu(), "w");
+          auto at_zero = s.create_data();
+          auto scratch = s.create_data();
+          Vec u0 = Vec::Zero(s.nu()), us(s.nu());
+          Mat Gp(s.nu(), s.nx()), Gw(s.nx(), s.nx());
+          s.calc_diff(*at_zero, x, u0);
+          s.calc_input_jacobians(*at_zero, *scratch, x, p, w, us, Gp, Gw);
+          return py::make_tuple(Gp, Gw);
+        },
+        py::is_method(cls), py::name("input_jacobians"), py::arg("x"), py::arg("p"), py::arg("w"),
+        "Input-matrix derivatives (Deep Value running cost): returns (Gp, Gw) with\n"
+        "Gp[j, :] = p^T d g_j(x)/dx, shape (nu, nx), and Gw = d(g(x) w)/dx, shape (nx, nx);\n"
+        "x (nx,), p (nx,), w (nu,). g = fu (control-affine dynamics).");
+  }
   py::classh<CriticData>(m, "CriticData",
                          "Critic results: V, Vx (nx), Vxx (nx, nx), Vtau, Vtaux (nx), Kv (nx, nx).\n"
                          "tau is the time-to-go; Kv = d/dx [Vxx vx + Vtaux vtau] (calc_third).")
@@ -293,7 +312,35 @@ void bind_critics(py::module_& m) {
       .def_property_readonly("input_mean", &CriticMLP::input_mean)
       .def_property_readonly("input_std", &CriticMLP::input_std)
       .def_property_readonly("output_scale", &CriticMLP::output_scale)
-      .def_property_readonly("output_bias", &CriticMLP::output_bias);
+      .def_property_readonly("output_bias", &CriticMLP::output_bias)
+      .def_property_readonly("vectorized", &CriticMLP::vectorized,
+                             "True if the vectorised kernels are used (>= 1 hidden layer, nx <= 15)")
+      .def_property_readonly_static(
+          "kernel_isa", [](py::object) { return std::string(critic_kernel_isa()); },
+          "'avx2+fma' or 'baseline': kernel variant chosen on this CPU (environment variable\n"
+          "DMPC_CRITIC_BASELINE=1 at import forces 'baseline')")
+      .def(
+          "reference_derivatives",
+          [](const CriticMLP& s, double tau, const RefV& x, const RefV& vx, double vtau) {
+            check_tau(tau);
+            check_vector(x, s.nx(), "x");
+            check_vector(vx, s.nx(), "vx");
+            auto d = s.create_data();
+            static_cast<CriticMLPData&>(*d).use_reference = true;
+            s.calc_diff(*d, tau, x);
+            s.calc_third(*d, tau, x, vx, vtau);
+            py::dict out;
+            out["V"] = d->V;
+            out["Vx"] = Vec(d->Vx);
+            out["Vxx"] = Mat(d->Vxx);
+            out["Vtau"] = d->Vtau;
+            out["Vtaux"] = Vec(d->Vtaux);
+            out["Kv"] = Mat(d->Kv);
+            return out;
+          },
+          py::arg("tau"), py::arg("x"), py::arg("vx"), py::arg("vtau"),
+          "calc_diff + calc_third by the Eigen forward-over-reverse reference implementation\n"
+          "(not the vectorised kernels): dict V, Vx, Vxx, Vtau, Vtaux, Kv. For cross-checks.");
 
   py::classh<ValueTerminalCost, CostModel>(
       m, "ValueTerminalCost",

@@ -2,7 +2,10 @@
 /// @brief CriticModel base and the native CriticMLP evaluator (see critic.hpp for the math).
 #include "dmpc/critic.hpp"
 
+#include <algorithm>
 #include <cmath>
+
+#include "critic_kernels.hpp"
 
 namespace dmpc {
 
@@ -96,10 +99,48 @@ CriticMLP::CriticMLP(const std::vector<Mat>& weights, const std::vector<Vec>& bi
   mean_ = input_mean;
   std_ = input_std;
   inv_std_ = input_std.cwiseInverse();
+  std::vector<const double*> Wp, bp;
+  std::vector<int> rows, cols;
+  for (size_t i = 0; i < W_.size(); ++i) {
+    Wp.push_back(W_[i].data());
+    bp.push_back(b_[i].data());
+    rows.push_back(static_cast<int>(W_[i].rows()));
+    cols.push_back(static_cast<int>(W_[i].cols()));
+  }
+  pack_ = detail::make_pack(Wp, rows, cols, bp, mean_.data(), inv_std_.data(), out_scale_, out_bias_,
+                            nx_, ng_);
 }
 
 std::shared_ptr<CriticData> CriticMLP::create_data() const {
-  return std::make_shared<CriticMLPData>(nx_, widths_);
+  auto d = std::make_shared<CriticMLPData>(nx_, widths_);
+  if (pack_) d->kw = std::make_shared<detail::MlpWork>(*pack_);
+  return d;
+}
+
+void CriticMLP::kernel_input(CriticMLPData& d, double tau, const RefV& x) const {
+  double* zn = d.kw->h[0].data();
+  const double* mean = mean_.data();
+  const double* is = inv_std_.data();
+  for (int k = 0; k < nx_; ++k) zn[k] = (x(k) - mean[k]) * is[k];
+  for (int k = 0; k < ng_; ++k) zn[nx_ + k] = (goal_(k) - mean[nx_ + k]) * is[nx_ + k];
+  zn[nx_ + ng_] = (tau - mean[nx_ + ng_]) * is[nx_ + ng_];
+}
+
+void CriticMLP::kernel_outputs(CriticMLPData& d, bool grad, bool hessian) const {
+  const detail::MlpWork& w = *d.kw;
+  d.V = out_scale_ * w.y + out_bias_;
+  if (!grad) return;
+  const double* lam0 = w.lam0.data();
+  const int itau = nx_ + ng_;
+  for (int k = 0; k < nx_; ++k) d.Vx(k) = out_scale_ * lam0[k] * inv_std_(k);
+  d.Vtau = out_scale_ * lam0[itau] * inv_std_(itau);
+  if (!hessian) return;
+  const int mp = pack_->mp;
+  const double* H = w.H.data();  // lower triangle, row-major mp x mp
+  for (int c = 0; c < nx_; ++c) {
+    for (int r = c; r < nx_; ++r) d.Vxx(r, c) = d.Vxx(c, r) = out_scale_ * H[r * mp + c];
+    d.Vtaux(c) = out_scale_ * H[nx_ * mp + c];
+  }
 }
 
 CriticMLPData& CriticMLP::cast(CriticData& data) const {
@@ -140,17 +181,36 @@ void CriticMLP::backward(CriticMLPData& d) const {
 }
 
 void CriticMLP::calc(CriticData& data, double tau, const RefV& x) const {
-  forward(cast(data), tau, x);
+  CriticMLPData& d = cast(data);
+  if (fast(d)) {
+    kernel_input(d, tau, x);
+    detail::kernel_diff(*pack_, *d.kw, false, false);
+    kernel_outputs(d, false, false);
+    return;
+  }
+  forward(d, tau, x);
 }
 
 void CriticMLP::calc_grad(CriticData& data, double tau, const RefV& x) const {
   CriticMLPData& d = cast(data);
+  if (fast(d)) {
+    kernel_input(d, tau, x);
+    detail::kernel_diff(*pack_, *d.kw, true, false);
+    kernel_outputs(d, true, false);
+    return;
+  }
   forward(d, tau, x);
   backward(d);
 }
 
 void CriticMLP::calc_diff(CriticData& data, double tau, const RefV& x) const {
   CriticMLPData& d = cast(data);
+  if (fast(d)) {
+    kernel_input(d, tau, x);
+    detail::kernel_diff(*pack_, *d.kw, true, true);
+    kernel_outputs(d, true, true);
+    return;
+  }
   forward(d, tau, x);
   backward(d);
   const int L = n_layers();
@@ -191,6 +251,19 @@ void CriticMLP::calc_third(CriticData& data, double tau, const RefV& x, const Re
   (void)tau;
   (void)x;
   CriticMLPData& d = cast(data);
+  if (fast(d)) {
+    detail::MlpWork& w = *d.kw;
+    double* vz = w.vz.data();
+    for (int k = 0; k < pack_->mp; ++k) vz[k] = 0.0;
+    for (int k = 0; k < nx_; ++k) vz[k] = vx(k);
+    vz[nx_] = vtau;
+    detail::kernel_third(*pack_, w);
+    const int mp = pack_->mp;
+    const double* K = w.K.data();
+    for (int c = 0; c < nx_; ++c)
+      for (int r = c; r < nx_; ++r) d.Kv(r, c) = d.Kv(c, r) = out_scale_ * K[r * mp + c];
+    return;
+  }
   const int L = n_layers();
   const int itau = nx_ + ng_;
   d.vn.setZero();
@@ -240,6 +313,66 @@ namespace dmpc {
 
 void CriticMLP::calc_diff_batch(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau, Mat& Vx,
                                 Mat& Vtaux, Mat& Vxx) const {
+  const Eigen::Index B = taus.size();
+  if (!pack_) {
+    calc_diff_batch_reference(taus, X, V, Vtau, Vx, Vtaux, Vxx);
+    return;
+  }
+  if (X.rows() != B || X.cols() != nx_)
+    throw std::invalid_argument("CriticMLP.calc_diff_batch: X must be B x nx with B = len(taus)");
+  V.resize(B);
+  Vtau.resize(B);
+  Vx.resize(nx_, B);
+  Vtaux.resize(nx_, B);
+  Vxx.resize(nx_, nx_ * B);
+  calc_diff_batch(taus, X, V.data(), Vtau.data(), Vx.data(), Vtaux.data(), Vxx.data());
+}
+
+void CriticMLP::calc_diff_batch(const RefV& taus, const RefM& X, double* V, double* Vtau,
+                                double* Vx, double* Vtaux, double* Vxx) const {
+  const Eigen::Index B = taus.size();
+  if (X.rows() != B || X.cols() != nx_)
+    throw std::invalid_argument("CriticMLP.calc_diff_batch: X must be B x nx with B = len(taus)");
+  if (!pack_) {
+    Vec bV, bVtau;
+    Mat bVx, bVtaux, bVxx;
+    calc_diff_batch_reference(taus, X, bV, bVtau, bVx, bVtaux, bVxx);
+    std::copy(bV.data(), bV.data() + B, V);
+    std::copy(bVtau.data(), bVtau.data() + B, Vtau);
+    std::copy(bVx.data(), bVx.data() + B * nx_, Vx);
+    std::copy(bVtaux.data(), bVtaux.data() + B * nx_, Vtaux);
+    std::copy(bVxx.data(), bVxx.data() + B * nx_ * nx_, Vxx);
+    return;
+  }
+  const detail::MlpPack& P = *pack_;
+  detail::MlpWork w(P);
+  const int nx = nx_, ng = ng_, mp = P.mp, itau = nx_ + ng_;
+  const double* mean = mean_.data();
+  const double* is = inv_std_.data();
+  double* zn = w.h[0].data();
+  for (int k = 0; k < ng; ++k) zn[nx + k] = (goal_(k) - mean[nx + k]) * is[nx + k];
+  const double s = out_scale_;
+  for (Eigen::Index b = 0; b < B; ++b) {
+    for (int k = 0; k < nx; ++k) zn[k] = (X(b, k) - mean[k]) * is[k];
+    zn[itau] = (taus(b) - mean[itau]) * is[itau];
+    detail::kernel_diff(P, w, true, true);
+    V[b] = s * w.y + out_bias_;
+    const double* lam0 = w.lam0.data();
+    Vtau[b] = s * lam0[itau] * is[itau];
+    double* vx = Vx + b * nx;
+    double* vtx = Vtaux + b * nx;
+    double* vxx = Vxx + b * nx * nx;
+    const double* H = w.H.data();
+    for (int k = 0; k < nx; ++k) {
+      vx[k] = s * lam0[k] * is[k];
+      vtx[k] = s * H[nx * mp + k];
+      for (int l = 0; l <= k; ++l) vxx[k * nx + l] = vxx[l * nx + k] = s * H[k * mp + l];
+    }
+  }
+}
+
+void CriticMLP::calc_diff_batch_reference(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau,
+                                          Mat& Vx, Mat& Vtaux, Mat& Vxx) const {
   const Eigen::Index B = taus.size();
   if (X.rows() != B || X.cols() != nx_)
     throw std::invalid_argument("CriticMLP.calc_diff_batch: X must be B x nx with B = len(taus)");

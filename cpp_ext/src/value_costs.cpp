@@ -73,7 +73,6 @@ ValueRunningCostData::ValueRunningCostData(int nx, int nu, std::shared_ptr<Criti
       M(Mat::Zero(nx, nx)),
       B2(Mat::Zero(nu, nx)),
       RiB2(Mat::Zero(nu, nx)),
-      HM(Mat::Zero(nx, nx)),
       v(Vec::Zero(nx)),
       xp(Vec::Zero(nx)),
       Kfd(Mat::Zero(nx, nx)),
@@ -152,16 +151,9 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   d.w.noalias() = Rinv_ * d.y;
   d.value = c.Vtau - d.f.dot(p) + 0.5 * d.y.dot(d.w);
 
-  // A_j = p^T (fx(x, e_j) - fx(x, 0)),  Dgw = sum_j w_j (fx(x, e_j) - fx(x, 0)).
-  d.Dgw.setZero();
-  for (int j = 0; j < nu_; ++j) {
-    d.ej.setZero();
-    d.ej(j) = 1.0;
-    dynamics_->calc_diff(*d.dynj, x, d.ej);
-    d.dynj->fx -= fx0;  // = d(g_j(x))/dx
-    d.A.row(j).noalias() = p.transpose() * d.dynj->fx;
-    d.Dgw += d.w(j) * d.dynj->fx;
-  }
+  // A_j = p^T d g_j / dx,  Dgw = sum_j w_j d g_j / dx (the model's hook; its default uses
+  // d g_j / dx = fx(x, e_j) - fx(x, 0)).
+  dynamics_->calc_input_jacobians(*d.dyn0, *d.dynj, x, p, d.w, d.ej, d.A, d.Dgw);
 
   // Gradient (exact).
   d.lx = c.Vtaux;
@@ -171,15 +163,31 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   d.lx.noalias() += H * d.v;
   d.lx.noalias() += d.A.transpose() * d.w;
 
-  // Hessian.
-  d.B2 = d.A;
-  d.B2.noalias() += g.transpose() * H;
-  d.RiB2.noalias() = Rinv_ * d.B2;
-  d.lxx.noalias() = d.B2.transpose() * d.RiB2;
+  // Hessian. Small dense products written as contiguous-column loops (Eigen's dynamic-size
+  // GEMM path costs more than the arithmetic at nx ~ 10); only the lower triangle is formed.
+  const Eigen::Index n = nx_, m = nu_;
+  for (Eigen::Index c = 0; c < n; ++c)  // B2 = A + g^T H  (nu x nx)
+    for (Eigen::Index j = 0; j < m; ++j) d.B2(j, c) = d.A(j, c) + g.col(j).dot(H.col(c));
+  d.RiB2.noalias() = Rinv_.lazyProduct(d.B2);
   d.M = fx0 - d.Dgw;
-  d.HM.noalias() = H * d.M;
-  d.lxx -= d.HM;
-  d.lxx -= d.HM.transpose();
+  // (H M)(r, c) = H.col(r) . M.col(c) since H is symmetric: contiguous dot products.
+  {  // lxx = B2^T R^-1 B2 - (H M + (H M)^T), lower part (raw loops: no per-call overhead)
+    const double* __restrict Hp = H.data();
+    const double* __restrict Mp = d.M.data();
+    const double* __restrict Bp = d.B2.data();
+    const double* __restrict RBp = d.RiB2.data();
+    double* __restrict L = d.lxx.data();
+    for (Eigen::Index c = 0; c < n; ++c) {
+      for (Eigen::Index r = c; r < n; ++r) {
+        double acc = 0.0;
+        for (Eigen::Index j = 0; j < m; ++j) acc += Bp[r * m + j] * RBp[c * m + j];
+        for (Eigen::Index k = 0; k < n; ++k) acc -= Hp[r * n + k] * Mp[c * n + k] + Hp[c * n + k] * Mp[r * n + k];
+        L[c * n + r] = acc;
+      }
+    }
+  }
+  for (Eigen::Index c = 0; c < n; ++c)
+    for (Eigen::Index r = c + 1; r < n; ++r) d.lxx(c, r) = d.lxx(r, c);
   const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
   if (exact) {
     critic_->calc_third(c, tau, x, d.v, 1.0);

@@ -20,6 +20,11 @@
 
 namespace dmpc {
 
+namespace detail {
+struct MlpPack;  // vectorised kernels (src/critic_kernels.hpp, private)
+struct MlpWork;
+}  // namespace detail
+
 /// @brief Results of one critic evaluation (and, for derived critics, their scratch buffers).
 struct CriticData {
   explicit CriticData(int nx)
@@ -105,6 +110,11 @@ struct CriticMLPData : public CriticData {
   std::vector<Vec> s3;          ///< tanh''' = -2 tanh'^2 - 2 tanh tanh'' (calc_third only)
   std::vector<Vec> c1, c2, c3;  ///< per-hidden-layer scratch
   Vec vn;                       ///< normalised direction (calc_third), size nz
+  /// Buffers of the vectorised kernels (null when the model has no kernel pack).
+  std::shared_ptr<detail::MlpWork> kw;
+  /// Use the Eigen forward-over-reverse reference implementation instead of the vectorised
+  /// kernels (for cross-checks; per data object, so it is thread-safe).
+  bool use_reference = false;
 };
 
 /// @brief Native MLP critic (PyTorch layout), with exact analytic derivatives.
@@ -113,10 +123,17 @@ struct CriticMLPData : public CriticData {
 /// h_0 = zn, h_{i+1} = tanh(W_i h_i + b_i) for the hidden layers, y = W_L h_L + b_L (1 output),
 /// V = output_scale * y + output_bias. W_i is (out x in) as in torch.nn.Linear.
 ///
-/// Derivatives: forward pass, reverse pass for dV/dz (lam, mu), and a forward-mode tangent of
-/// the forward and reverse passes along the m = nx + 1 directions (x, tau) for the Hessian
-/// (forward-over-reverse, cost O(m sum n_i n_{i+1})). calc_third differentiates that whole
-/// computation once more along a single direction v (tanh''' = -2 tanh'^2 - 2 tanh tanh'').
+/// Derivatives (default: vectorised kernels, src/critic_kernels.hpp): forward and reverse
+/// pass, the forward Jacobians J_i = d a_i / d zeta of every hidden pre-activation along the
+/// m = nx + 1 directions zeta = (x, tau) (J_0 = W_0[:, (x, tau)] / std is a constant of the
+/// model), the Hessian d2y/dzeta2 = sum_i J_i^T diag(lam_{i+1} tanh''(a_i)) J_i and, for
+/// calc_third, its directional derivative along v; the directions are packed in 4-wide SIMD
+/// vectors (AVX2+FMA variant chosen at run time, baseline-ISA variant otherwise) and tanh is
+/// a vectorised expm1 formula. Used when the network has >= 1 hidden layer and nx <= 15.
+/// Reference (CriticMLPData::use_reference = true, or when the kernels do not apply): forward
+/// pass, reverse pass for dV/dz (lam, mu), and a forward-mode tangent of the forward and
+/// reverse passes along (x, tau) (forward-over-reverse, Eigen); calc_third differentiates that
+/// whole computation once more along v (tanh''' = -2 tanh'^2 - 2 tanh tanh'').
 /// All buffers live in CriticMLPData: no heap allocation in calc / calc_grad / calc_diff /
 /// calc_third (checked with EIGEN_RUNTIME_NO_MALLOC).
 class CriticMLP : public CriticModel {
@@ -143,11 +160,12 @@ class CriticMLP : public CriticModel {
                   double vtau) const override;
 
   /// @brief Batched calc_diff for B states (same values as B calls of calc_diff, up to
-  ///        rounding): the forward and reverse passes run as matrix-matrix products across the
-  ///        states, and the Hessian in (x, tau) uses
+  ///        rounding). The Hessian in (x, tau) is
   ///        d2y/dzeta2 = sum_i J_i^T diag(lam_{i+1} * tanh''(a_i)) J_i,  J_i = d a_i / d zeta,
   ///        with J_0 = W_0 (columns of x and tau) / std shared by all states, only the lower
-  ///        triangle formed and mirrored. Allocates its scratch once per call.
+  ///        triangle formed and mirrored. With the vectorised kernels the states run one after
+  ///        the other through them; otherwise (reference path) the forward and reverse passes
+  ///        run as matrix-matrix products across the states. Allocates its scratch once per call.
   /// @param[in] taus time-to-go, size B
   /// @param[in] X states, B x nx (one per row)
   /// @param[out] V size B; Vtau size B; Vx nx x B; Vtaux nx x B; Vxx nx x (nx B), block b
@@ -155,6 +173,14 @@ class CriticMLP : public CriticModel {
   ///             Outputs are resized.
   void calc_diff_batch(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau, Mat& Vx, Mat& Vtaux,
                        Mat& Vxx) const;
+  /// @brief Same as the Mat overload, writing into caller memory laid out as row-major numpy
+  ///        arrays V (B), Vtau (B), Vx (B, nx), Vtaux (B, nx), Vxx (B, nx, nx). With the
+  ///        vectorised kernels the states are evaluated one after the other with one buffer
+  ///        set (the per-state work is register-blocked along the derivative directions).
+  void calc_diff_batch(const RefV& taus, const RefM& X, double* V, double* Vtau, double* Vx,
+                       double* Vtaux, double* Vxx) const;
+  /// @brief True if calc / calc_grad / calc_diff / calc_third use the vectorised kernels.
+  bool vectorized() const { return pack_ != nullptr; }
 
   int n_layers() const { return static_cast<int>(W_.size()); }
   const std::vector<Mat>& weights() const { return W_; }
@@ -168,6 +194,11 @@ class CriticMLP : public CriticModel {
   void forward(CriticMLPData& d, double tau, const RefV& x) const;  // fills zn, a, h, s1, s2
   void backward(CriticMLPData& d) const;                            // fills mu, lam, V, Vx, Vtau
   CriticMLPData& cast(CriticData& data) const;
+  bool fast(const CriticMLPData& d) const { return pack_ && d.kw && !d.use_reference; }
+  void kernel_input(CriticMLPData& d, double tau, const RefV& x) const;  // fills kw->h[0]
+  void kernel_outputs(CriticMLPData& d, bool grad, bool hessian) const;  // V, Vx, ... from kw
+  void calc_diff_batch_reference(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau, Mat& Vx,
+                                 Mat& Vtaux, Mat& Vxx) const;
 
   std::vector<Mat> W_;
   std::vector<Vec> b_;
@@ -175,6 +206,7 @@ class CriticMLP : public CriticModel {
   double out_scale_, out_bias_;
   std::vector<int> widths_;  // n_0 = nz, n_1, ..., n_L (hidden), not including the output
   int nz_;
+  std::shared_ptr<const detail::MlpPack> pack_;  // null: kernels do not apply
 };
 
 }  // namespace dmpc

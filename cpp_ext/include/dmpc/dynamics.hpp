@@ -75,6 +75,37 @@ class DynamicsModel {
     for (int i = 0; i < nx_; ++i) xdot[i] = src[i];
   }
 
+  /// @brief Derivatives of the input matrix g(x) contracted with vectors (used by the Deep
+  ///        Value running cost, Eq. (14) of deep-value-mpc):
+  ///          Gp(j, :) = p^T d g_j(x) / dx   (Gp = d(g(x)^T p)/dx at fixed p, nu x nx),
+  ///          Gw = sum_j w_j d g_j(x) / dx   (Gw = d(g(x) w)/dx at fixed w, nx x nx),
+  ///        g_j = column j of g. Precondition: calc_diff(at_zero, x, 0) ran last on at_zero
+  ///        (it holds f_x(x) and g(x)); at_zero is not modified.
+  ///        Default (exact for every control-affine model): d g_j / dx = fx(x, e_j) - fx(x, 0),
+  ///        i.e. nu extra calc_diff calls on `scratch`. Models override it when the contraction
+  ///        is cheaper (BallbotDynamics: one inverse-dynamics Jacobian per input instead of a
+  ///        full calc_diff).
+  /// @param[in] at_zero data after calc_diff(at_zero, x, 0)
+  /// @param[in,out] scratch a second data object of this model (overwritten)
+  /// @param[in] x state, size nx
+  /// @param[in] p size nx
+  /// @param[in] w size nu
+  /// @param[in,out] u_scratch size nu (overwritten)
+  /// @param[out] Gp nu x nx; @param[out] Gw nx x nx (both preallocated, overwritten)
+  virtual void calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch, const RefV& x,
+                                    const RefV& p, const RefV& w, Vec& u_scratch, Mat& Gp,
+                                    Mat& Gw) const {
+    Gw.setZero();
+    for (int j = 0; j < nu_; ++j) {
+      u_scratch.setZero();
+      u_scratch(j) = 1.0;
+      calc_diff(scratch, x, u_scratch);
+      scratch.fx -= at_zero.fx;  // = d g_j / dx by control affinity
+      Gp.row(j).noalias() = p.transpose() * scratch.fx;
+      Gw += w(j) * scratch.fx;
+    }
+  }
+
  protected:
   int nx_, nu_, nq_;
 };

@@ -54,8 +54,8 @@ struct ValueRunningCostData : public CostData {
                        std::shared_ptr<DynamicsData> dj);
   std::shared_ptr<CriticData> critic;
   std::shared_ptr<DynamicsData> dyn0;  ///< dynamics at (x, 0): f(x), fx(x, 0), g(x)
-  std::shared_ptr<DynamicsData> dynj;  ///< dynamics at (x, e_j)
-  Vec u0, ej;                          ///< zero control and unit control, size nu
+  std::shared_ptr<DynamicsData> dynj;  ///< scratch of calc_input_jacobians
+  Vec u0, ej;                          ///< zero control and a control scratch, size nu
   Vec f;                               ///< f(x), size nx
   Vec y;                               ///< y = g^T Vx, size nu
   Vec w;                               ///< w = R^{-1} g^T Vx, size nu (optimal control u* = -w)
@@ -64,7 +64,6 @@ struct ValueRunningCostData : public CostData {
   Mat M;                               ///< fx(x, u*) = fx(x, 0) - Dgw, nx x nx
   Mat B2;                              ///< A + g^T Vxx, nu x nx
   Mat RiB2;                            ///< R^{-1} B2, nu x nx
-  Mat HM;                              ///< Vxx M, nx x nx
   Vec v;                               ///< g w - f, size nx (third-derivative direction)
   std::shared_ptr<CriticData> critic_fd;  ///< second critic buffer (finite-difference K(v))
   Vec xp;                              ///< x +- h v, size nx
@@ -104,10 +103,12 @@ struct ValueRunningCostData : public CostData {
 /// (e.g. the LQR case, where lxx = Q is reproduced exactly); project_psd = true clips negative
 /// eigenvalues to zero (one nx x nx symmetric eigendecomposition per call; this is the only
 /// path that heap-allocates, inside Eigen's SelfAdjointEigenSolver).
-/// Cost of calc: one critic calc_grad, one dynamics calc and calc_diff at (x, 0). Cost of
-/// calc_diff: one critic calc_diff (+ calc_third, or 2 calc_diff for FD), one dynamics calc and nu + 1 dynamics
-/// calc_diff calls (at (x, 0) and (x, e_j)). With a native critic and C++ dynamics neither
-/// allocates (checked with EIGEN_RUNTIME_NO_MALLOC).
+/// Cost of calc: one critic calc_grad and one dynamics calc_diff at (x, 0). Cost of
+/// calc_diff: one critic calc_diff (+ calc_third, or 2 calc_diff for FD), one dynamics
+/// calc_diff at (x, 0) and one DynamicsModel::calc_input_jacobians (A and Dgw together; by
+/// default nu more calc_diff calls at (x, e_j), BallbotDynamics: 3 inverse-dynamics
+/// Jacobians). With a native critic and C++ dynamics neither allocates (checked with
+/// EIGEN_RUNTIME_NO_MALLOC).
 class ValueRunningCost : public CostModel {
  public:
   /// @brief How the third-derivative term K(v) of lxx is obtained (see the class comment).

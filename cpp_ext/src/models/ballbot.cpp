@@ -216,4 +216,31 @@ double BallbotDynamics::energy(const RefV& x) const {
   return kinetic_energy(x) + potential_energy(x);
 }
 
+void BallbotDynamics::calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch,
+                                           const RefV& x, const RefV& p, const RefV& w, Vec&,
+                                           Mat& Gp, Mat& Gw) const {
+  const auto* z = dynamic_cast<const BallbotData*>(&at_zero);
+  if (z == nullptr)
+    throw std::invalid_argument("BallbotDynamics needs a data object from its create_data()");
+  BallbotData& s = cast(scratch);
+  Gp.setZero();
+  Gw.setZero();
+  Eigen::Matrix<double, 5, 1> aj;
+  Eigen::Vector3d ej;
+  Mat5 D;
+  for (int j = 0; j < 3; ++j) {
+    aj.noalias() = z->Minv * z->ST.col(j);
+    aj += z->a;
+    ej.setZero();
+    ej(j) = 1.0;
+    const double* arg[5] = {x.data(), x.data() + 5, aj.data(), ej.data(), p_.data()};
+    double* res[2] = {s.dID_dq.data(), s.dID_dv.data()};
+    dmpc_ballbot_id_jac(arg, res, nullptr, nullptr, 0);
+    s.dID_dq -= z->dID_dq;
+    D.noalias() = -z->Minv * s.dID_dq;  // d g_j / dq (rows of vdot)
+    Gp.block<1, 5>(j, 0).noalias() = p.tail<5>().transpose() * D;
+    Gw.block<5, 5>(5, 0) += w(j) * D;
+  }
+}
+
 }  // namespace dmpc

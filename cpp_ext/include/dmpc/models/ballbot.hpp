@@ -89,6 +89,14 @@ class BallbotDynamics : public DynamicsModel {
   /// @param[in] x 10 doubles; @param[in] u 3 doubles; @param[out] xdot 10 doubles
   void calc_xdot(DynamicsData& data, const double* x, const double* u,
                  double* xdot) const override;
+  /// @brief Input-matrix derivatives (see DynamicsModel::calc_input_jacobians) from 3
+  ///        inverse-dynamics Jacobians: ID = M a + h - S^T tau is affine in (a, tau), so
+  ///        d g_j / dq = -M^{-1} [dID/dq(q, v, a0 + a_j, e_j) - dID/dq(q, v, a0, 0)],
+  ///        a0 = a(x, 0), a_j = M^{-1} S^T e_j; g does not depend on v (only the rows of vdot
+  ///        and the columns of q are non-zero).
+  void calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch, const RefV& x,
+                            const RefV& p, const RefV& w, Vec& u_scratch, Mat& Gp,
+                            Mat& Gw) const override;
 
   const BallbotParameters& params() const { return params_; }
 
