@@ -79,6 +79,13 @@ class ControllerNode(Node):
             self.joint_names, self.nu, self.ng, self.cmd_label = ballbot.JOINT_NAMES, ballbot.NU, NG, "wheel_torque"
         self.info_label = INFO_FIELDS + "".join(f",u{i}" for i in range(self.nu))
         self.watchdog_ticks = self.declare_parameter("watchdog_ticks", 2, RO).value
+        # CPython hands the GIL to a waiting thread only every switch interval (5 ms by default),
+        # so the 400 Hz tracking thread waking from its sleep waited up to 5 ms behind the executor
+        # thread; a short interval bounds that wait (process-wide: this node owns its process).
+        switch = float(self.declare_parameter("gil_switch_interval", 0.0002, RO).value)
+        if not 0.0 < switch <= 0.005:
+            raise ValueError(f"gil_switch_interval must be in (0, 0.005] s, got {switch}")
+        sys.setswitchinterval(switch)
         self.batch = self.declare_parameter("transitions_batch", 20, RO).value
         path_rate = self.declare_parameter("path_rate", 10.0, RO).value
         diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value

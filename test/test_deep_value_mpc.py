@@ -183,3 +183,17 @@ def test_smoke_training_shows_learning_signal():
     assert after["eval/falls"] == 0
     assert after["eval/mean_cost"] < 0.9 * before["eval/mean_cost"], (before["eval/mean_cost"], after["eval/mean_cost"])
     assert after["eval/final_distance"] < 0.8 * before["eval/final_distance"]
+
+
+def test_cli_set_overrides_any_setting():
+    from dmpc_core.experiments.ballbot_walls import parse_sets
+    from dmpc_core.settings import ConfigError
+
+    sets = parse_sets(["actor.r=0.5", "task.walls=[]", "training.critic_ignored_states=[2, 7]"])
+    assert sets == {"actor.r": 0.5, "task.walls": [], "training.critic_ignored_states": [2, 7]}
+    cfg = load_config(str(DEFAULT_CONFIG), sets)
+    assert cfg.actor.r == 0.5 and cfg.task.walls == [] and cfg.training.critic_ignored_states == [2, 7]
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_sets(["actor.r"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(str(DEFAULT_CONFIG), parse_sets(["actor.nonexistent=1"]))

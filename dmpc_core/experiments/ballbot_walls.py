@@ -139,6 +139,20 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
     return agent
 
 
+def parse_sets(items: List[str]) -> Dict:
+    """``["actor.r=0.5", "task.walls=[]"]`` -> ``{"actor.r": 0.5, "task.walls": []}`` (YAML values)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: value is not valid YAML ({e})") from None
+    return out
+
+
 def train_main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(prog="dmpc train ballbot-walls", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,12 +162,17 @@ def train_main(argv: List[str]) -> int:
     ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
     ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
     ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any setting, e.g. --set actor.r=0.5 --set 'task.walls=[]' (VALUE is YAML)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.config, {"training.seed": args.seed, "training.iterations": args.iterations,
-                                        "actor.mode": args.mode, "actor.horizon_time": args.horizon})
+        overrides = parse_sets(args.set)
+        overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
+                                            "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
+                          if v is not None})
+        cfg = load_config(args.config, overrides)
     except ConfigError as e:
         ap.error(str(e))
     agent = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
