@@ -18,31 +18,16 @@ import numpy as np
 import pytest
 
 from dmpc_core import _core
+from test_value_mpc_prop1 import QuadraticValue  # V = 1/2 x'Px with its exact derivatives
 
 A = np.array([[0.0, 1.0], [0.0, 0.0]])
 B = np.array([[0.0], [1.0]])
 R = np.array([[0.5]])
 
 
-class PositionValue(_core.CriticModel):
+def PositionValue(k: float):
     """V = 1/2 k p^2 (no velocity dependence), time-invariant."""
-
-    def __init__(self, k: float):
-        _core.CriticModel.__init__(self, 2, 0)
-        self.P = np.diag([k, 0.0])
-
-    def calc(self, data, tau, x):
-        data.V = 0.5 * x @ self.P @ x
-
-    def calc_diff(self, data, tau, x):
-        data.V = 0.5 * x @ self.P @ x
-        data.Vx = self.P @ x
-        data.Vxx = self.P
-        data.Vtau = 0.0
-        data.Vtaux = np.zeros(2)
-
-    def calc_third(self, data, tau, x, vx, vtau):
-        data.Kv = np.zeros((2, 2))
+    return QuadraticValue(np.diag([k, 0.0]))
 
 
 def first_control(mode: str, dt: float, horizon_s: float = 1.0, k: float = 4.0) -> float:
