@@ -112,6 +112,36 @@ def test_native_ensemble_rejects_bad_shapes():
         _core.MlpEnsembleCost(4, 0, [("tan", 0)], False, np.zeros(1), bad, 1.0)
 
 
+def test_position_only_value_ignores_velocity_natively_and_in_torch():
+    """value_inputs="position": the agent's ensemble (torch) and its native terminal cost depend on
+    the position only; value_position_scale changes the prior functions' length scale."""
+    w = PointMassWorld(PointMassWorldSettings(world="box"))
+    s = PoloSettings(mppi=MppiAgentSettings(horizon=4, num_samples=8), num_members=3, value_inputs="position",
+                     value_position_scale=0.3)
+    agent = PoloAgent(w, s, seed=3)
+    cost = agent.terminal_cost()
+    rng = np.random.default_rng(2)
+    pos = rng.uniform(-1.4, 1.4, size=(10, 2))
+    slow, fast = np.c_[pos, np.zeros((10, 2))], np.c_[pos, rng.normal(0, 3.0, size=(10, 2))]
+    with torch.no_grad():
+        t_slow = agent.ensemble(torch.from_numpy(slow), None, torch.zeros(10, 1)).numpy()
+        t_fast = agent.ensemble(torch.from_numpy(fast), None, torch.zeros(10, 1)).numpy()
+    n_slow = np.array([cost.value(0.0, x, np.zeros(0)) for x in slow])
+    n_fast = np.array([cost.value(0.0, x, np.zeros(0)) for x in fast])
+    np.testing.assert_allclose(n_slow, t_slow, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t_fast, t_slow, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(n_fast, n_slow, rtol=0, atol=1e-9)
+    assert np.ptp(t_slow) > 1e-3  # it does depend on the position
+    # with the velocity on (the default) the same nets do depend on it
+    s2 = PoloSettings(mppi=MppiAgentSettings(horizon=4, num_samples=8), num_members=3, value_position_scale=0.3)
+    a2 = PoloAgent(PointMassWorld(PointMassWorldSettings(world="box")), s2, seed=3)
+    with torch.no_grad():
+        d = a2.ensemble(torch.from_numpy(fast), None, torch.zeros(10, 1)) - a2.ensemble(torch.from_numpy(slow), None, torch.zeros(10, 1))
+    assert d.abs().max().item() > 1e-3
+    with pytest.raises(ValueError, match="value_inputs"):
+        PoloSettings(value_inputs="speed").validate()
+
+
 # ---------------------------------------------------------------------------------------------
 # Eq. (7) targets
 def _small_agent(world="box", horizon=8, seed=0, **kw):

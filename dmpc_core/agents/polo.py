@@ -67,6 +67,9 @@ def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEn
     return _core.MlpEnsembleCost(nx_model, q.nu, list(features), True, np.zeros(0), [[net_tuple(q)]], 0.0, scale)
 
 
+VELOCITY_OFF_STD = 1e12  # input std that removes the velocities from the value (value_inputs="position")
+
+
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class MppiAgentSettings:
@@ -102,6 +105,13 @@ class PoloSettings:
     num_members, hidden, prior_beta, kappa: ensemble (Eqs. 5-6).
     update_every: Z; gradient_steps: G; batch_size: n; learning_rate, weight_decay, target_noise_std.
     target_horizon: N of Eq. (7); target_samples / target_iterations: its MPPI.
+    value_inputs: "state" (positions and velocities, normalised by 1 m and 2 m/s) or "position"
+        (the velocity inputs are divided by VELOCITY_OFF_STD = 1e12, i.e. the value is a function
+        of the position only up to 1e-12 relative, in torch and natively alike; the coverage of
+        POLO Fig. 2 is defined over positions).
+    value_position_scale: input std of the positions [m]. It sets the length scale of the random
+        prior functions (Eq. 5) and so how far the fit at visited states generalises: with 1 m
+        (the arena half width) the 2 x 16 tanh priors are nearly planar over the maze.
     replay_capacity: states kept.
     learn: False freezes the ensemble (ablation).
     """
@@ -120,6 +130,8 @@ class PoloSettings:
     target_horizon: int = 8
     target_samples: int = 32
     target_iterations: int = 1
+    value_inputs: str = "state"
+    value_position_scale: float = 1.0
     replay_capacity: int = 100_000
     learn: bool = True
 
@@ -128,6 +140,10 @@ class PoloSettings:
             raise ValueError("num_members, update_every, batch_size must be >= 1, gradient_steps >= 0")
         if self.target_horizon < 1 or self.kappa < 0:
             raise ValueError("target_horizon must be >= 1 and kappa >= 0")
+        if self.value_inputs not in ("state", "position"):
+            raise ValueError(f"value_inputs must be 'state' or 'position', got {self.value_inputs!r}")
+        if not self.value_position_scale > 0:
+            raise ValueError("value_position_scale must be > 0")
 
 
 class PoloAgent:
@@ -150,8 +166,9 @@ class PoloAgent:
                                     num_members=settings.num_members, prior_beta=settings.prior_beta,
                                     kappa=settings.kappa)
         self.ensemble = ValueEnsemble(ens)
-        # fixed input normalisation: positions in +-1.5 m, speeds of a few m/s, tau = 0
-        self.ensemble.set_input_normalization(np.zeros(self.nx + 1), np.r_[np.full(2, 1.0), np.full(self.nx - 2, 2.0), 1.0])
+        # fixed input normalisation: positions in +-1.5 m, speeds of a few m/s (or switched off), tau = 0
+        v_std = 2.0 if settings.value_inputs == "state" else VELOCITY_OFF_STD
+        self.ensemble.set_input_normalization(np.zeros(self.nx + 1), np.r_[np.full(2, settings.value_position_scale), np.full(self.nx - 2, v_std), 1.0])
         tsettings = CriticTrainerSettings(
             learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, polyak=0.0,
             grad_clip_norm=10.0, batches_per_update=max(1, settings.gradient_steps), batch_size=settings.batch_size,
