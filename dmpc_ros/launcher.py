@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Optional
 
 import yaml
 
+from dmpc_core.settings import ConfigError, parse_overrides
 from dmpc_ros.graph import NodeSpec, build_graph, load_config, params_file_content
 
 
@@ -120,14 +121,6 @@ class Launcher:
         self._tmp.cleanup()
 
 
-def parse_overrides(items: List[str]) -> Dict[str, object]:
-    out: Dict[str, object] = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        out[k] = yaml.safe_load(v)
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -142,7 +135,10 @@ def main(argv=None) -> int:
     ap.add_argument("--grace", type=float, default=5.0)
     ap.add_argument("--dry-run", action="store_true", help="print the node commands and exit")
     args = ap.parse_args(argv)
-    overrides = parse_overrides(args.set)
+    try:
+        overrides = parse_overrides(args.set)
+    except ConfigError as e:
+        ap.error(str(e))
     if args.learner is not None:
         overrides["learner"] = args.learner == "on"
     if args.variant:

@@ -128,8 +128,9 @@ def main(argv=None) -> int:
 
     import rclpy
 
+    from dmpc_core.settings import parse_overrides
     from dmpc_ros.graph import build_graph, load_config
-    from dmpc_ros.launcher import Launcher, parse_overrides
+    from dmpc_ros.launcher import Launcher
     from dmpc_ros.probe import GraphProbe
 
     overrides = parse_overrides(args.set)

@@ -188,7 +188,7 @@ def test_smoke_training_shows_learning_signal():
 
 
 def test_cli_set_overrides_any_setting():
-    from dmpc_core.experiments.ballbot_walls import parse_sets
+    from dmpc_core.settings import parse_overrides as parse_sets
     from dmpc_core.settings import ConfigError
 
     sets = parse_sets(["actor.r=0.5", "task.walls=[]", "training.critic_ignored_states=[2, 7]"])

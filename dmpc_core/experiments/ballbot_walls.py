@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import yaml
 
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
-from dmpc_core.settings import ConfigError, from_dict, load_yaml, to_dict
+from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides, to_dict
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "ballbot_walls.yaml"
 
@@ -139,20 +139,6 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
     return agent
 
 
-def parse_sets(items: List[str]) -> Dict:
-    """``["actor.r=0.5", "task.walls=[]"]`` -> ``{"actor.r": 0.5, "task.walls": []}`` (YAML values)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {key}: value is not valid YAML ({e})") from None
-    return out
-
-
 def train_main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(prog="dmpc train ballbot-walls", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,7 +154,7 @@ def train_main(argv: List[str]) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        overrides = parse_sets(args.set)
+        overrides = parse_overrides(args.set)
         overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
                                             "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
                           if v is not None})
