@@ -108,6 +108,15 @@ def resume_run(ckpt: Path, agent) -> tuple:
     return [float(c) for c in extra["curve"]], float(extra.get("wall_s", 0.0))
 
 
+def save_run(ckpt: Path, agent, curve, wall_s: float) -> None:
+    """Atomic checkpoint of ``agent`` (trainer, replay buffer, loop state) with the learning curve
+    and the wall seconds spent so far: what :func:`resume_run` restores."""
+    from dmpc_core.critics.checkpoint import save_checkpoint
+
+    save_checkpoint(ckpt, agent.trainer, agent.buffer,
+                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall_s}))
+
+
 def write_json(path: Path, data: Dict) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float))

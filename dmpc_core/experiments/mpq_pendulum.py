@@ -24,8 +24,7 @@ from typing import Dict, List
 import numpy as np
 
 from dmpc_core.agents.mpq import MpqAgent, MpqSettings
-from dmpc_core.critics.checkpoint import save_checkpoint
-from dmpc_core.experiments._common import (RunLogger, resume_run, base_parser, load_config, progress, to_plain,
+from dmpc_core.experiments._common import (RunLogger, resume_run, save_run, base_parser, load_config, progress,
                                            write_json)
 from dmpc_core.settings import from_dict
 from dmpc_core.tasks.pendulum import random_initial_state
@@ -94,9 +93,7 @@ def train_main(argv: List[str]) -> int:
         bar.update(1)
         bar.set_postfix(cost=f"{curve[-1]:.0f}")
         if agent.episodes % run_s.checkpoint_every == 0:
-            save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                            extra=to_plain({"agent": agent.state_dict(), "curve": curve,
-                                            "wall_s": wall_before + time.perf_counter() - t_wall}))
+            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall)
     bar.close()
     wall = wall_before + time.perf_counter() - t_wall
     tm = agent.timing
@@ -111,8 +108,7 @@ def train_main(argv: List[str]) -> int:
     logger.log(agent.episodes, perf)
     write_json(out / "summary.json", {"variant": args.variant, "seed": args.seed, "horizon": m.horizon,
                                       "episode_cost": curve, **{k.split("/")[1]: v for k, v in perf.items()}})
-    save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall}))
+    save_run(ckpt, agent, curve, wall)
     logger.close()
     print(f"{args.variant}: last-5 mean episode cost {np.mean(curve[-5:]):.1f}, wall {wall:.1f} s")
     return 0

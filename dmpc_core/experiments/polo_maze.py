@@ -23,8 +23,7 @@ from typing import Dict, List
 import numpy as np
 
 from dmpc_core.agents.polo import PoloAgent, PoloSettings
-from dmpc_core.critics.checkpoint import save_checkpoint
-from dmpc_core.experiments._common import (RunLogger, resume_run, base_parser, load_config, progress, to_plain,
+from dmpc_core.experiments._common import (RunLogger, resume_run, save_run, base_parser, load_config, progress,
                                            write_json)
 from dmpc_core.settings import from_dict
 from dmpc_core.tasks.point_mass_worlds import ARENA, PointMassWorld, PointMassWorldSettings
@@ -103,9 +102,7 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
         if stats:
             logger.log(agent.t, stats)
         if agent.t % ckpt_every == 0 and agent.t < run_s.steps:
-            save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                            extra=to_plain({"agent": agent.state_dict(), "curve": curve,
-                                            "wall_s": wall_before + time.perf_counter() - t_wall}))
+            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall)
     bar.close()
     wall = wall_before + time.perf_counter() - t_wall
     tm = agent.timing
@@ -126,8 +123,7 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
     write_json(out / "summary.json", {"variant": args.variant, "seed": args.seed, "world": world_s.world,
                                       "horizon": s.horizon, "curve_every": run_s.curve_every, "coverage": curve,
                                       "final_coverage": curve[-1], **{k.split("/")[1]: v for k, v in perf.items()}})
-    save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall}))
+    save_run(ckpt, agent, curve, wall)
     logger.close()
     print(f"{args.variant}: final coverage {curve[-1]:.3f}, wall {wall:.1f} s, "
           f"MPPI {perf['perf/mppi_ms_per_call']:.2f} ms/call")
