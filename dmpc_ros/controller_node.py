@@ -11,7 +11,8 @@ the goal), ``time_budget`` (std_msgs/Float64: episode length [s] for the next go
 ``critic_bundle`` (std_msgs/UInt8MultiArray, reliable + transient local); Panda only:
 ``target_trajectory`` (trajectory_msgs/JointTrajectory: its last point is a joint-space goal).
 Publications: ``commands`` (Float64MultiArray, one torque per wheel / joint, RELIABLE),
-``~/command_info`` (Float64MultiArray labelled ``seq,slot,stamp,state_stamp,safe,critic_version,u0..``),
+``~/command_info`` (Float64MultiArray labelled
+``seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age,u0..``),
 ``~/planned_path`` (nav_msgs/Path), ``~/markers`` (visualization_msgs/MarkerArray),
 ``transitions`` (labelled Float64MultiArray, see dmpc_ros.glue; Ballbot only), ``/diagnostics``.
 Services: ``~/reload_critic`` (Trigger: re-read ``critic_uri``), ``~/rollback_critic`` (Trigger).
@@ -49,10 +50,10 @@ from dmpc_core.models import panda as panda_model
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
-from dmpc_ros.glue import (QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
+from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
                            stamp_to_float, transitions_msg, vector_msg, joint_state_to_x)
 
-INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version"
+INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
 INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
 RO = ParameterDescriptor(read_only=True)
 #: probe box of the safety gate: |px|,|py| <= 3 m, yaw 1 rad, tilt 0.3 rad, rates
@@ -143,7 +144,7 @@ class ControllerNode(Node):
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self.on_state, QOS_RELIABLE, callback_group=state_group)
+        self.create_subscription(JointState, "joint_states", self.on_state, QOS_LATEST, callback_group=state_group)
         self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal(self.point_goal(m.pose.position), "goal_pose"), 10, callback_group=io)
         self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal(self.point_goal(m.point), "clicked_point"), 10, callback_group=io)
         if self.is_panda:
@@ -321,11 +322,14 @@ class ControllerNode(Node):
             x, x_time, x_stamp, err = self.x, self.x_time, self.x_stamp, self.state_error
             x_valid = self.x_valid
             self.ticks_since_state += 1
-            # stale: more than watchdog_ticks ticks ran without a new state (the spec: the safe
-            # command within watchdog_ticks ticks). Counting ticks only means that ticks which
-            # bunch up after a late timer can trip it spuriously; that costs one tick of the safe
-            # command and an ERROR in diagnostics, and is preferred to a stale command.
-            stale = self.ticks_since_state > self.watchdog_ticks
+            ticks_since = self.ticks_since_state
+        # Watchdog: stale when more than watchdog_ticks ticks ran without a new valid state AND
+        # the state is older than watchdog_ticks tracking periods. On schedule both hold at the
+        # same tick (the safe command within watchdog_ticks ticks); the age condition keeps ticks
+        # that bunch up after a late wake-up (several ticks within a fraction of a period, before
+        # the state callback got the GIL) from tripping it on a fresh state.
+        age = now - x_time
+        stale = ticks_since > self.watchdog_ticks and age > self.watchdog_ticks * self.period
         reach, t0 = self.reach, self.t0
         safe = 1.0
         # safe command: Ballbot zeros; Panda gravity compensation at the last valid state
@@ -335,7 +339,7 @@ class ControllerNode(Node):
         elif x is None:
             self.status_msg = "waiting for state"
         elif stale:
-            self.status_msg = (f"ERROR: no state for {self.ticks_since_state - 1} ticks ({1e3 * (now - x_time):.1f} ms; "
+            self.status_msg = (f"ERROR: no state for {ticks_since - 1} ticks ({1e3 * age:.1f} ms; "
                                f"watchdog {self.watchdog_ticks} ticks)")
         elif reach.mpc.policy is None:
             self.status_msg = "waiting for the first MPC solve"
@@ -355,7 +359,8 @@ class ControllerNode(Node):
         slot = self.slot
         store = self.store.active
         self.info_pub.publish(vector_msg([self.seq, slot, time.time(), x_stamp, safe,
-                                          store.version if store else 0, *u], self.info_label))
+                                          store.version if store else 0, min(ticks_since, 10**6),
+                                          min(age, 1e6), *u], self.info_label))
         self.tick_times.append(now)
         if self.recorder is None:
             pass

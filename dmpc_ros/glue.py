@@ -26,6 +26,10 @@ from dmpc_core.settings import from_dict, to_dict
 
 #: RELIABLE, keep-last 10: commands and states (ros2_control forward controllers use reliable).
 QOS_RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: latest-value streams (state into the controller, commands into the plant): reliable, depth 1.
+#: A consumer that falls behind skips to the newest sample instead of working through a backlog
+#: (with depth 10 a lagging executor added up to 10 periods of queueing latency).
+QOS_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 #: reliable deep queue for transitions (no batch lost while the learner is busy).
 QOS_TRANSITIONS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 #: critic bundles: reliable + transient local (a controller started later still gets the latest).

@@ -6,16 +6,19 @@ calls the sim/controller services and the parameter services.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
-from rcl_interfaces.msg import Log, Parameter, ParameterValue, ParameterType
+from rcl_interfaces.msg import Log
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -27,7 +30,7 @@ from std_srvs.srv import Trigger
 from dmpc_core.tasks import ballbot
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, QOS_TRANSITIONS, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
 
 QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
@@ -96,6 +99,15 @@ class GraphProbe(Node):
             if d[1] == f"dmpc/{node}":
                 return d
         return None
+
+    def info_rows(self, since: float = 0.0) -> np.ndarray:
+        """``~/command_info`` rows received at or after ``since`` (monotonic), one per tick."""
+        return np.array([a for t, a in list(self.infos) if t >= since])
+
+    def diag_value(self, node: str, key: str):
+        """A key of the last diagnostics status of ``node`` (None before the first one)."""
+        d = self.last_diag(node)
+        return d[4].get(key) if d else None
 
     def wait_for(self, cond: Callable[[], Any], timeout: float, period: float = 0.05):
         end = time.monotonic() + timeout
@@ -166,3 +178,51 @@ class GraphProbe(Node):
     def close(self) -> None:
         self.executor_.shutdown(timeout_sec=1.0)
         self.destroy_node()
+
+
+@contextlib.contextmanager
+def running_graph(config, overrides: Optional[dict] = None, log_dir: str = "/tmp/dmpc_graph_logs",
+                  domain_ids: Tuple[int, int] = (1, 100), ready_timeout: float = 90.0,
+                  executables: Optional[List[str]] = None, on_start: Optional[Callable[["GraphProbe"], None]] = None,
+                  **probe_kwargs) -> Iterator[tuple]:
+    """Start the node graph of ``config`` as real processes on a random ROS_DOMAIN_ID in
+    ``domain_ids`` with localhost-only discovery, plus a :class:`GraphProbe`; wait until the
+    controller reports OK; yield ``(launcher, probe, config_dict)``; tear everything down and
+    restore the environment. ``executables`` keeps only those nodes (e.g. the controller alone);
+    ``on_start(probe)`` runs before the wait (e.g. to start feeding states to a lone controller).
+    Used by the ROS end-to-end tests and the latency benchmark. Raises RuntimeError (naming the
+    log folder) when the controller does not come up."""
+    from dmpc_ros.graph import build_graph, load_config
+    from dmpc_ros.launcher import Launcher
+
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(*domain_ids))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    specs = build_graph(config, overrides or {})
+    if executables is not None:
+        specs = [s for s in specs if s.executable in executables]
+    cfg = load_config(config, overrides or {})
+    names = {s.key: s.name for s in specs}
+    probe_kwargs.setdefault("controller", names.get("controller", "ballbot_controller"))
+    rclpy.init()
+    launcher = Launcher(specs, log_dir)
+    probe = None
+    try:
+        launcher.start()
+        probe = GraphProbe(cfg["topics"], **probe_kwargs)
+        if on_start is not None:
+            on_start(probe)
+        if not probe.wait_for(lambda: (d := probe.last_diag(probe.controller)) and d[3] == "OK", ready_timeout):
+            raise RuntimeError(f"controller never reported OK (last: {probe.last_diag(probe.controller)}); "
+                               f"logs in {log_dir}")
+        yield launcher, probe, cfg
+    finally:
+        if probe is not None:
+            probe.close()
+        launcher.shutdown()
+        rclpy.try_shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

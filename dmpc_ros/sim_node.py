@@ -30,7 +30,7 @@ from dmpc_core import _core
 from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import run_node, QOS_RELIABLE, vector_msg, wall_time_msg, x_to_joint_state
+from dmpc_ros.glue import run_node, QOS_LATEST, QOS_RELIABLE, vector_msg, wall_time_msg, x_to_joint_state
 
 RO = ParameterDescriptor(read_only=True)
 
@@ -89,7 +89,7 @@ class SimNode(Node):
             from rosgraph_msgs.msg import Clock
 
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self.create_subscription(Float64MultiArray, "commands", self.on_command, QOS_RELIABLE)
+        self.create_subscription(Float64MultiArray, "commands", self.on_command, QOS_LATEST)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.reset_state()
         self.running = True

@@ -8,7 +8,6 @@ and then the simulator to inject faults.
 from __future__ import annotations
 
 import os
-import random
 import time
 
 import numpy as np
@@ -33,20 +32,16 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.ya
 KEY = b"test-shared-key-0123456789"
 CTRL = "ballbot_controller"
 GOAL = (1.0, 0.5)
+PERIOD = 1.0 / 400.0  # tracking period of config/ballbot_sim.yaml
 
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
+    from dmpc_ros.probe import running_graph
+
     tmp = tmp_path_factory.mktemp("rosgraph")
-    old = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
-    from dmpc_ros.graph import build_graph, load_config
-    from dmpc_ros.launcher import Launcher
-    from dmpc_ros.probe import GraphProbe
-
     overrides = {
         "nodes.sim.parameters.random_start": False,
         "nodes.controller.parameters.critic_hmac_key_file": str(key_file),
@@ -57,33 +52,16 @@ def graph(tmp_path_factory):
         "nodes.learner.parameters.update_period": 0.2,
         "nodes.learner.parameters.push_every": 1,
     }
-    specs = build_graph(CONFIG, overrides)
-    rclpy.init()
-    launcher = Launcher(specs, str(tmp / "logs"))
-    launcher.start()
-    probe = GraphProbe(load_config(CONFIG)["topics"])
-    ok = probe.wait_for(lambda: (d := probe.last_diag(CTRL)) and d[3] == "OK", 90)
-    try:
-        assert ok, f"controller never reported OK; logs in {tmp / 'logs'}"
+    with running_graph(CONFIG, overrides, log_dir=str(tmp / "logs"), domain_ids=(1, 100)) as (launcher, probe, _):
         yield launcher, probe, tmp
-    finally:
-        probe.close()
-        launcher.shutdown()
-        rclpy.try_shutdown()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def ctrl_value(probe, key):
-    d = probe.last_diag(CTRL)
-    return d[4].get(key) if d else None
+    return probe.diag_value(CTRL, key)
 
 
 def infos(probe, since=0.0):
-    return np.array([a for t, a in list(probe.infos) if t >= since])
+    return probe.info_rows(since)
 
 
 @timing_sensitive
@@ -205,7 +183,7 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
                                       for d in list(probe.diags) if d[0] >= t_bad), 5)
     assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    assert np.all(infos(probe, t_bad)[-3:, 6:9] == 0.0)
+    assert np.all(infos(probe, t_bad)[-3:, 8:11] == 0.0)
     # wrong size: 4 joints
     for _ in range(20):
         probe.publish_state(x)
@@ -214,7 +192,8 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     probe.publish_state(x[:8], names=ballbot.JOINT_NAMES[:4])
     assert probe.wait_for(lambda: any(d[2] == 2 and "expected 5" in d[3] for d in list(probe.diags)
                                       if d[0] >= t_bad and d[1] == f"dmpc/{CTRL}"), 5)
-    # stream stops: at most watchdog_ticks (2) commands computed from the last state
+    # stream stops: a command is computed from the last state only while it is fresh (at most
+    # watchdog_ticks (2) ticks since it arrived, or younger than 2 tracking periods)
     for _ in range(50):
         last = probe.publish_state(x)
         time.sleep(0.005)
@@ -224,8 +203,14 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     rows = infos(probe)
     from_last = rows[np.abs(rows[:, 3] - last) < 1e-6]
     assert len(from_last) >= 1
-    assert np.sum(from_last[:, 4] == 0) <= 2, "more than 2 ticks used a stale state"
+    used = from_last[from_last[:, 4] == 0]
+    # controller's own account (state_ticks, state_age) ...
+    assert np.all((used[:, 6] <= 2) | (used[:, 7] <= 2 * PERIOD)), "a stale state was used"
+    # ... checked against the tick wall stamps: beyond the first 2 ticks, a use must come within
+    # 2 periods of the first use (the state arrived before its first use)
+    late = used[2:]
+    assert np.all(late[:, 2] - from_last[0, 2] <= 2 * PERIOD + 1e-4), "a stale state was used after 2 periods"
     tail = infos(probe, t_stop)[-10:]
-    assert np.all(tail[:, 4] == 1) and np.all(tail[:, 6:9] == 0)
+    assert np.all(tail[:, 4] == 1) and np.all(tail[:, 8:11] == 0)
     assert probe.wait_for(lambda: any(d[0] >= t_stop and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "no state" in d[3]
                                       for d in list(probe.diags)), 5)
