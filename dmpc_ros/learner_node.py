@@ -118,7 +118,8 @@ class LearnerNode(Node):
 
     def publish_diagnostics(self) -> None:
         st = DiagnosticStatus(name=f"dmpc/{self.get_name()}", level=DiagnosticStatus.OK, message="OK")
-        vals = {"transitions": len(self.learner.buffer), "updates": self.updates, "pushes": self.pushes,
+        vals = {"transitions": len(self.learner.buffer), "transitions_rejected": self.learner.transitions_rejected,
+                "updates": self.updates, "pushes": self.pushes,
                 "critic_version": self.learner.trainer.exports, "push_critics": self.push}
         vals.update({k: f"{v:.4g}" for k, v in self.last_stats.items() if isinstance(v, float)})
         st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]

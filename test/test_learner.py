@@ -32,6 +32,23 @@ def test_nonfinite_rows_are_dropped_and_updates_wait_for_data(tmp_path):
     assert bundle.metadata["dmpc.robot"] == "test"
 
 
+def test_outlier_costs_are_dropped_counted_and_checkpointed(tmp_path):
+    rng = np.random.default_rng(3)
+    learner = CriticLearner(LearnerSettings(min_transitions=10, max_abs_cost=10.0), 4, 2)
+    b = batch(rng, 30)
+    b["cost"][[2, 11]] = [2e8, -50.0]   # a diverged plant's step costs
+    b["cost"][20] = np.nan
+    assert learner.add(**b) == 27
+    assert learner.transitions_rejected == 3
+    assert np.all(np.abs(learner.buffer.valid()["cost"]) <= 10.0)
+    learner.save(tmp_path / "c.pt")
+    other = CriticLearner(LearnerSettings(min_transitions=10, max_abs_cost=10.0), 4, 2)
+    other.load(tmp_path / "c.pt")
+    assert other.transitions_rejected == 3
+    with pytest.raises(ValueError, match="max_abs_cost"):
+        CriticLearner(LearnerSettings(max_abs_cost=0.0), 4, 2)
+
+
 def test_checkpoint_round_trip_keeps_buffer_and_rejects_corruption(tmp_path):
     rng = np.random.default_rng(1)
     learner = CriticLearner(LearnerSettings(min_transitions=10), 4, 2)

@@ -35,6 +35,12 @@ class LearnerSettings:
     fit_normalization_at: fit the critic's input normalisation once, when the buffer first
         holds this many transitions (0: never).
     trainer: optimiser / target-network settings (K = batches_per_update, N = batch_size).
+    max_abs_cost: rows whose |cost| exceeds this are dropped (counted in
+        ``transitions_rejected``), like non-finite rows: a plant that diverged (a fallen robot
+        spinning its ball) produces per-step costs many orders of magnitude above the task's, and
+        a handful of them dominates every squared-error minibatch they are drawn into (seen: a
+        resumed main-job learner whose buffer held costs up to 2e8 against a median of 0.3, loss
+        3e13). Default: no bound.
     """
 
     hidden: tuple = (12, 12, 12)
@@ -42,8 +48,11 @@ class LearnerSettings:
     min_transitions: int = 256
     fit_normalization_at: int = 1000
     trainer: CriticTrainerSettings = field(default_factory=CriticTrainerSettings)
+    max_abs_cost: float = float("inf")
 
     def validate(self) -> None:
+        if not self.max_abs_cost > 0:
+            raise ValueError(f"max_abs_cost must be > 0, got {self.max_abs_cost}")
         if self.replay_capacity < 1 or self.min_transitions < 1:
             raise ValueError("replay_capacity and min_transitions must be >= 1")
         if any(int(h) < 1 for h in self.hidden):
@@ -68,15 +77,21 @@ class CriticLearner:
         self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx, ng=self.ng))
         self.normalization_fitted = False
         self.transitions_seen = 0
+        self.transitions_rejected = 0
 
     def add(self, **fields: np.ndarray) -> int:
         """Store a batch of transitions (arrays with a leading batch axis; see module doc).
-        Non-finite rows are dropped (a NaN must not poison the critic). Returns rows stored."""
+        Non-finite rows and rows with |cost| > ``max_abs_cost`` are dropped (a NaN or a diverged
+        plant must not poison the critic) and counted in ``transitions_rejected``. Returns rows
+        stored."""
         batch = {k: np.asarray(fields[k], dtype=float) for k in TRANSITION_FIELDS}
         n = batch["state"].shape[0]
         ok = np.ones(n, dtype=bool)
         for v in batch.values():
             ok &= np.all(np.isfinite(v.reshape(n, -1)), axis=1)
+        with np.errstate(invalid="ignore"):
+            ok &= np.abs(batch["cost"].reshape(n)) <= self.settings.max_abs_cost
+        self.transitions_rejected += int(n - ok.sum())
         if not np.any(ok):
             return 0
         self.buffer.add_batch(**{k: v[ok] for k, v in batch.items()})
@@ -101,7 +116,8 @@ class CriticLearner:
 
     def save(self, path: str | os.PathLike, extra: Optional[dict] = None) -> None:
         """Atomic checkpoint: networks, optimiser, counters, RNG, replay buffer, ``extra``."""
-        meta = {"normalization_fitted": self.normalization_fitted, "transitions_seen": self.transitions_seen}
+        meta = {"normalization_fitted": self.normalization_fitted, "transitions_seen": self.transitions_seen,
+                "transitions_rejected": self.transitions_rejected}
         meta.update(extra or {})
         save_checkpoint(path, self.trainer, self.buffer, extra=meta)
 
@@ -110,4 +126,5 @@ class CriticLearner:
         extra = load_checkpoint(path, self.trainer, self.buffer)
         self.normalization_fitted = bool(extra.get("normalization_fitted", False))
         self.transitions_seen = int(extra.get("transitions_seen", len(self.buffer)))
+        self.transitions_rejected = int(extra.get("transitions_rejected", 0))
         return extra
