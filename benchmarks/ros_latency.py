@@ -4,7 +4,8 @@ command-out latency over DDS, MPC rate inside the node vs the bare core.
     python benchmarks/ros_latency.py [--quick]
 
 Starts controller_node alone (separate process, random ROS_DOMAIN_ID, loopback discovery) with
-the MPC unthrottled (mpc_rate 1000 Hz, so its rate measures throughput), feeds it JointStates at
+the MPC unthrottled (mpc_rate 1000 Hz, so its rate measures throughput), once per
+``tracking_trigger`` (timer: own 400 Hz schedule; state: a tick per arriving state), feeds it JointStates at
 400 Hz from this process (the Ballbot balancing at the goal), and reads ``~/command_info``
 (seq, tick wall time, stamp of the state used, ...). Anchor: the same MpcController.update in
 this process without ROS. Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
@@ -50,15 +51,13 @@ def feed(probe, stop: threading.Event) -> None:
         time.sleep(max(0.0, nxt - time.monotonic()))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    duration = 6.0 if args.quick else 30.0
+def run_controller(trigger: str, duration: float):
+    """One controller_node process with ``tracking_trigger`` = trigger; returns (info rows, MPC rates)."""
     from dmpc_ros.probe import running_graph
 
     config = ROOT / "config" / "ballbot_sim.yaml"
-    overrides = {"learner": False, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0}
+    overrides = {"learner": False, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
+                 "nodes.controller.parameters.tracking_trigger": trigger}
     stop = threading.Event()
     # the controller waits for a state before it reports OK: feed from the start
     with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs", executables=["controller_node"],
@@ -67,37 +66,54 @@ def main(argv=None) -> int:
         time.sleep(1.0)
         t0 = time.monotonic()
         time.sleep(duration)
-        rows = np.array([a for t, a in list(probe.infos) if t >= t0])
+        rows = probe.info_rows(t0)
         mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
                      if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
         stop.set()
-    bare = bare_core_rate(20 if args.quick else 100)
+    return rows, mpc_rates
 
-    tick_wall = rows[:, 2]
-    period = np.diff(tick_wall) * 1e3
+
+def summarize(rows: np.ndarray, duration: float) -> dict:
+    period = np.diff(rows[:, 2]) * 1e3
     jitter = np.abs(period - 2.5)
     _, first = np.unique(rows[:, 3], return_index=True)  # first tick that used each state
     lat = (rows[first, 2] - rows[first, 3]) * 1e3
     lat = lat[rows[first, 3] > 0]
-    seq_gaps = int(np.sum(np.diff(rows[:, 0]) != 1))
-    slots = rows[:, 1]
-    missed = int(np.sum(np.diff(slots) - 1 > 0))
-    node_rate = float(np.median(mpc_rates)) if mpc_rates else float("nan")
+    return {"rate": len(rows) / duration, "period": period, "jitter": jitter, "latency": lat,
+            "seq_gaps": int(np.sum(np.diff(rows[:, 0]) != 1)),
+            "late": int(np.sum(np.diff(rows[:, 1]) - 1 > 0)), "safe": int(np.sum(rows[:, 4] == 1))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--trigger", choices=["timer", "state", "both"], default="both",
+                    help="controller tracking_trigger(s) to measure (default: both, one after the other)")
+    args = ap.parse_args(argv)
+    duration = 6.0 if args.quick else 30.0
+    triggers = ["timer", "state"] if args.trigger == "both" else [args.trigger]
+    results = {}
+    for trig in triggers:
+        rows, rates = run_controller(trig, duration)
+        results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"))
+    bare = bare_core_rate(20 if args.quick else 100)
+
     print(machine_line())
-    print(f"{len(rows)} ticks over {duration:.0f} s ({len(rows) / duration:.1f} Hz achieved, target 400 Hz); "
-          f"sequence gaps {seq_gaps}; late ticks (schedule slot skipped) {missed}; "
-          f"safe-command ticks (watchdog) {int(np.sum(rows[:, 4] == 1))}")
-    print(table(["quantity", "p50", "p99", "max"], [
-        ["tracking period [ms] (target 2.5)", float(np.percentile(period, 50)), float(np.percentile(period, 99)), float(period.max())],
-        ["tracking jitter abs(period - 2.5) [ms]", float(np.percentile(jitter, 50)), float(np.percentile(jitter, 99)), float(jitter.max())],
-        ["state-in -> command-out latency [ms]", float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), float(lat.max())],
-    ]))
+    lines, mpc_lines = [], [["bare core (this process, no ROS)", bare, 1.0]]
+    for trig, (r, node_rate) in results.items():
+        print(f"tracking_trigger={trig}: {r['rate']:.1f} commands/s over {duration:.0f} s (state stream 400 Hz); "
+              f"sequence gaps {r['seq_gaps']}; late ticks (schedule slot skipped) {r['late']}; "
+              f"safe-command ticks (watchdog) {r['safe']}")
+        for name, key in (("command period [ms] (target 2.5)", "period"), ("jitter abs(period - 2.5) [ms]", "jitter"),
+                          ("state-in -> command-out latency [ms]", "latency")):
+            v = r[key]
+            lines.append([f"{trig}: {name}", float(np.percentile(v, 50)), float(np.percentile(v, 99)), float(v.max())])
+        mpc_lines.append([f"inside controller_node, tracking_trigger={trig} (unthrottled)", node_rate, node_rate / bare])
+    print(table(["quantity", "p50", "p99", "max"], lines))
     print()
-    print(table(["MPC (SLQ N=100, 1 RTI iteration)", "rate [Hz]", "ratio to bare core"], [
-        ["bare core (this process, no ROS)", bare, 1.0],
-        ["inside controller_node (unthrottled, tracking at 400 Hz)", node_rate, node_rate / bare],
-    ]))
-    print(f"ros_tracking_p99_jitter_ms={np.percentile(jitter, 99):.3f}")
+    print(table(["MPC (SLQ N=100, 1 RTI iteration)", "rate [Hz]", "ratio to bare core"], mpc_lines))
+    main_trig = triggers[0]
+    print(f"ros_tracking_p99_jitter_ms={np.percentile(results[main_trig][0]['jitter'], 99):.3f}")
     return 0
 
 

@@ -80,6 +80,13 @@ class ControllerNode(Node):
             self.joint_names, self.nu, self.ng, self.cmd_label = ballbot.JOINT_NAMES, ballbot.NU, NG, "wheel_torque"
         self.info_label = INFO_FIELDS + "".join(f",u{i}" for i in range(self.nu))
         self.watchdog_ticks = self.declare_parameter("watchdog_ticks", 2, RO).value
+        # "timer": ticks on the node's own 1/tracking_rate schedule; "state": a tick runs in the
+        # state callback as soon as a valid state arrives (sensor-synchronous, like a ros2_control
+        # read-update-write cycle: no wait for the next slot), and the tracking thread only fills
+        # in ticks when no state came for a period (so the watchdog still fires on schedule).
+        self.trigger = self.declare_parameter("tracking_trigger", "timer", RO).value
+        if self.trigger not in ("timer", "state"):
+            raise ValueError(f"tracking_trigger must be 'timer' or 'state', got {self.trigger!r}")
         # CPython hands the GIL to a waiting thread only every switch interval (5 ms by default),
         # so the 400 Hz tracking thread waking from its sleep waited up to 5 ms behind the executor
         # thread; a short interval bounds that wait (process-wide: this node owns its process).
@@ -135,6 +142,8 @@ class ControllerNode(Node):
         self.solve_times = deque(maxlen=100)
         self.start_time = time.monotonic()
         self.lock = threading.Lock()
+        self.tick_lock = threading.Lock()  # one tick at a time (state-triggered and filler ticks)
+        self.last_state_tick = -1e9  # time of the last state-triggered tick
 
         # separate groups: the state callback must never wait behind a late tracking tick
         state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(3))
@@ -214,6 +223,9 @@ class ControllerNode(Node):
                 self.state_error = ""
         if x is None:
             self.publish_diagnostics()
+        elif self.trigger == "state":
+            self.last_state_tick = time.monotonic()
+            self.run_tick()
 
     def on_goal(self, xy, source: str) -> None:
         reason = self.goal_problem(xy)
@@ -304,10 +316,9 @@ class ControllerNode(Node):
         slot = 0
         while self.running and rclpy.ok():
             self.slot = slot
-            try:
-                self.tick()
-            except Exception as e:  # never let the control loop die silently
-                self.get_logger().error(f"tracking tick failed: {e!r}", throttle_duration_sec=1.0)
+            # state-triggered mode: fill in ticks only while no state came for 1.5 periods
+            if self.trigger == "timer" or time.monotonic() - self.last_state_tick > 1.5 * self.period:
+                self.run_tick()
             slot += 1
             now = time.monotonic()
             due = self.start_time + slot * self.period
@@ -315,6 +326,13 @@ class ControllerNode(Node):
                 slot = int((now - self.start_time) / self.period) + 1
                 due = self.start_time + slot * self.period
             time.sleep(max(0.0, due - now))
+
+    def run_tick(self) -> None:
+        with self.tick_lock:
+            try:
+                self.tick()
+            except Exception as e:  # never let the control loop die silently
+                self.get_logger().error(f"tracking tick failed: {e!r}", throttle_duration_sec=1.0)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -329,7 +347,9 @@ class ControllerNode(Node):
         # that bunch up after a late wake-up (several ticks within a fraction of a period, before
         # the state callback got the GIL) from tripping it on a fresh state.
         age = now - x_time
-        stale = ticks_since > self.watchdog_ticks and age > self.watchdog_ticks * self.period
+        # In state-triggered mode every tick within a period of a state is that state's own tick,
+        # so the age alone decides (the filler ticks cannot bunch).
+        stale = (ticks_since > self.watchdog_ticks or self.trigger == "state") and age > self.watchdog_ticks * self.period
         reach, t0 = self.reach, self.t0
         safe = 1.0
         # safe command: Ballbot zeros; Panda gravity compensation at the last valid state
