@@ -199,3 +199,36 @@ def test_cli_set_overrides_any_setting():
         parse_sets(["actor.r"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(str(DEFAULT_CONFIG), parse_sets(["actor.nonexistent=1"]))
+
+
+def test_critic_cost_task_plus_actor_adds_the_actor_nominal_cost():
+    """training.critic_cost = "task+actor": the transition costs are the task costs plus the
+    integral of the actor's own nominal cost (upright + tilt + barrier + 1/2 u'Ru) of the step."""
+    from dmpc_core.agents.deep_value_mpc import EpisodeResult
+
+    cfg = small_config()
+    cfg.actor.tilt_limit, cfg.actor.torque_limit = 0.3, 30.0
+    agent = DeepValueMpc(cfg)
+    actor, task = agent.actor, agent.task
+    x = np.zeros(10)
+    x[3], x[4], x[8] = 0.1, -0.05, 0.4
+    u = np.array([1.0, -2.0, 0.5])
+    s = cfg.actor
+    upright = s.w_tilt * (1 - np.cos(0.1) * np.cos(-0.05)) + 0.5 * s.w_tilt_rate * 0.4**2
+    tilt = 0.5 * s.w_tilt_quadratic * (0.1**2 + 0.05**2)
+    terms = dict(actor.nominal_terms())
+    assert set(terms) == {"upright", "tilt", "barrier"}
+    barrier = terms["barrier"].value(0.0, x, u)
+    assert barrier > 0
+    assert actor.nominal_cost(x, u) == pytest.approx(upright + tilt + barrier + 0.5 * s.r * u @ u)
+    ep = run_episode(task, actor, cfg.task.eval_starts[0], np.array(cfg.task.target),
+                     Plant(actor.model, np.zeros(10), task.plant_settings(0)))
+    assert ep.actor_costs.shape == ep.costs.shape and np.all(ep.actor_costs >= 0)
+    a, b = transitions(ep, task, 3, "task"), transitions(ep, task, 3, "task+actor")
+    both = ep.costs + ep.actor_costs
+    np.testing.assert_allclose(b["cost"][0], both[:3].sum())
+    assert np.all(b["cost"] >= a["cost"]) and b["cost"].sum() > a["cost"].sum()
+    with pytest.raises(ValueError, match="critic_cost"):
+        transitions(ep, task, 1, "actor")
+    fake = EpisodeResult(ep.xs, ep.costs, ep.goal, ep.outcome, 0.0, 0.0)  # no actor costs recorded
+    np.testing.assert_allclose(transitions(fake, task, 1)["cost"], ep.costs, rtol=1e-12)
