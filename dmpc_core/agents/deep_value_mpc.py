@@ -9,7 +9,7 @@ One readable loop (:meth:`DeepValueMpc.run_iteration`):
                 one warm-started SLQ iteration of Eq. (10) with        (Alg. 1 line 6)
                     phi = V(tau = T - (t + H), x(t + H))   Eq. (13)
                     l   = Eq. (14) running cost (mode "running+terminal" only)
-                          + upright nominal term, 1/2 u'Ru
+                          + upright nominal term, tilt/torque barriers, 1/2 u'Ru
                 execute u on the plant for dt (policy tracked at dt/substeps), cost c(t)
                 store (s, g, tau, c, s', tau - dt, done)           (Alg. 1 line 8)
                 done on a wall / fall (fixed penalty) or at t = T
