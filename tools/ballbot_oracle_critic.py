@@ -22,7 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, run_episode  # noqa: E402
-from dmpc_core.experiments.ballbot_walls import load_config, parse_sets  # noqa: E402
+from dmpc_core.experiments.ballbot_walls import load_config  # noqa: E402
+from dmpc_core.settings import parse_overrides as parse_sets  # noqa: E402
 from dmpc_core.sim.plant import Plant  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
 

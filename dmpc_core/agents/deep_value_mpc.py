@@ -9,7 +9,7 @@ One readable loop (:meth:`DeepValueMpc.run_iteration`):
                 one warm-started SLQ iteration of Eq. (10) with        (Alg. 1 line 6)
                     phi = V(tau = T - (t + H), x(t + H))   Eq. (13)
                     l   = Eq. (14) running cost (mode "running+terminal" only)
-                          + upright nominal term, 1/2 u'Ru
+                          + upright nominal term, tilt/torque barriers, 1/2 u'Ru
                 execute u on the plant for dt (policy tracked at dt/substeps), cost c(t)
                 store (s, g, tau, c, s', tau - dt, done)           (Alg. 1 line 8)
                 done on a wall / fall (fixed penalty) or at t = T
@@ -33,6 +33,7 @@ import numpy as np
 
 from dmpc_core import _core
 from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+from dmpc_core.costs import BoxBarrierCost
 from dmpc_core.critics.bundle import load_bundle
 from dmpc_core.critics.training import CriticTrainerSettings
 from dmpc_core.mpc import MpcController, MpcSettings
@@ -61,6 +62,15 @@ class ActorSettings:
         initial_iterations: SLQ iterations of the first solve of an episode (then 1 per step).
         third_order: ValueRunningCost third-order handling ('auto', 'fd', 'drop').
         project_psd: project the Eq. 14 Hessian to PSD (robust SLQ backward pass).
+        tilt_limit: |pitch|, |roll| <= tilt_limit [rad] as a relaxed log barrier in the actor's
+            running cost (``dmpc_core.costs.BoxBarrierCost``; 0 = none). SLQ has no hard bounds;
+            the barrier keeps the plan out of unrecoverable leans that a learned value's drift
+            term -f' dV/dx can otherwise buy.
+        torque_limit: |u_i| <= torque_limit [N m] as a relaxed barrier (0 = none); set it to
+            the plant's limit so that the plan does not count on torque the plant clips.
+        barrier_mu / barrier_delta: barrier weight and relaxation margin (relative: the margin is
+            barrier_delta * tilt_limit [rad] for both barriers; torques then switch to the
+            quadratic branch only within that many N m of the limit).
     """
 
     mode: str = "running+terminal"
@@ -74,6 +84,10 @@ class ActorSettings:
     initial_iterations: int = 3
     third_order: str = "drop"
     project_psd: bool = True
+    tilt_limit: float = 0.0
+    torque_limit: float = 0.0
+    barrier_mu: float = 0.1
+    barrier_delta: float = 0.05
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -83,6 +97,10 @@ class ActorSettings:
             raise ValueError("horizon_time must be a positive multiple of node_dt")
         if not self.r > 0:
             raise ValueError("r must be > 0")
+        if self.tilt_limit < 0 or self.torque_limit < 0:
+            raise ValueError("tilt_limit and torque_limit must be >= 0 (0 = none)")
+        if (self.tilt_limit > 0 or self.torque_limit > 0) and not (self.barrier_mu > 0 and 0 < self.barrier_delta < 1):
+            raise ValueError("barrier_mu must be > 0 and barrier_delta in (0, 1)")
 
     @property
     def horizon(self) -> int:
@@ -118,6 +136,12 @@ class TrainingSettings:
         (truncated at the episode end). 1 is Eq. (11) exactly; n > 1 is the n-step target of
         the trainer's hook (POLO Eq. 7 without re-planning) and propagates the sparse wall
         penalty n times faster through the value.
+    critic_cost: what the critic's targets accumulate. "task": the task cost c(t) only (the
+        paper's Eq. 11). "task+actor": c(t) plus the actor's own nominal cost of the executed
+        step, the integral of upright + tilt terms + 1/2 u'Ru (u the clipped plant command).
+        Prop. 1 / the HJB equation: Eq. (14) with V recovers a state cost q only if V is the
+        value of q + 1/2 u'Ru; with "task" V omits the terms the actor optimises besides c, so
+        the greedy input -R^-1 g' V_x that Eq. (14) makes the actor track ignores them.
     seed: seeds the episode sampler, the plant noise, torch and the trainer.
     torch_threads: torch intra-op threads.
     """
@@ -132,6 +156,7 @@ class TrainingSettings:
     input_normalization: str = "data"
     velocity_scale: float = 1.0
     n_step: int = 1
+    critic_cost: str = "task"
     seed: int = 0
     torch_threads: int = 1
 
@@ -160,6 +185,7 @@ class EpisodeResult:
     outcome: str  # "timeout", "wall", "fall"
     final_distance: float
     solve_time: float  # total SLQ time [s]
+    actor_costs: Optional[np.ndarray] = None  # (n,) integral of the actor's nominal cost per step
 
     @property
     def total_cost(self) -> float:
@@ -179,6 +205,31 @@ class Actor:
         self.R = settings.r * np.eye(ballbot.NU)
         self.critic: Optional[_core.CriticMLP] = None
 
+    def nominal_cost(self, x: np.ndarray, u: np.ndarray) -> float:
+        """The actor's own (non-value) running cost at (x, u): upright + tilt terms + 1/2 u'Ru."""
+        if getattr(self, "_nominal", None) is None:
+            self._nominal = [c for _, c in self.nominal_terms()]
+        return float(sum(c.value(0.0, x, u) for c in self._nominal) + 0.5 * u @ self.R @ u)
+
+    def nominal_terms(self):
+        """[(name, cost)] of the actor's running terms other than the value: the upright term
+        (App. B), the quadratic tilt term and the tilt / torque barriers (as configured)."""
+        s = self.settings
+        terms = [("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
+                                               s.w_tilt, s.w_tilt_rate))]
+        if s.w_tilt_quadratic > 0:
+            q = np.zeros(ballbot.NX)
+            q[[ballbot.PITCH, ballbot.ROLL]] = s.w_tilt_quadratic
+            terms.append(("tilt", _core.QuadraticCost(np.diag(q), np.zeros((ballbot.NU, ballbot.NU)),
+                                                      np.zeros(ballbot.NX), np.zeros(ballbot.NU))))
+        if s.tilt_limit > 0 or s.torque_limit > 0:  # one term: each Python cost call costs ~20 us
+            sx = [ballbot.PITCH, ballbot.ROLL] if s.tilt_limit > 0 else []
+            su = list(range(ballbot.NU)) if s.torque_limit > 0 else []
+            terms.append(("barrier", BoxBarrierCost(ballbot.NX, ballbot.NU, sx, [s.tilt_limit] * len(sx), su,
+                                                    [s.torque_limit] * len(su), mu=s.barrier_mu,
+                                                    delta=s.barrier_delta * max(s.tilt_limit, 1e-9))))
+        return terms
+
     def set_critic_bundle(self, bundle_bytes: bytes) -> None:
         """Swap in a new critic (an exported ONNX bundle)."""
         b = load_bundle(bundle_bytes, expected_nx=ballbot.NX, expected_ng=WallsTask.NG)
@@ -188,13 +239,8 @@ class Actor:
         s, T = self.settings, self.task.settings.episode_time
         self.critic.set_goal(np.asarray(goal, dtype=float))
         running = _core.SumCost(ballbot.NX, ballbot.NU)
-        running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
-                                                 s.w_tilt, s.w_tilt_rate))
-        if s.w_tilt_quadratic > 0:
-            q = np.zeros(ballbot.NX)
-            q[[ballbot.PITCH, ballbot.ROLL]] = s.w_tilt_quadratic
-            running.add("tilt", _core.QuadraticCost(np.diag(q), np.zeros((ballbot.NU, ballbot.NU)),
-                                                    np.zeros(ballbot.NX), np.zeros(ballbot.NU)))
+        for name, term in self.nominal_terms():
+            running.add(name, term)
         if s.mode == "running+terminal":
             running.add("value", _core.ValueRunningCost(self.critic, self.model, np.asfortranarray(self.R), T,
                                                         s.project_psd, s.third_order), s.running_weight)
@@ -230,19 +276,23 @@ def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, rec
     x = task.initial_state(start_xy)
     plant.reset(x)
     mpc = actor.controller(goal, x)
-    xs, costs = [x.copy()], []
+    xs, costs, actor_costs = [x.copy()], [], []
     outcome, solve_time = "timeout", 0.0
     sub = s.control_dt / s.tracking_substeps
     for k in range(task.steps):
         t = k * s.control_dt
         res = mpc.update(t, x)
         solve_time += res.solve_time
+        a = 0.0
         for j in range(s.tracking_substeps):
+            u = plant.clip(mpc.control(plant.t, plant.x))
             try:
-                plant.step(mpc.control(plant.t, plant.x), sub)
+                a += sub * actor.nominal_cost(plant.x, u) if np.all(np.isfinite(u)) else 0.0
+                plant.step(u, sub)
             except ValueError:  # the state diverged (non-finite): counted as a fall below
                 plant.x = np.full(ballbot.NX, np.nan)
                 break
+        actor_costs.append(a)
         c = task.step_cost(x, goal)
         x = plant.x.copy()
         if not np.all(np.isfinite(x)) or task.fallen(x):
@@ -255,22 +305,28 @@ def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, rec
             break
     xe = xs[-1]
     return EpisodeResult(np.asarray(xs), np.asarray(costs), np.asarray(goal, float), outcome,
-                         float(np.hypot(xe[0] - goal[0], xe[1] - goal[1])), solve_time)
+                         float(np.hypot(xe[0] - goal[0], xe[1] - goal[1])), solve_time,
+                         np.asarray(actor_costs[:len(costs)]))
 
 
-def transitions(ep: EpisodeResult, task: WallsTask, n_step: int = 1) -> Dict[str, np.ndarray]:
+def transitions(ep: EpisodeResult, task: WallsTask, n_step: int = 1, critic_cost: str = "task") -> Dict[str, np.ndarray]:
     """The episode's transition tuples (state, goal, tau, cost, next_state, next_tau, done).
 
     With ``n_step`` = m > 1 the tuple from step k spans steps k .. j-1, j = min(k + m, n):
     cost = sum of those step costs, next state s_j, next tau = tau_k - (j - k) dt, and
-    done when j is the episode's last step (wall/fall termination or tau' = 0)."""
+    done when j is the episode's last step (wall/fall termination or tau' = 0).
+    ``critic_cost`` "task+actor" adds the episode's ``actor_costs`` to the step costs
+    (TrainingSettings.critic_cost)."""
     n = len(ep.costs)
     if n_step < 1:
         raise ValueError("n_step must be >= 1")
+    if critic_cost not in ("task", "task+actor"):
+        raise ValueError("critic_cost must be 'task' or 'task+actor'")
+    step = ep.costs if critic_cost == "task" else ep.costs + ep.actor_costs
     T, dt = task.settings.episode_time, task.settings.control_dt
     k = np.arange(n)
     j = np.minimum(k + n_step, n)
-    csum = np.concatenate([[0.0], np.cumsum(ep.costs)])
+    csum = np.concatenate([[0.0], np.cumsum(step)])
     tau = T - dt * k
     done = (j == n).astype(float)  # wall/fall termination, or tau' = 0 at the episode end (V(0, .) = 0)
     return {
@@ -334,7 +390,8 @@ class DeepValueMpc:
             start = self.task.sample_start(self.rng)
             goal = self.task.sample_goal(self.rng)
             ep = run_episode(self.task, self.actor, start, goal, self.plant)
-            self.learner.add(**transitions(ep, self.task, self.config.training.n_step))
+            tr = self.config.training
+            self.learner.add(**transitions(ep, self.task, tr.n_step, tr.critic_cost))
             eps.append(ep)
         tol = self.task.settings.success_tolerance
         return {
