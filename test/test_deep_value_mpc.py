@@ -168,7 +168,6 @@ def test_task_normalization_and_zero_output_init():
         DeepValueMpc(cfg)
 
 
-@pytest.mark.slow
 def test_smoke_training_shows_learning_signal():
     """Algorithm 1 with the repository settings (DMPC actor, running + terminal, tilt/torque
     barriers) at a tiny budget (4 iterations of 8 episodes), fixed seed, on the arena without its
