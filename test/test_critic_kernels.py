@@ -227,3 +227,36 @@ def test_input_jacobians_vs_finite_differences(name, dyn, x):
     assert rel(Gw, fxw - np.array(data.fx)) < 1e-12
     with pytest.raises(ValueError, match="w"):
         dyn.input_jacobians(x, p, np.zeros(dyn.nu + 1))
+
+
+@pytest.mark.parametrize("name,dyn,x", _models(), ids=lambda v: v if isinstance(v, str) else "")
+def test_drift_input_projection_matches_calc_diff(name, dyn, x):
+    """DynamicsModel.drift_input_projection (rollout path of ValueRunningCost.calc; Ballbot
+    override: forward dynamics + one Cholesky solve) equals f = xdot(x, 0), y = fu^T p."""
+    rng = np.random.default_rng(4)
+    p = rng.normal(size=dyn.nx)
+    f, y = dyn.drift_input_projection(x, p)
+    data = dyn.create_data()
+    dyn.calc(data, x, np.zeros(dyn.nu))  # a Python subclass's calc_diff fills fx, fu only
+    dyn.calc_diff(data, x, np.zeros(dyn.nu))
+    assert f.shape == (dyn.nx,) and y.shape == (dyn.nu,)
+    assert rel(f, data.xdot) < 1e-12 and rel(y, np.array(data.fu).T @ p) < 1e-12
+    with pytest.raises(ValueError, match="p"):
+        dyn.drift_input_projection(x, np.zeros(dyn.nx + 1))
+
+
+def test_value_running_cost_calc_equals_calc_diff_value_ballbot():
+    """The rollout path (calc: critic gradient + drift_input_projection) and the LQ path
+    (calc_diff: full Jacobians) give the same running-cost value on the Ballbot."""
+    rng = np.random.default_rng(8)
+    c = make_critic(rng, 10, 2, (12, 12, 12), scale=0.4)
+    dyn = _core.BallbotDynamics()
+    cost = _core.ValueRunningCost(c, dyn, np.diag([0.5, 1.0, 2.0]), 1.0)
+    d = cost.create_data()
+    for _ in range(5):
+        x = rng.normal(scale=0.2, size=10)
+        t = float(rng.uniform(0, 1.5))
+        cost.calc(d, t, x, np.zeros(3))
+        v = d.value
+        cost.calc_diff(d, t, x, np.zeros(3))
+        assert abs(v - d.value) <= 1e-12 * max(1.0, abs(v))

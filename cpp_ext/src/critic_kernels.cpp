@@ -402,13 +402,27 @@ DMPC_AI void third_impl(const MlpPack& P, MlpWork& w) {
 }
 
 // ---------------------------------------------------------------- batched kernel
+typedef double v4du __attribute__((vector_size(32), aligned(8)));
+
+/// Broadcast of p[0]. AVX: a shuffle of a (possibly unaligned) 4-double load, which GCC folds
+/// into one load-only vbroadcastsd m64 (v4d{s, s, s, s} becomes vmovddup + vperm2f128, a second
+/// micro-op on the FP pipes). Reads p[0 .. 3]: p must lie in an AlignedBuffer (32 bytes of
+/// padding). Baseline ISA: the plain construct (the shuffle form is slow without AVX).
+template <bool AVX>
+DMPC_AI v4d bcm(const double* p) {
+  if constexpr (AVX) {
+    return __builtin_shuffle(*reinterpret_cast<const v4du*>(p), v4i{0, 0, 0, 0});
+  } else {
+    return bc(*p);
+  }
+}
 // Every quantity of a block of 4 NG states is stored as NG consecutive v4d (lane = state):
 // item i of an array lives at v[i * NG .. i * NG + NG - 1].
 
 /// Y[o ys + g] = (BIAS ? bias[o] : 0) + sum_j coef[o ldc + j] X[j xs + g] for o < nout, g < NG:
 /// a matrix of broadcast scalars times a vector of lanes, 8 / NG output rows at a time (>= 8
 /// independent accumulators for the FMA latency).
-template <int NG, bool BIAS>
+template <int NG, bool BIAS, bool AVX>
 DMPC_AI void bmatvec(const double* coef, int ldc, int nout, int nin, const double* bias, const v4d* X,
                      int xs, v4d* Y, int ys) {
   constexpr int OB = 8 / NG;
@@ -416,13 +430,13 @@ DMPC_AI void bmatvec(const double* coef, int ldc, int nout, int nin, const doubl
   for (; o + OB <= nout; o += OB) {
     v4d acc[OB][NG];
     for (int a = 0; a < OB; ++a)
-      for (int g = 0; g < NG; ++g) acc[a][g] = BIAS ? bc(bias[o + a]) : bc(0.0);
+      for (int g = 0; g < NG; ++g) acc[a][g] = BIAS ? bcm<AVX>(bias + o + a) : bc(0.0);
     const double* cr = coef + o * ldc;
     for (int j = 0; j < nin; ++j) {
       v4d x[NG];
       for (int g = 0; g < NG; ++g) x[g] = X[j * xs + g];
       for (int a = 0; a < OB; ++a) {
-        const v4d c = bc(cr[a * ldc + j]);
+        const v4d c = bcm<AVX>(cr + a * ldc + j);
         for (int g = 0; g < NG; ++g) acc[a][g] += c * x[g];
       }
     }
@@ -431,9 +445,9 @@ DMPC_AI void bmatvec(const double* coef, int ldc, int nout, int nin, const doubl
   }
   for (; o < nout; ++o) {
     v4d acc[NG];
-    for (int g = 0; g < NG; ++g) acc[g] = BIAS ? bc(bias[o]) : bc(0.0);
+    for (int g = 0; g < NG; ++g) acc[g] = BIAS ? bcm<AVX>(bias + o) : bc(0.0);
     for (int j = 0; j < nin; ++j) {
-      const v4d c = bc(coef[o * ldc + j]);
+      const v4d c = bcm<AVX>(coef + o * ldc + j);
       for (int g = 0; g < NG; ++g) acc[g] += c * X[j * xs + g];
     }
     for (int g = 0; g < NG; ++g) Y[o * ys + g] = acc[g];
@@ -504,14 +518,14 @@ struct BatchWork {
 
 /// One block of 4 NG states; w.h[0] holds the normalised inputs. Fills w.y, w.lam0 (dy/dzn),
 /// w.Hp (layer-0 Hessian term, packed lower triangle) and, when nh >= 2, w.Hs (layers >= 1).
-template <int NG>
+template <int NG, bool AVX>
 DMPC_AI void batch_block(const MlpPack& P, BatchWork& w) {
   const int nh = P.nh, m = P.m;
   // Forward pass.
   for (int i = 0; i < nh; ++i) {
     const int nout = P.n[i + 1];
     v4d* a = BatchWork::V(w.a);
-    bmatvec<NG, true>(P.W[i].data(), P.npad[i], nout, P.n[i], P.b[i].data(), BatchWork::V(w.h[i]), NG, a, NG);
+    bmatvec<NG, true, AVX>(P.W[i].data(), P.npad[i], nout, P.n[i], P.b[i].data(), BatchWork::V(w.h[i]), NG, a, NG);
     v4d* h = BatchWork::V(w.h[i + 1]);
     v4d* s1 = BatchWork::V(w.s1[i]);
     v4d* s2 = BatchWork::V(w.s2[i]);
@@ -528,7 +542,7 @@ DMPC_AI void batch_block(const MlpPack& P, BatchWork& w) {
     v4d acc[NG];
     for (int g = 0; g < NG; ++g) acc[g] = bc(P.bout);
     for (int r = 0; r < P.n[nh]; ++r) {
-      const v4d c = bc(P.wout.data()[r]);
+      const v4d c = bcm<AVX>(P.wout.data() + r);
       for (int g = 0; g < NG; ++g) acc[g] += c * h[r * NG + g];
     }
     for (int g = 0; g < NG; ++g) BatchWork::V(w.y)[g] = acc[g];
@@ -550,20 +564,20 @@ DMPC_AI void batch_block(const MlpPack& P, BatchWork& w) {
       ci[q] = lamA[q] * s2[q];
     }
     v4d* out = i > 0 ? lamB : BatchWork::V(w.lam0);
-    bmatvec<NG, false>(P.Wt[i].data(), P.npad[i + 1], P.n[i], nout, nullptr, mu, NG, out, NG);
+    bmatvec<NG, false, AVX>(P.Wt[i].data(), P.npad[i + 1], P.n[i], nout, nullptr, mu, NG, out, NG);
     v4d* t = lamA;
     lamA = lamB;
     lamB = t;
   }
   // Layer-0 Hessian term: Hp(t) = sum_j Q0(t, j) c_0(j).
-  bmatvec<NG, false>(P.Q0.data(), P.n[1], P.ntri, P.n[1], nullptr, c, NG, BatchWork::V(w.Hp), NG);
+  bmatvec<NG, false, AVX>(P.Q0.data(), P.n[1], P.ntri, P.n[1], nullptr, c, NG, BatchWork::V(w.Hp), NG);
   if (nh < 2) return;
   // Jacobians of layers >= 1, rows stacked from layer 1 (row r of layer i at roff[i] - n[1] + r):
   // J_1 = P1 s1_0; J_{i+1} = W_{i+1} diag(s1_i) J_i.
   v4d* J = BatchWork::V(w.J);
   v4d* D = BatchWork::V(w.D);
   const int n1 = P.n[1];
-  bmatvec<NG, false>(P.P1.data(), n1, P.n[2] * m, n1, nullptr, BatchWork::V(w.s1[0]), NG, J, NG);
+  bmatvec<NG, false, AVX>(P.P1.data(), n1, P.n[2] * m, n1, nullptr, BatchWork::V(w.s1[0]), NG, J, NG);
   for (int i = 2; i < nh; ++i) {
     const int nin = P.n[i], nout = P.n[i + 1];
     const v4d* s1 = BatchWork::V(w.s1[i - 1]);
@@ -574,7 +588,7 @@ DMPC_AI void batch_block(const MlpPack& P, BatchWork& w) {
         for (int g = 0; g < NG; ++g) Dp[(j * m + k) * NG + g] = s1[j * NG + g] * Jp[(j * m + k) * NG + g];
     v4d* Jn = J + (P.roff[i] - n1) * m * NG;
     for (int k = 0; k < m; ++k)
-      bmatvec<NG, false>(P.W[i].data(), P.npad[i], nout, nin, nullptr, Dp + k * NG, m * NG, Jn + k * NG, m * NG);
+      bmatvec<NG, false, AVX>(P.W[i].data(), P.npad[i], nout, nin, nullptr, Dp + k * NG, m * NG, Jn + k * NG, m * NG);
   }
   // E = diag(c) J over the rows of layers >= 1, then S = sum_r E_r J_r^T per lane group.
   const int R = P.rows - n1;
@@ -598,7 +612,7 @@ struct BatchArgs {
 
 /// Fill the normalised inputs of the block starting at state b0 (n states, lanes past n repeat
 /// the last state), run it, and write the outputs of its n states.
-template <int NG>
+template <int NG, bool AVX>
 DMPC_AI void batch_run(const MlpPack& P, BatchWork& w, const BatchArgs& A, long b0, int n) {
   const int nx = P.nx, ng = P.ng, m = P.m, itau = P.itau;
   const double* mean = P.mean.data();
@@ -620,7 +634,7 @@ DMPC_AI void batch_run(const MlpPack& P, BatchWork& w, const BatchArgs& A, long 
     for (int l = 0; l < 4; ++l) t[l] = A.taus[idx[l]];
     zn[itau * NG + g] = (t - bc(mean[itau])) * bc(is[itau]);
   }
-  batch_block<NG>(P, w);
+  batch_block<NG, AVX>(P, w);
   const double s = P.out_scale;
   const v4d* y = BatchWork::V(w.y);
   const v4d* lam0 = BatchWork::V(w.lam0);
@@ -664,16 +678,17 @@ DMPC_AI void batch_run(const MlpPack& P, BatchWork& w, const BatchArgs& A, long 
   (void)m;
 }
 
+template <bool AVX>
 DMPC_AI void batch_impl(const MlpPack& P, const BatchArgs& A) {
   BatchWork w(P);
   long b = 0;
-  for (; b + 8 <= A.B; b += 8) batch_run<2>(P, w, A, b, 8);
-  for (; b < A.B; b += 4) batch_run<1>(P, w, A, b, A.B - b < 4 ? static_cast<int>(A.B - b) : 4);
+  for (; b + 8 <= A.B; b += 8) batch_run<2, AVX>(P, w, A, b, 8);
+  for (; b < A.B; b += 4) batch_run<1, AVX>(P, w, A, b, A.B - b < 4 ? static_cast<int>(A.B - b) : 4);
 }
 
-void batch_base(const MlpPack& P, const BatchArgs& A) { batch_impl(P, A); }
+void batch_base(const MlpPack& P, const BatchArgs& A) { batch_impl<false>(P, A); }
 __attribute__((target("avx2,fma"))) void batch_avx2(const MlpPack& P, const BatchArgs& A) {
-  batch_impl(P, A);
+  batch_impl<true>(P, A);
 }
 
 template <int NV>
