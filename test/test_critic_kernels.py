@@ -3,6 +3,8 @@
 - kernels (AVX2+FMA or baseline variant) vs the Eigen forward-over-reverse reference of the same
   critic: V, Vx, Vxx, Vtau, Vtaux, Kv, per state and batched, on architectures that exercise
   the padding (widths not multiples of 4, nx + 1 = 2 .. 16, one to four hidden layers);
+- the batched kernel (states in SIMD lanes) for batch sizes around its block sizes (8 and 4),
+  strided X, saturated units and large inputs;
 - Kv vs central differences of the kernel Hessian (independent of both implementations);
 - the vectorised tanh against numpy over the whole range;
 - the baseline-ISA variant (DMPC_CRITIC_BASELINE=1, subprocess) gives the same numbers;
@@ -72,6 +74,43 @@ def test_kernels_match_reference(nx, ng, hidden):
             assert rel(out[k][b], ref[k]) < 1e-12, k
 
 
+@pytest.mark.parametrize("nx,ng,hidden", ARCHS)
+def test_batch_kernel_states_in_lanes(nx, ng, hidden):
+    """The batched kernel (states in SIMD lanes, blocks of 8 and 4, a partial last block padded
+    with its last state) against the Eigen reference for batch sizes around the block sizes, and
+    for a non-contiguous (Fortran-ordered and sliced) X."""
+    rng = np.random.default_rng(7 * nx + len(hidden))
+    c = make_critic(rng, nx, ng, hidden)
+    for B in (1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 100):
+        X, taus = rng.normal(size=(B, nx)), rng.uniform(-1, 3, B)
+        out = c.evaluate_batch(taus, X if B % 2 else np.asfortranarray(X))
+        for b in range(B):
+            ref = c.reference_derivatives(taus[b], X[b], np.zeros(nx), 0.0)
+            for k in ("V", "Vx", "Vxx", "Vtau", "Vtaux"):
+                assert rel(out[k][b], ref[k]) < 1e-12, (k, B, b)
+            np.testing.assert_array_equal(out["Vxx"][b], out["Vxx"][b].T)
+    Xbig = rng.normal(size=(11, 2 * nx))
+    Xs, taus = Xbig[:, ::2], rng.uniform(0, 2, 11)
+    out = c.evaluate_batch(taus, Xs)
+    for b in range(11):
+        ref = c.reference_derivatives(taus[b], Xs[b], np.zeros(nx), 0.0)
+        assert rel(out["Vxx"][b], ref["Vxx"]) < 1e-12 and rel(out["Vx"][b], ref["Vx"]) < 1e-12
+
+
+def test_batch_kernel_saturated_and_large_inputs():
+    """Saturated tanh units (|a| > 20) and states far from the data: values stay finite and agree."""
+    rng = np.random.default_rng(3)
+    c = make_critic(rng, 10, 2, (12, 12, 12), scale=3.0)
+    X = rng.normal(0, 30, size=(21, 10))
+    taus = rng.uniform(-50, 50, 21)
+    out = c.evaluate_batch(taus, X)
+    for b in range(21):
+        ref = c.reference_derivatives(taus[b], X[b], np.zeros(10), 0.0)
+        for k in ("V", "Vx", "Vxx", "Vtau", "Vtaux"):
+            assert np.all(np.isfinite(out[k][b]))
+            assert rel(out[k][b], ref[k]) < 1e-12, k
+
+
 def test_third_contraction_vs_finite_differences():
     rng = np.random.default_rng(5)
     nx = 10
@@ -121,8 +160,17 @@ c.set_goal(np.array([0.3, -0.4]))
 x, vx = rng.normal(size=10), rng.normal(size=10)
 d = c.create_data(); c.calc_diff(d, 0.8, x); c.calc_third(d, 0.8, x, vx, 1.0)
 r = c.reference_derivatives(0.8, x, vx, 1.0)
+X, taus = rng.normal(size=(13, 10)), rng.uniform(0, 3, 13)
+bo = c.evaluate_batch(taus, X)
+berr = 0.0
+for b in range(13):
+    rb = c.reference_derivatives(taus[b], X[b], vx, 0.0)
+    berr = max(berr, max(float(np.max(np.abs(np.asarray(bo[k][b]) - np.asarray(rb[k]))))
+                         for k in ("V", "Vx", "Vxx", "Vtau", "Vtaux")))
 print(json.dumps({"isa": _core.CriticMLP.kernel_isa, "V": d.V, "Vxx": d.Vxx.tolist(), "Kv": d.Kv.tolist(),
-                  "err": max(float(np.max(np.abs(np.asarray(getattr(d, k)) - np.asarray(r[k])))) for k in r)}))
+                  "bVxx": bo["Vxx"].tolist(), "bVx": bo["Vx"].tolist(),
+                  "err": max(berr, max(float(np.max(np.abs(np.asarray(getattr(d, k)) - np.asarray(r[k]))))
+                                       for k in r))}))
 """
 
 
@@ -135,7 +183,7 @@ def test_baseline_and_avx2_variants_agree():
         outs[flag] = json.loads(res.stdout.strip().splitlines()[-1])
         assert outs[flag]["err"] < 1e-11
     assert outs["1"]["isa"] == "baseline"
-    for k in ("V", "Vxx", "Kv"):
+    for k in ("V", "Vxx", "Kv", "bVxx", "bVx"):
         assert rel(outs["0"][k], outs["1"][k]) < 1e-12
 
 
@@ -179,3 +227,36 @@ def test_input_jacobians_vs_finite_differences(name, dyn, x):
     assert rel(Gw, fxw - np.array(data.fx)) < 1e-12
     with pytest.raises(ValueError, match="w"):
         dyn.input_jacobians(x, p, np.zeros(dyn.nu + 1))
+
+
+@pytest.mark.parametrize("name,dyn,x", _models(), ids=lambda v: v if isinstance(v, str) else "")
+def test_drift_input_projection_matches_calc_diff(name, dyn, x):
+    """DynamicsModel.drift_input_projection (rollout path of ValueRunningCost.calc; Ballbot
+    override: forward dynamics + one Cholesky solve) equals f = xdot(x, 0), y = fu^T p."""
+    rng = np.random.default_rng(4)
+    p = rng.normal(size=dyn.nx)
+    f, y = dyn.drift_input_projection(x, p)
+    data = dyn.create_data()
+    dyn.calc(data, x, np.zeros(dyn.nu))  # a Python subclass's calc_diff fills fx, fu only
+    dyn.calc_diff(data, x, np.zeros(dyn.nu))
+    assert f.shape == (dyn.nx,) and y.shape == (dyn.nu,)
+    assert rel(f, data.xdot) < 1e-12 and rel(y, np.array(data.fu).T @ p) < 1e-12
+    with pytest.raises(ValueError, match="p"):
+        dyn.drift_input_projection(x, np.zeros(dyn.nx + 1))
+
+
+def test_value_running_cost_calc_equals_calc_diff_value_ballbot():
+    """The rollout path (calc: critic gradient + drift_input_projection) and the LQ path
+    (calc_diff: full Jacobians) give the same running-cost value on the Ballbot."""
+    rng = np.random.default_rng(8)
+    c = make_critic(rng, 10, 2, (12, 12, 12), scale=0.4)
+    dyn = _core.BallbotDynamics()
+    cost = _core.ValueRunningCost(c, dyn, np.diag([0.5, 1.0, 2.0]), 1.0)
+    d = cost.create_data()
+    for _ in range(5):
+        x = rng.normal(scale=0.2, size=10)
+        t = float(rng.uniform(0, 1.5))
+        cost.calc(d, t, x, np.zeros(3))
+        v = d.value
+        cost.calc_diff(d, t, x, np.zeros(3))
+        assert abs(v - d.value) <= 1e-12 * max(1.0, abs(v))

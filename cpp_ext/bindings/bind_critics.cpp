@@ -187,6 +187,22 @@ void bind_critics(py::module_& m) {
         "Gp[j, :] = p^T d g_j(x)/dx, shape (nu, nx), and Gw = d(g(x) w)/dx, shape (nx, nx);\n"
         "x (nx,), p (nx,), w (nu,). g = fu (control-affine dynamics).");
   }
+  {
+    py::object cls = m.attr("DynamicsModel");
+    cls.attr("drift_input_projection") = py::cpp_function(
+        [](const DynamicsModel& s, const RefV& x, const RefV& p) {
+          check_vector(x, s.nx(), "x");
+          check_vector(p, s.nx(), "p");
+          auto data = s.create_data();
+          Vec f(s.nx()), y(s.nu()), us(s.nu());
+          s.calc_drift_input_projection(*data, x, p, us, f, y);
+          return py::make_tuple(f, y);
+        },
+        py::is_method(cls), py::name("drift_input_projection"), py::arg("x"), py::arg("p"),
+        "Drift and projected input matrix (rollout path of the Deep Value running cost):\n"
+        "returns (f, y) with f = xdot(x, 0), shape (nx,), and y = g(x)^T p, shape (nu,);\n"
+        "x (nx,), p (nx,).");
+  }
   py::classh<CriticData>(m, "CriticData",
                          "Critic results: V, Vx (nx), Vxx (nx, nx), Vtau, Vtaux (nx), Kv (nx, nx).\n"
                          "tau is the time-to-go; Kv = d/dx [Vxx vx + Vtaux vtau] (calc_third).")

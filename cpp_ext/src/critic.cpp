@@ -344,31 +344,9 @@ void CriticMLP::calc_diff_batch(const RefV& taus, const RefM& X, double* V, doub
     std::copy(bVxx.data(), bVxx.data() + B * nx_ * nx_, Vxx);
     return;
   }
-  const detail::MlpPack& P = *pack_;
-  detail::MlpWork w(P);
-  const int nx = nx_, ng = ng_, mp = P.mp, itau = nx_ + ng_;
-  const double* mean = mean_.data();
-  const double* is = inv_std_.data();
-  double* zn = w.h[0].data();
-  for (int k = 0; k < ng; ++k) zn[nx + k] = (goal_(k) - mean[nx + k]) * is[nx + k];
-  const double s = out_scale_;
-  for (Eigen::Index b = 0; b < B; ++b) {
-    for (int k = 0; k < nx; ++k) zn[k] = (X(b, k) - mean[k]) * is[k];
-    zn[itau] = (taus(b) - mean[itau]) * is[itau];
-    detail::kernel_diff(P, w, true, true);
-    V[b] = s * w.y + out_bias_;
-    const double* lam0 = w.lam0.data();
-    Vtau[b] = s * lam0[itau] * is[itau];
-    double* vx = Vx + b * nx;
-    double* vtx = Vtaux + b * nx;
-    double* vxx = Vxx + b * nx * nx;
-    const double* H = w.H.data();
-    for (int k = 0; k < nx; ++k) {
-      vx[k] = s * lam0[k] * is[k];
-      vtx[k] = s * H[nx * mp + k];
-      for (int l = 0; l <= k; ++l) vxx[k * nx + l] = vxx[l * nx + k] = s * H[k * mp + l];
-    }
-  }
+  detail::kernel_diff_batch(*pack_, static_cast<long>(B), X.data(), static_cast<long>(X.innerStride()),
+                            static_cast<long>(X.outerStride()), taus.data(), goal_.data(), V, Vtau, Vx,
+                            Vtaux, Vxx);
 }
 
 void CriticMLP::calc_diff_batch_reference(const RefV& taus, const RefM& X, Vec& V, Vec& Vtau,

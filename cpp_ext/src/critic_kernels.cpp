@@ -95,6 +95,23 @@ std::shared_ptr<const MlpPack> make_pack(const std::vector<const double*>& W,
       P->J0.data()[r * P->mp + k] = W[0][static_cast<std::size_t>(idx) * n1 + r] * inv_std[idx];
     }
   }
+  // Constants of the batched kernel.
+  const int m = P->m, mp = P->mp;
+  const double* J0 = P->J0.data();
+  P->ntri = m * (m + 1) / 2;
+  P->Q0 = AlignedBuffer(static_cast<std::size_t>(P->ntri) * n1);
+  for (int k = 0, t = 0; k < m; ++k)
+    for (int l = 0; l <= k; ++l, ++t)
+      for (int j = 0; j < n1; ++j) P->Q0.data()[t * n1 + j] = J0[j * mp + k] * J0[j * mp + l];
+  if (P->nh >= 2) {
+    const int n2 = P->n[2];
+    const double* W1 = P->W[1].data();
+    const int ld = P->npad[1];
+    P->P1 = AlignedBuffer(static_cast<std::size_t>(n2) * m * n1);
+    for (int r = 0; r < n2; ++r)
+      for (int k = 0; k < m; ++k)
+        for (int j = 0; j < n1; ++j) P->P1.data()[(r * m + k) * n1 + j] = W1[r * ld + j] * J0[j * mp + k];
+  }
   return P;
 }
 
@@ -384,6 +401,296 @@ DMPC_AI void third_impl(const MlpPack& P, MlpWork& w) {
   sym_lower<NV, true>(E, dJ, P.n[1], rows, w.K.data());
 }
 
+// ---------------------------------------------------------------- batched kernel
+typedef double v4du __attribute__((vector_size(32), aligned(8)));
+
+/// Broadcast of p[0]. AVX: a shuffle of a (possibly unaligned) 4-double load, which GCC folds
+/// into one load-only vbroadcastsd m64 (v4d{s, s, s, s} becomes vmovddup + vperm2f128, a second
+/// micro-op on the FP pipes). Reads p[0 .. 3]: p must lie in an AlignedBuffer (32 bytes of
+/// padding). Baseline ISA: the plain construct (the shuffle form is slow without AVX).
+template <bool AVX>
+DMPC_AI v4d bcm(const double* p) {
+  if constexpr (AVX) {
+    return __builtin_shuffle(*reinterpret_cast<const v4du*>(p), v4i{0, 0, 0, 0});
+  } else {
+    return bc(*p);
+  }
+}
+// Every quantity of a block of 4 NG states is stored as NG consecutive v4d (lane = state):
+// item i of an array lives at v[i * NG .. i * NG + NG - 1].
+
+/// Y[o ys + g] = (BIAS ? bias[o] : 0) + sum_j coef[o ldc + j] X[j xs + g] for o < nout, g < NG:
+/// a matrix of broadcast scalars times a vector of lanes, 8 / NG output rows at a time (>= 8
+/// independent accumulators for the FMA latency).
+template <int NG, bool BIAS, bool AVX>
+DMPC_AI void bmatvec(const double* coef, int ldc, int nout, int nin, const double* bias, const v4d* X,
+                     int xs, v4d* Y, int ys) {
+  constexpr int OB = 8 / NG;
+  int o = 0;
+  for (; o + OB <= nout; o += OB) {
+    v4d acc[OB][NG];
+    for (int a = 0; a < OB; ++a)
+      for (int g = 0; g < NG; ++g) acc[a][g] = BIAS ? bcm<AVX>(bias + o + a) : bc(0.0);
+    const double* cr = coef + o * ldc;
+    for (int j = 0; j < nin; ++j) {
+      v4d x[NG];
+      for (int g = 0; g < NG; ++g) x[g] = X[j * xs + g];
+      for (int a = 0; a < OB; ++a) {
+        const v4d c = bcm<AVX>(cr + a * ldc + j);
+        for (int g = 0; g < NG; ++g) acc[a][g] += c * x[g];
+      }
+    }
+    for (int a = 0; a < OB; ++a)
+      for (int g = 0; g < NG; ++g) Y[(o + a) * ys + g] = acc[a][g];
+  }
+  for (; o < nout; ++o) {
+    v4d acc[NG];
+    for (int g = 0; g < NG; ++g) acc[g] = BIAS ? bcm<AVX>(bias + o) : bc(0.0);
+    for (int j = 0; j < nin; ++j) {
+      const v4d c = bcm<AVX>(coef + o * ldc + j);
+      for (int g = 0; g < NG; ++g) acc[g] += c * X[j * xs + g];
+    }
+    for (int g = 0; g < NG; ++g) Y[o * ys + g] = acc[g];
+  }
+}
+
+/// Lower triangle (and a few entries above it) of S = sum_{r < R} E_r J_r^T for one lane group
+/// of a block stored with st v4d per item: entry (r, k) of E and J at [(r m + k) st] (readable
+/// up to item (R - 1) m + HC + 3), S(k, l) at S[(k HC + l) st] for l <= k (rows k <= m written);
+/// blocks of 2 rows k x 4 columns l (8 accumulators).
+DMPC_AI void bsym(const v4d* E, const v4d* J, int R, int m, int HC, int st, v4d* S) {
+  for (int k = 0; k < m; k += 2) {
+    for (int l = 0; l <= k + 1 && l < m; l += 4) {
+      v4d acc[2][4];
+      for (int a = 0; a < 2; ++a)
+        for (int c = 0; c < 4; ++c) acc[a][c] = bc(0.0);
+      for (int r = 0; r < R; ++r) {
+        const v4d* Er = E + (r * m + k) * st;
+        const v4d* Jr = J + (r * m + l) * st;
+        const v4d e0 = Er[0], e1 = Er[st];
+        for (int c = 0; c < 4; ++c) {
+          const v4d jv = Jr[c * st];
+          acc[0][c] += e0 * jv;
+          acc[1][c] += e1 * jv;
+        }
+      }
+      for (int a = 0; a < 2; ++a)
+        for (int c = 0; c < 4; ++c) S[((k + a) * HC + l + c) * st] = acc[a][c];
+    }
+  }
+}
+
+/// Scratch of the batched kernel for blocks of up to 8 states (all v4d, zero-initialised so that
+/// the padded entries read by bsym are finite).
+struct BatchWork {
+  explicit BatchWork(const MlpPack& P) {
+    const int m = P.m;
+    HC = ((m + 1 + 3) / 4) * 4;
+    int maxw = P.nz;
+    for (int v : P.n) maxw = v > maxw ? v : maxw;
+    const std::size_t G = 2;  // v4d per item (NG <= 2)
+    const std::size_t rows1 = P.rows - P.n[1];
+    auto buf = [](std::size_t n) { return AlignedBuffer(4 * n); };
+    for (int i = 0; i <= P.nh; ++i) h.push_back(buf(G * P.n[i]));
+    for (int i = 0; i < P.nh; ++i) {
+      s1.push_back(buf(G * P.n[i + 1]));
+      s2.push_back(buf(G * P.n[i + 1]));
+    }
+    a = buf(G * maxw);
+    lamA = buf(G * maxw);
+    lamB = buf(G * maxw);
+    mu = buf(G * maxw);
+    lam0 = buf(G * P.nz);
+    c = buf(G * P.rows);
+    y = buf(G);
+    Hp = buf(G * P.ntri);
+    // stacked rows of layers >= 1 (J, E, and J with s1 applied), padded past the last row
+    J = buf(G * (rows1 * m + HC + 4));
+    E = buf(G * (rows1 * m + HC + 4));
+    D = buf(G * (rows1 * m + HC + 4));
+    Hs = buf(G * (m + 1) * HC);
+  }
+  static v4d* V(AlignedBuffer& b) { return reinterpret_cast<v4d*>(b.data()); }
+  int HC = 0;
+  std::vector<AlignedBuffer> h, s1, s2;
+  AlignedBuffer a, lamA, lamB, mu, lam0, c, y, Hp, J, E, D, Hs;
+};
+
+/// One block of 4 NG states; w.h[0] holds the normalised inputs. Fills w.y, w.lam0 (dy/dzn),
+/// w.Hp (layer-0 Hessian term, packed lower triangle) and, when nh >= 2, w.Hs (layers >= 1).
+template <int NG, bool AVX>
+DMPC_AI void batch_block(const MlpPack& P, BatchWork& w) {
+  const int nh = P.nh, m = P.m;
+  // Forward pass.
+  for (int i = 0; i < nh; ++i) {
+    const int nout = P.n[i + 1];
+    v4d* a = BatchWork::V(w.a);
+    bmatvec<NG, true, AVX>(P.W[i].data(), P.npad[i], nout, P.n[i], P.b[i].data(), BatchWork::V(w.h[i]), NG, a, NG);
+    v4d* h = BatchWork::V(w.h[i + 1]);
+    v4d* s1 = BatchWork::V(w.s1[i]);
+    v4d* s2 = BatchWork::V(w.s2[i]);
+    for (int q = 0; q < nout * NG; ++q) {
+      const v4d th = vtanh(a[q]);
+      const v4d d1 = bc(1.0) - th * th;
+      h[q] = th;
+      s1[q] = d1;
+      s2[q] = bc(-2.0) * th * d1;
+    }
+  }
+  {
+    const v4d* h = BatchWork::V(w.h[nh]);
+    v4d acc[NG];
+    for (int g = 0; g < NG; ++g) acc[g] = bc(P.bout);
+    for (int r = 0; r < P.n[nh]; ++r) {
+      const v4d c = bcm<AVX>(P.wout.data() + r);
+      for (int g = 0; g < NG; ++g) acc[g] += c * h[r * NG + g];
+    }
+    for (int g = 0; g < NG; ++g) BatchWork::V(w.y)[g] = acc[g];
+  }
+  // Reverse pass: lam = dy/dh_{i+1}, mu = lam tanh', c_i = lam tanh'', dy/dh_i = W_i^T mu.
+  v4d* c = BatchWork::V(w.c);
+  v4d* mu = BatchWork::V(w.mu);
+  v4d* lamA = BatchWork::V(w.lamA);
+  v4d* lamB = BatchWork::V(w.lamB);
+  for (int r = 0; r < P.n[nh]; ++r)
+    for (int g = 0; g < NG; ++g) lamA[r * NG + g] = bc(P.wout.data()[r]);
+  for (int i = nh - 1; i >= 0; --i) {
+    const int nout = P.n[i + 1];
+    const v4d* s1 = BatchWork::V(w.s1[i]);
+    const v4d* s2 = BatchWork::V(w.s2[i]);
+    v4d* ci = c + P.roff[i] * NG;
+    for (int q = 0; q < nout * NG; ++q) {
+      mu[q] = lamA[q] * s1[q];
+      ci[q] = lamA[q] * s2[q];
+    }
+    v4d* out = i > 0 ? lamB : BatchWork::V(w.lam0);
+    bmatvec<NG, false, AVX>(P.Wt[i].data(), P.npad[i + 1], P.n[i], nout, nullptr, mu, NG, out, NG);
+    v4d* t = lamA;
+    lamA = lamB;
+    lamB = t;
+  }
+  // Layer-0 Hessian term: Hp(t) = sum_j Q0(t, j) c_0(j).
+  bmatvec<NG, false, AVX>(P.Q0.data(), P.n[1], P.ntri, P.n[1], nullptr, c, NG, BatchWork::V(w.Hp), NG);
+  if (nh < 2) return;
+  // Jacobians of layers >= 1, rows stacked from layer 1 (row r of layer i at roff[i] - n[1] + r):
+  // J_1 = P1 s1_0; J_{i+1} = W_{i+1} diag(s1_i) J_i.
+  v4d* J = BatchWork::V(w.J);
+  v4d* D = BatchWork::V(w.D);
+  const int n1 = P.n[1];
+  bmatvec<NG, false, AVX>(P.P1.data(), n1, P.n[2] * m, n1, nullptr, BatchWork::V(w.s1[0]), NG, J, NG);
+  for (int i = 2; i < nh; ++i) {
+    const int nin = P.n[i], nout = P.n[i + 1];
+    const v4d* s1 = BatchWork::V(w.s1[i - 1]);
+    const v4d* Jp = J + (P.roff[i - 1] - n1) * m * NG;
+    v4d* Dp = D + (P.roff[i - 1] - n1) * m * NG;
+    for (int j = 0; j < nin; ++j)
+      for (int k = 0; k < m; ++k)
+        for (int g = 0; g < NG; ++g) Dp[(j * m + k) * NG + g] = s1[j * NG + g] * Jp[(j * m + k) * NG + g];
+    v4d* Jn = J + (P.roff[i] - n1) * m * NG;
+    for (int k = 0; k < m; ++k)
+      bmatvec<NG, false, AVX>(P.W[i].data(), P.npad[i], nout, nin, nullptr, Dp + k * NG, m * NG, Jn + k * NG, m * NG);
+  }
+  // E = diag(c) J over the rows of layers >= 1, then S = sum_r E_r J_r^T per lane group.
+  const int R = P.rows - n1;
+  v4d* E = BatchWork::V(w.E);
+  const v4d* c1 = c + n1 * NG;
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < m; ++k)
+      for (int g = 0; g < NG; ++g) E[(r * m + k) * NG + g] = c1[r * NG + g] * J[(r * m + k) * NG + g];
+  for (int g = 0; g < NG; ++g) bsym(E + g, J + g, R, m, w.HC, NG, BatchWork::V(w.Hs) + g);
+}
+
+/// Arguments of kernel_diff_batch.
+struct BatchArgs {
+  long B;
+  const double* X;
+  long xs_b, xs_k;
+  const double* taus;
+  const double* goal;
+  double *V, *Vtau, *Vx, *Vtaux, *Vxx;
+};
+
+/// Fill the normalised inputs of the block starting at state b0 (n states, lanes past n repeat
+/// the last state), run it, and write the outputs of its n states.
+template <int NG, bool AVX>
+DMPC_AI void batch_run(const MlpPack& P, BatchWork& w, const BatchArgs& A, long b0, int n) {
+  const int nx = P.nx, ng = P.ng, m = P.m, itau = P.itau;
+  const double* mean = P.mean.data();
+  const double* is = P.inv_std.data();
+  v4d* zn = BatchWork::V(w.h[0]);
+  for (int g = 0; g < NG; ++g) {
+    long idx[4];
+    for (int l = 0; l < 4; ++l) {
+      const int q = 4 * g + l;
+      idx[l] = b0 + (q < n ? q : n - 1);
+    }
+    for (int k = 0; k < nx; ++k) {
+      v4d z;
+      for (int l = 0; l < 4; ++l) z[l] = A.X[idx[l] * A.xs_b + k * A.xs_k];
+      zn[k * NG + g] = (z - bc(mean[k])) * bc(is[k]);
+    }
+    for (int k = 0; k < ng; ++k) zn[(nx + k) * NG + g] = bc((A.goal[k] - mean[nx + k]) * is[nx + k]);
+    v4d t;
+    for (int l = 0; l < 4; ++l) t[l] = A.taus[idx[l]];
+    zn[itau * NG + g] = (t - bc(mean[itau])) * bc(is[itau]);
+  }
+  batch_block<NG, AVX>(P, w);
+  const double s = P.out_scale;
+  const v4d* y = BatchWork::V(w.y);
+  const v4d* lam0 = BatchWork::V(w.lam0);
+  const v4d* Hp = BatchWork::V(w.Hp);
+  const v4d* Hs = BatchWork::V(w.Hs);
+  const bool deep = P.nh >= 2;
+  const int HC = w.HC;
+  for (int g = 0; g < NG; ++g) {
+    const int nl = n - 4 * g < 4 ? n - 4 * g : 4;
+    if (nl <= 0) break;
+    // Scaled outputs of the group: gradient and the (x, tau) x x block of the Hessian.
+    v4d gx[16], hrow[16];
+    for (int k = 0; k < nx; ++k) gx[k] = bc(s * is[k]) * lam0[k * NG + g];
+    const v4d gt = bc(s * is[itau]) * lam0[itau * NG + g];
+    const v4d vv = bc(s) * y[g] + bc(P.out_bias);
+    for (int l = 0; l < nl; ++l) {
+      const long b = b0 + 4 * g + l;
+      A.V[b] = vv[l];
+      A.Vtau[b] = gt[l];
+      for (int k = 0; k < nx; ++k) A.Vx[b * nx + k] = gx[k][l];
+    }
+    for (int k = 0; k < m; ++k) {
+      const int t0 = k * (k + 1) / 2;
+      const int lmax = k < nx ? k : nx - 1;  // row tau (k = nx): columns x only
+      for (int c = 0; c <= lmax; ++c) {
+        v4d hv = Hp[(t0 + c) * NG + g];
+        if (deep) hv += Hs[(k * HC + c) * NG + g];
+        hrow[c] = bc(s) * hv;
+      }
+      for (int l = 0; l < nl; ++l) {
+        const long b = b0 + 4 * g + l;
+        if (k < nx) {
+          double* row = A.Vxx + b * nx * nx;
+          for (int c = 0; c <= k; ++c) row[k * nx + c] = row[c * nx + k] = hrow[c][l];
+        } else {
+          for (int c = 0; c < nx; ++c) A.Vtaux[b * nx + c] = hrow[c][l];
+        }
+      }
+    }
+  }
+  (void)m;
+}
+
+template <bool AVX>
+DMPC_AI void batch_impl(const MlpPack& P, const BatchArgs& A) {
+  BatchWork w(P);
+  long b = 0;
+  for (; b + 8 <= A.B; b += 8) batch_run<2, AVX>(P, w, A, b, 8);
+  for (; b < A.B; b += 4) batch_run<1, AVX>(P, w, A, b, A.B - b < 4 ? static_cast<int>(A.B - b) : 4);
+}
+
+void batch_base(const MlpPack& P, const BatchArgs& A) { batch_impl<false>(P, A); }
+__attribute__((target("avx2,fma"))) void batch_avx2(const MlpPack& P, const BatchArgs& A) {
+  batch_impl<true>(P, A);
+}
+
 template <int NV>
 void diff_base(const MlpPack& P, MlpWork& w, bool g, bool h) { diff_impl<NV>(P, w, g, h); }
 template <int NV>
@@ -424,6 +731,14 @@ void kernel_diff(const MlpPack& P, MlpWork& w, bool grad, bool hessian) {
 
 void kernel_third(const MlpPack& P, MlpWork& w) {
   (use_avx2() ? kThirdAvx2 : kThirdBase)[P.nv - 1](P, w);
+}
+
+void kernel_diff_batch(const MlpPack& P, long B, const double* X, long xs_b, long xs_k,
+                       const double* taus, const double* goal, double* V, double* Vtau, double* Vx,
+                       double* Vtaux, double* Vxx) {
+  if (B <= 0) return;
+  const BatchArgs A{B, X, xs_b, xs_k, taus, goal, V, Vtau, Vx, Vtaux, Vxx};
+  (use_avx2() ? batch_avx2 : batch_base)(P, A);
 }
 
 const char* kernel_isa() { return use_avx2() ? "avx2+fma" : "baseline"; }

@@ -66,6 +66,10 @@ struct MlpPack {
   AlignedBuffer mean, inv_std;    ///< size nz
   AlignedBuffer J0;               ///< n[1] x mp row-major, column k: W_0[:, idx_k] / std[idx_k]
   int itau = 0;                   ///< index of tau in z (nx + ng)
+  // Constants of the batched (states-in-lanes) kernel, see kernel_diff_batch:
+  int ntri = 0;     ///< m (m + 1) / 2, entries of the lower triangle of d2y/dzeta2 (packed by rows)
+  AlignedBuffer Q0; ///< ntri x n[1]: Q0(t(k, l), j) = J0(j, k) J0(j, l)  (layer-0 Hessian term)
+  AlignedBuffer P1; ///< (n[2] m) x n[1] (nh >= 2): P1(r m + k, j) = W_1(r, j) J0(j, k)  (J_1 = P1 s1_0)
 };
 
 /// @brief Per-thread buffers of the kernels (sized once from an MlpPack).
@@ -98,6 +102,21 @@ void kernel_diff(const MlpPack& P, MlpWork& w, bool grad, bool hessian);
 /// @brief Third-derivative contraction K(v) into w.K, v = w.vz (zeta space, padded with 0).
 ///        Precondition: kernel_diff(P, w, true, true) ran last on w.
 void kernel_third(const MlpPack& P, MlpWork& w);
+/// @brief V, dV/d(x, tau) and d2V/d(x, tau)2 of B states with the STATES in the SIMD lanes
+///        (4 per vector, blocks of 8 or 4 states; a partial last block repeats its last state):
+///        weights, biases and the constant first-layer Jacobian J_0 are broadcast scalars shared
+///        by all lanes. Same math as kernel_diff, with the J_0 products folded into constants:
+///        J_1 = P1 s1_0 (one multiply-add per entry) and the layer-0 Hessian term
+///        J_0^T diag(c_0) J_0 = Q0 c_0; the rows of layers >= 1 add sum_r E_r J_r^T, E = c J.
+///        Outputs are the CriticMLP quantities (output affine map and 1/std applied), row-major:
+/// @param[in] B number of states
+/// @param[in] X state b, entry k at X[b * xs_b + k * xs_k]
+/// @param[in] taus time-to-go, B
+/// @param[in] goal size ng (raw, normalised inside)
+/// @param[out] V B; Vtau B; Vx B x nx; Vtaux B x nx; Vxx B x nx x nx (symmetric, both triangles)
+void kernel_diff_batch(const MlpPack& P, long B, const double* X, long xs_b, long xs_k,
+                       const double* taus, const double* goal, double* V, double* Vtau, double* Vx,
+                       double* Vtaux, double* Vxx);
 /// @brief "avx2+fma" or "baseline": the variant the kernels dispatch to on this CPU.
 const char* kernel_isa();
 

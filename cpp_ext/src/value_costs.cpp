@@ -128,12 +128,11 @@ void ValueRunningCost::calc(CostData& data, double t, const RefV& x, const RefV&
   ValueRunningCostData& d = cast(data);
   CriticData& c = *d.critic;
   critic_->calc_grad(c, t_goal_ - t, x);
-  dynamics_->calc_diff(*d.dyn0, x, d.u0);  // fills xdot = f(x) too (DynamicsModel contract)
-  const Mat& g = d.dyn0->fu;
-  d.y.noalias() = g.transpose() * c.Vx;
+  // f(x) and y = g(x)^T Vx only (the model's hook; no state Jacobians on the rollout path)
+  dynamics_->calc_drift_input_projection(*d.dyn0, x, c.Vx, d.ej, d.f, d.y);
   d.w.noalias() = Rinv_ * d.y;
   // l = -dV/dt - f^T Vx + 1/2 Vx^T g R^-1 g^T Vx, with dV/dt = -dV/dtau
-  d.value = c.Vtau - d.dyn0->xdot.dot(c.Vx) + 0.5 * d.y.dot(d.w);
+  d.value = c.Vtau - d.f.dot(c.Vx) + 0.5 * d.y.dot(d.w);
 }
 
 void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const RefV&) const {

@@ -163,9 +163,11 @@ class CriticMLP : public CriticModel {
   ///        rounding). The Hessian in (x, tau) is
   ///        d2y/dzeta2 = sum_i J_i^T diag(lam_{i+1} * tanh''(a_i)) J_i,  J_i = d a_i / d zeta,
   ///        with J_0 = W_0 (columns of x and tau) / std shared by all states, only the lower
-  ///        triangle formed and mirrored. With the vectorised kernels the states run one after
-  ///        the other through them; otherwise (reference path) the forward and reverse passes
-  ///        run as matrix-matrix products across the states. Allocates its scratch once per call.
+  ///        triangle formed and mirrored. With the vectorised kernels the STATES are in the SIMD
+  ///        lanes (detail::kernel_diff_batch: blocks of 8 states, weights broadcast, J_0 folded
+  ///        into precomputed constants); otherwise (reference path) the forward and reverse
+  ///        passes run as matrix-matrix products across the states. Allocates its scratch once
+  ///        per call.
   /// @param[in] taus time-to-go, size B
   /// @param[in] X states, B x nx (one per row)
   /// @param[out] V size B; Vtau size B; Vx nx x B; Vtaux nx x B; Vxx nx x (nx B), block b
@@ -175,8 +177,8 @@ class CriticMLP : public CriticModel {
                        Mat& Vxx) const;
   /// @brief Same as the Mat overload, writing into caller memory laid out as row-major numpy
   ///        arrays V (B), Vtau (B), Vx (B, nx), Vtaux (B, nx), Vxx (B, nx, nx). With the
-  ///        vectorised kernels the states are evaluated one after the other with one buffer
-  ///        set (the per-state work is register-blocked along the derivative directions).
+  ///        vectorised kernels: 4 states per SIMD vector, 8 per block (a partial last block
+  ///        repeats its last state in the unused lanes; only valid states are written).
   void calc_diff_batch(const RefV& taus, const RefM& X, double* V, double* Vtau, double* Vx,
                        double* Vtaux, double* Vxx) const;
   /// @brief True if calc / calc_grad / calc_diff / calc_third use the vectorised kernels.

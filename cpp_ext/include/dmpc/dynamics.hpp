@@ -75,6 +75,26 @@ class DynamicsModel {
     for (int i = 0; i < nx_; ++i) xdot[i] = src[i];
   }
 
+  /// @brief Drift and input matrix projected on a vector, without state derivatives (the value
+  ///        of the Deep Value running cost, Eq. (14) of deep-value-mpc, in every rollout):
+  ///          f = f(x) = xdot(x, 0) (size nx),  y = g(x)^T p (size nu).
+  ///        Default: calc_diff(data, x, 0) (0 written into u_scratch), f = data.xdot,
+  ///        y = data.fu^T p; allocates nothing. Models override it
+  ///        when g(x)^T p is cheaper than the full Jacobians (BallbotDynamics: forward dynamics
+  ///        at u = 0 and one more solve with the Cholesky factor of M, y = S (M^{-1} p_v)).
+  ///        Overrides must agree with the default to rounding (tested to 1e-12 relative).
+  /// @param[in,out] data scratch from this model's create_data() (overwritten)
+  /// @param[in] x state, size nx; @param[in] p size nx
+  /// @param[in,out] u_scratch size nu (overwritten)
+  /// @param[out] f size nx; @param[out] y size nu (preallocated)
+  virtual void calc_drift_input_projection(DynamicsData& data, const RefV& x, const RefV& p,
+                                           Vec& u_scratch, Vec& f, Vec& y) const {
+    u_scratch.setZero();
+    calc_diff(data, x, u_scratch);
+    f = data.xdot;
+    y.noalias() = data.fu.transpose() * p;
+  }
+
   /// @brief Derivatives of the input matrix g(x) contracted with vectors (used by the Deep
   ///        Value running cost, Eq. (14) of deep-value-mpc):
   ///          Gp(j, :) = p^T d g_j(x) / dx   (Gp = d(g(x)^T p)/dx at fixed p, nu x nx),

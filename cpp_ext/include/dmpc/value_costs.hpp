@@ -103,7 +103,8 @@ struct ValueRunningCostData : public CostData {
 /// (e.g. the LQR case, where lxx = Q is reproduced exactly); project_psd = true clips negative
 /// eigenvalues to zero (one nx x nx symmetric eigendecomposition per call; this is the only
 /// path that heap-allocates, inside Eigen's SelfAdjointEigenSolver).
-/// Cost of calc: one critic calc_grad and one dynamics calc_diff at (x, 0). Cost of
+/// Cost of calc: one critic calc_grad and one DynamicsModel::calc_drift_input_projection
+/// (f(x) and g(x)^T V_x; default one calc_diff at (x, 0)). Cost of
 /// calc_diff: one critic calc_diff (+ calc_third, or 2 calc_diff for FD), one dynamics
 /// calc_diff at (x, 0) and one DynamicsModel::calc_input_jacobians (A and Dgw together; by
 /// default nu more calc_diff calls at (x, e_j), BallbotDynamics: 3 inverse-dynamics

@@ -216,6 +216,19 @@ double BallbotDynamics::energy(const RefV& x) const {
   return kinetic_energy(x) + potential_energy(x);
 }
 
+void BallbotDynamics::calc_drift_input_projection(DynamicsData& data, const RefV& x, const RefV& p,
+                                                  Vec&, Vec& f, Vec& y) const {
+  BallbotData& d = cast(data);
+  const Eigen::Vector3d u0 = Eigen::Vector3d::Zero();
+  forward(d, x, u0);
+  f.head<5>() = x.tail<5>();
+  f.tail<5>() = d.a;
+  Vec5 z;
+  const Vec5 pv = p.tail<5>();
+  cholesky5_solve(d.L, pv, z);
+  y.noalias() = d.ST.transpose() * z;
+}
+
 void BallbotDynamics::calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch,
                                            const RefV& x, const RefV& p, const RefV& w, Vec&,
                                            Mat& Gp, Mat& Gw) const {

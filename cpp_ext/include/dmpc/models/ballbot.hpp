@@ -89,6 +89,11 @@ class BallbotDynamics : public DynamicsModel {
   /// @param[in] x 10 doubles; @param[in] u 3 doubles; @param[out] xdot 10 doubles
   void calc_xdot(DynamicsData& data, const double* x, const double* u,
                  double* xdot) const override;
+  /// @brief f(x) = [v; a(x, 0)] and y = g(x)^T p = S(q) M(q)^{-1} p_v (p_v = last 5 entries of
+  ///        p): the forward dynamics at u = 0 (M, h, S^T, Cholesky of M) and one more Cholesky
+  ///        solve; no inverse-dynamics Jacobian (see DynamicsModel::calc_drift_input_projection).
+  void calc_drift_input_projection(DynamicsData& data, const RefV& x, const RefV& p, Vec& u_scratch,
+                                   Vec& f, Vec& y) const override;
   /// @brief Input-matrix derivatives (see DynamicsModel::calc_input_jacobians) from 3
   ///        inverse-dynamics Jacobians: ID = M a + h - S^T tau is affine in (a, tau), so
   ///        d g_j / dq = -M^{-1} [dID/dq(q, v, a0 + a_j, e_j) - dID/dq(q, v, a0, 0)],
