@@ -219,6 +219,40 @@ def test_per_member_targets_follow_eq7_literally():
         PoloSettings(target_mode="max").validate()
 
 
+
+def _member_std(agent, states):
+    with torch.no_grad():
+        v = agent.trainer.target.member_values(torch.from_numpy(states), None, torch.zeros(len(states), 1))
+    return v.std(dim=1).mean().item()
+
+
+def test_shared_targets_collapse_the_disagreement_where_there_is_data():
+    """target_mode="shared": one target per state for all members (Eq. 5's common y_i). Fitted on
+    states near one corner, the members come to agree there and keep disagreeing far away; with
+    per-member bootstrapping ("aggregate") they keep most of their disagreement at the data."""
+    rng = np.random.default_rng(0)
+    data = np.c_[rng.uniform(-1.2, -0.8, size=(64, 2)), np.zeros((64, 2))]
+    far = np.c_[rng.uniform(0.8, 1.2, size=(64, 2)), np.zeros((64, 2))]
+    ratio = {}
+    for mode in ("shared", "aggregate"):
+        agent = _small_agent(target_mode=mode, prior_beta=3.0, learning_rate=3e-3)
+        for x in data:
+            agent.buffer.add(state=x, goal=np.zeros(0), time_to_go=0.0, cost=0.0, next_state=x,
+                             next_time_to_go=0.0, done=0.0)
+        before = _member_std(agent, data)
+        if mode == "shared":
+            batch = agent.buffer.sample(8, np.random.default_rng(1))
+            y = agent.targets(batch, agent.trainer.target)
+            assert y.shape == (8,)  # one target per state, broadcast to the members by the trainer
+            assert agent.trainer.compute_targets(batch).shape == (8, 4)
+        for _ in range(10):
+            agent.trainer.update(agent.buffer)
+        ratio[mode] = _member_std(agent, data) / _member_std(agent, far)
+        assert _member_std(agent, data) < before
+    assert ratio["shared"] < 0.3, ratio
+    assert ratio["shared"] < 0.5 * ratio["aggregate"], ratio
+
+
 # ---------------------------------------------------------------------------------------------
 def test_polo_smoke_covers_more_than_random_exploration():
     """Short run in the box: POLO (H = 16, learning) vs i.i.d. random controls, same steps."""

@@ -74,6 +74,7 @@ def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEn
     return _core.MlpEnsembleCost(nx_model, q.nu, list(features), True, np.zeros(0), [[net_tuple(q)]], 0.0, scale)
 
 
+TARGET_MODES = ("aggregate", "member", "mean", "shared")
 VELOCITY_OFF_STD = 1e12  # input std that removes the velocities from the value (value_inputs="position")
 
 
@@ -121,8 +122,17 @@ class PoloSettings:
             the solves of "aggregate").
         "mean": one MPPI per state with the plain member mean (kappa = 0) as terminal value,
             each member bootstrapped at that s_N (no optimistic selection in the targets).
+        "shared": one MPPI per state with the aggregate as terminal value (as "aggregate"), and
+            ONE target for all members, y(s) = sum gamma^t c_t + gamma^N mean_k V_k(s_N): the
+            common data y_i of Eq. (5), which every member fits with its own prior (and noise).
+            With per-member bootstrapping ("aggregate", "member", "mean") each member's target
+            is its own value near s, so in a reward-free world the members keep disagreeing at
+            visited states (only gamma^N contracts it); a shared target removes the
+            disagreement where there is data, which is what makes the optimism point to
+            unvisited states (docs/results/polo.md).
     value_inputs: "state" (positions and velocities, normalised by 1 m and 2 m/s) or "position"
-        (the velocity inputs are divided by VELOCITY_OFF_STD = 1e12, i.e. the value is a function
+        (the velocity inputs are divided by TARGET_MODES = ("aggregate", "member", "mean", "shared")
+VELOCITY_OFF_STD = 1e12, i.e. the value is a function
         of the position only up to 1e-12 relative, in torch and natively alike; the coverage of
         POLO Fig. 2 is defined over positions).
     value_position_scale: input std of the positions [m]. It sets the length scale of the random
@@ -159,8 +169,8 @@ class PoloSettings:
             raise ValueError("target_horizon must be >= 1 and kappa >= 0")
         if self.value_inputs not in ("state", "position"):
             raise ValueError(f"value_inputs must be 'state' or 'position', got {self.value_inputs!r}")
-        if self.target_mode not in ("aggregate", "member", "mean"):
-            raise ValueError(f"target_mode must be 'aggregate', 'member' or 'mean', got {self.target_mode!r}")
+        if self.target_mode not in TARGET_MODES:
+            raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
         if not self.value_position_scale > 0:
             raise ValueError("value_position_scale must be > 0")
 
@@ -194,6 +204,8 @@ class PoloAgent:
             discount=settings.mppi.gamma, target_noise_std=settings.target_noise_std, seed=self.seed, torch_threads=1)
         if settings.target_mode == "member":
             self.targets = self._member_targets
+        elif settings.target_mode == "shared":
+            self.targets = self._shared_targets
         else:
             self.targets = TrajectoryOptimizationTargets(self._plan_targets, settings.mppi.gamma)
         self.trainer = CriticTrainer(self.ensemble, tsettings, target_fn=self.targets)
@@ -263,6 +275,14 @@ class PoloAgent:
         self.timing["target_solves"] += b
         self.timing["target_s"] += time.perf_counter() - t0
         return costs, final, np.zeros(b), np.zeros((b, n), dtype=bool)
+
+    def _shared_targets(self, batch, target_model: ValueEnsemble) -> np.ndarray:
+        """One Eq. (7) target per state for all members: N-step MPPI against the aggregate, then
+        y(s) = sum_{t<N} gamma^t c_t + gamma^N mean_k V_k(s_N). Returns [B] (the trainer
+        broadcasts it to the members and adds the Eq. 5 noise per member)."""
+        costs, x_n, tau_n, dones = self._plan_targets(batch["state"], batch["goal"], batch["time_to_go"], None)
+        v_n = value_of(target_model, x_n, batch["goal"], tau_n, per_member=True).mean(axis=1)
+        return n_step_targets(costs, v_n, dones, self.settings.mppi.gamma)
 
     def _member_targets(self, batch, target_model: ValueEnsemble) -> np.ndarray:
         """Eq. (7) per member: y^k(s) = sum_{t<N} gamma^t c_t + gamma^N V_k(s_N^k), where the N-step
