@@ -249,6 +249,13 @@ def test_shared_targets_collapse_the_disagreement_where_there_is_data():
             agent.trainer.update(agent.buffer)
         ratio[mode] = _member_std(agent, data) / _member_std(agent, far)
         assert _member_std(agent, data) < before
+        if mode == "shared":  # the same on the coverage grid: cells of the data count as visited
+            agent.world.visited[:] = False
+            for x in data:
+                agent.world.visited[agent.world.cell_of(x[0], x[1])] = True
+            d = agent.disagreement()
+            assert d["std_ratio"] == pytest.approx(d["member_std_visited"] / d["member_std_unvisited"])
+            assert d["std_ratio"] < 0.5, d
     assert ratio["shared"] < 0.3, ratio
     assert ratio["shared"] < 0.5 * ratio["aggregate"], ratio
 

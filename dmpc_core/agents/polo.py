@@ -30,6 +30,7 @@ from dmpc_core.critics.networks import NormalizedMLP, QMLP, ValueEnsemble, Value
 from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.targets import TrajectoryOptimizationTargets, n_step_targets, value_of
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
+from dmpc_core.tasks.point_mass_worlds import ARENA
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +324,27 @@ class PoloAgent:
         st[:, 0], st[:, 1] = px.ravel(), py.ravel()
         v = self.trainer.target(torch.from_numpy(st), None, torch.zeros(px.size, 1))
         return v.numpy().reshape(px.shape)
+
+    @torch.no_grad()
+    def disagreement(self) -> Dict[str, float]:
+        """Diagnostic of the Eq. (5)-(6) mechanism on the world's coverage grid (cell centres, v = 0):
+        mean member std and mean aggregate value over the visited and the unvisited free cells.
+        POLO explores when the members agree where there is data (std ratio visited/unvisited << 1)."""
+        w = self.world
+        n = w.visited.shape[0]
+        edges = np.linspace(-ARENA, ARENA, n + 1)
+        cc = 0.5 * (edges[:-1] + edges[1:])
+        out: Dict[str, float] = {}
+        for name, mask in (("visited", w.visited & w.free_cells), ("unvisited", ~w.visited & w.free_cells)):
+            ii, jj = np.nonzero(mask)
+            st = np.zeros((len(ii), self.nx))
+            st[:, 0], st[:, 1] = cc[ii], cc[jj]
+            tau = torch.zeros(len(ii), 1)
+            x = torch.from_numpy(st)
+            out[f"member_std_{name}"] = float(self.trainer.target.member_values(x, None, tau).std(dim=1).mean())
+            out[f"value_{name}"] = float(self.trainer.target(x, None, tau).mean())
+        out["std_ratio"] = out["member_std_visited"] / out["member_std_unvisited"]
+        return out
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict:
