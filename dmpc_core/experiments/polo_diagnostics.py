@@ -20,12 +20,15 @@ from dmpc_core.tasks.point_mass_worlds import PointMassWorld
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dmpc_core.experiments.polo_diagnostics")
     p.add_argument("--config", required=True, help="the config the runs were trained with")
+    p.add_argument("--greedy", action="store_true", help="the runs are greedy (H = 1) runs")
     p.add_argument("runs", nargs="+", help="run directories holding checkpoint.pt")
     args = p.parse_args(argv)
     print("| run | coverage [%] | member std visited / unvisited (ratio) | aggregate V visited / unvisited |")
     print("|---|---|---|---|")
     for run in args.runs:
         world_s, agent_s, _ = build(load_config(args.config), args.config)
+        if args.greedy:
+            agent_s.mppi.horizon = 1
         agent = PoloAgent(PointMassWorld(world_s), agent_s, seed=0)
         resume_run(Path(run) / "checkpoint.pt", agent)
         d = agent.disagreement()
