@@ -11,6 +11,7 @@ import torch
 
 from dmpc_core import _core
 from dmpc_core.agents.polo import MppiAgentSettings, PoloAgent, PoloSettings, ensemble_to_native
+from dmpc_core.critics.targets import TrajectoryOptimizationTargets
 from dmpc_core.critics.networks import ValueEnsemble, ValueEnsembleSettings, ValueMLPSettings
 from dmpc_core.tasks.point_mass_worlds import (MAZE_OBSTACLES, PointMassWorld, PointMassWorldSettings,
                                                random_exploration_coverage)
@@ -181,6 +182,82 @@ def test_trajectory_optimisation_targets_follow_eq7():
     with torch.no_grad():
         agg_idle = target(torch.from_numpy(np.array(idle)), None, torch.zeros(12, 1)).numpy()
     assert np.mean(agg_n + (costs * disc).sum(1) / gamma**n) < np.mean(agg_idle)
+
+
+
+def test_per_member_targets_follow_eq7_literally():
+    """target_mode="member": member k's target comes from an N-step MPPI against V_k alone."""
+    agent = _small_agent(target_mode="member", prior_beta=3.0)
+    rng = np.random.default_rng(2)
+    b = 16
+    states = np.c_[rng.uniform(-0.8, 0.8, size=(b, 2)), rng.normal(0, 0.3, size=(b, 2))]
+    batch = {"state": states, "goal": np.zeros((b, 0)), "time_to_go": np.zeros(b)}
+    target = agent.trainer.target
+    y = agent.targets(batch, target)
+    assert y.shape == (b, 4)
+    gamma, n = agent.settings.mppi.gamma, agent.settings.target_horizon
+    # the box interior has no running cost: y^k = gamma^N V_k(s_N^k) with s_N^k from member k's plan
+    costs, x_n, _, _ = agent._plan_targets(states, batch["goal"], batch["time_to_go"], None,
+                                           terminal=ensemble_to_native(target, members=[2]))
+    with torch.no_grad():
+        v2 = target.member_values(torch.from_numpy(x_n), None, torch.zeros(b, 1)).numpy()[:, 2]
+    disc = gamma ** np.arange(n)
+    np.testing.assert_allclose(y[:, 2], (costs * disc).sum(1) + gamma**n * v2, rtol=1e-10, atol=1e-12)
+    # each member does better on its own objective than when bootstrapped at the aggregate's s_N
+    agent.settings.target_mode = "aggregate"
+    y_agg = TrajectoryOptimizationTargets(agent._plan_targets, gamma)(batch, target)
+    assert np.all(np.mean(y, axis=0) < np.mean(y_agg, axis=0)), (y.mean(0), y_agg.mean(0))
+    # member k's targets do not depend on the other members
+    with torch.no_grad():
+        for p in target.members[0].parameters():
+            p.add_(0.5)
+    agent.settings.target_mode = "member"
+    y2 = agent.targets(batch, target)
+    np.testing.assert_allclose(y2[:, 1:], y[:, 1:], rtol=1e-12, atol=1e-12)
+    assert np.abs(y2[:, 0] - y[:, 0]).max() > 1e-3
+    with pytest.raises(ValueError, match="target_mode"):
+        PoloSettings(target_mode="max").validate()
+
+
+
+def _member_std(agent, states):
+    with torch.no_grad():
+        v = agent.trainer.target.member_values(torch.from_numpy(states), None, torch.zeros(len(states), 1))
+    return v.std(dim=1).mean().item()
+
+
+def test_shared_targets_collapse_the_disagreement_where_there_is_data():
+    """target_mode="shared": one target per state for all members (Eq. 5's common y_i). Fitted on
+    states near one corner, the members come to agree there and keep disagreeing far away; with
+    per-member bootstrapping ("aggregate") they keep most of their disagreement at the data."""
+    rng = np.random.default_rng(0)
+    data = np.c_[rng.uniform(-1.2, -0.8, size=(64, 2)), np.zeros((64, 2))]
+    far = np.c_[rng.uniform(0.8, 1.2, size=(64, 2)), np.zeros((64, 2))]
+    ratio = {}
+    for mode in ("shared", "aggregate"):
+        agent = _small_agent(target_mode=mode, prior_beta=3.0, learning_rate=3e-3)
+        for x in data:
+            agent.buffer.add(state=x, goal=np.zeros(0), time_to_go=0.0, cost=0.0, next_state=x,
+                             next_time_to_go=0.0, done=0.0)
+        before = _member_std(agent, data)
+        if mode == "shared":
+            batch = agent.buffer.sample(8, np.random.default_rng(1))
+            y = agent.targets(batch, agent.trainer.target)
+            assert y.shape == (8,)  # one target per state, broadcast to the members by the trainer
+            assert agent.trainer.compute_targets(batch).shape == (8, 4)
+        for _ in range(10):
+            agent.trainer.update(agent.buffer)
+        ratio[mode] = _member_std(agent, data) / _member_std(agent, far)
+        assert _member_std(agent, data) < before
+        if mode == "shared":  # the same on the coverage grid: cells of the data count as visited
+            agent.world.visited[:] = False
+            for x in data:
+                agent.world.visited[agent.world.cell_of(x[0], x[1])] = True
+            d = agent.disagreement()
+            assert d["std_ratio"] == pytest.approx(d["member_std_visited"] / d["member_std_unvisited"])
+            assert d["std_ratio"] < 0.5, d
+    assert ratio["shared"] < 0.3, ratio
+    assert ratio["shared"] < 0.5 * ratio["aggregate"], ratio
 
 
 # ---------------------------------------------------------------------------------------------

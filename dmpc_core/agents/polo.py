@@ -28,8 +28,9 @@ import torch
 from dmpc_core import _core
 from dmpc_core.critics.networks import NormalizedMLP, QMLP, ValueEnsemble, ValueEnsembleSettings, ValueMLPSettings
 from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
-from dmpc_core.critics.targets import TrajectoryOptimizationTargets
+from dmpc_core.critics.targets import TrajectoryOptimizationTargets, n_step_targets, value_of
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
+from dmpc_core.tasks.point_mass_worlds import ARENA
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,16 +47,23 @@ def net_tuple(net: NormalizedMLP, coefficient: float = 1.0):
                 float(net.output_scale), float(net.output_bias), float(coefficient))
 
 
-def ensemble_to_native(ensemble: ValueEnsemble, scale: float = 1.0) -> "_core.MlpEnsembleCost":
+def ensemble_to_native(ensemble: ValueEnsemble, scale: float = 1.0, members: Optional[Sequence[int]] = None,
+                       kappa: Optional[float] = None) -> "_core.MlpEnsembleCost":
     """Terminal cost phi(x) = scale * softmin_kappa_k(V_theta_k(x, tau=0) + beta V_prior_k(x, 0)).
 
-    Input z = [x; tau = 0] as in ``ValueMLP`` (ng must be 0)."""
+    Input z = [x; tau = 0] as in ``ValueMLP`` (ng must be 0). ``members`` selects a subset of the
+    members (e.g. ``[k]``: member k alone, as in the per-member targets of Eq. 7); ``kappa``
+    overrides the ensemble's optimism temperature (0: plain mean)."""
     if ensemble.ng != 0:
         raise ValueError("goal-conditioned ensembles are not supported here")
     beta = float(ensemble.prior_beta)
-    members = [[net_tuple(m, 1.0), net_tuple(p, beta)] for m, p in zip(ensemble.members, ensemble.priors)]
+    idx = range(len(ensemble.members)) if members is None else list(members)
+    if len(idx) == 0:
+        raise ValueError("need at least one member")
+    nets = [[net_tuple(ensemble.members[k], 1.0), net_tuple(ensemble.priors[k], beta)] for k in idx]
     feats = [("id", i) for i in range(ensemble.nx)]
-    return _core.MlpEnsembleCost(ensemble.nx, 0, feats, False, np.zeros(1), members, float(ensemble.kappa), scale)
+    kap = float(ensemble.kappa) if kappa is None else float(kappa)
+    return _core.MlpEnsembleCost(ensemble.nx, 0, feats, False, np.zeros(1), nets, kap, scale)
 
 
 def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEnsembleCost":
@@ -67,6 +75,7 @@ def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEn
     return _core.MlpEnsembleCost(nx_model, q.nu, list(features), True, np.zeros(0), [[net_tuple(q)]], 0.0, scale)
 
 
+TARGET_MODES = ("aggregate", "member", "mean", "shared")
 VELOCITY_OFF_STD = 1e12  # input std that removes the velocities from the value (value_inputs="position")
 
 
@@ -105,8 +114,26 @@ class PoloSettings:
     num_members, hidden, prior_beta, kappa: ensemble (Eqs. 5-6).
     update_every: Z; gradient_steps: G; batch_size: n; learning_rate, weight_decay, target_noise_std.
     target_horizon: N of Eq. (7); target_samples / target_iterations: its MPPI.
+    target_mode: how Eq. (7) is solved.
+        "aggregate": one N-step MPPI per state with the optimistic soft-min aggregate (Eq. 6) as
+            terminal value; every member is bootstrapped at that common s_N (cheap, but s_N is
+            selected by the optimistic aggregate, a selection shared by all members).
+        "member": the paper's Eq. (7) literally, y^k(s) = min_a [sum gamma^t c_t + gamma^N V_k(s_N)]:
+            one N-step MPPI per state AND member with member k alone as terminal value (K times
+            the solves of "aggregate").
+        "mean": one MPPI per state with the plain member mean (kappa = 0) as terminal value,
+            each member bootstrapped at that s_N (no optimistic selection in the targets).
+        "shared": one MPPI per state with the aggregate as terminal value (as "aggregate"), and
+            ONE target for all members, y(s) = sum gamma^t c_t + gamma^N mean_k V_k(s_N): the
+            common data y_i of Eq. (5), which every member fits with its own prior (and noise).
+            With per-member bootstrapping ("aggregate", "member", "mean") each member's target
+            is its own value near s, so in a reward-free world the members keep disagreeing at
+            visited states (only gamma^N contracts it); a shared target removes the
+            disagreement where there is data, which is what makes the optimism point to
+            unvisited states (docs/results/polo.md).
     value_inputs: "state" (positions and velocities, normalised by 1 m and 2 m/s) or "position"
-        (the velocity inputs are divided by VELOCITY_OFF_STD = 1e12, i.e. the value is a function
+        (the velocity inputs are divided by TARGET_MODES = ("aggregate", "member", "mean", "shared")
+VELOCITY_OFF_STD = 1e12, i.e. the value is a function
         of the position only up to 1e-12 relative, in torch and natively alike; the coverage of
         POLO Fig. 2 is defined over positions).
     value_position_scale: input std of the positions [m]. It sets the length scale of the random
@@ -130,6 +157,7 @@ class PoloSettings:
     target_horizon: int = 8
     target_samples: int = 32
     target_iterations: int = 1
+    target_mode: str = "aggregate"
     value_inputs: str = "state"
     value_position_scale: float = 1.0
     replay_capacity: int = 100_000
@@ -142,6 +170,8 @@ class PoloSettings:
             raise ValueError("target_horizon must be >= 1 and kappa >= 0")
         if self.value_inputs not in ("state", "position"):
             raise ValueError(f"value_inputs must be 'state' or 'position', got {self.value_inputs!r}")
+        if self.target_mode not in TARGET_MODES:
+            raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
         if not self.value_position_scale > 0:
             raise ValueError("value_position_scale must be > 0")
 
@@ -173,7 +203,12 @@ class PoloAgent:
             learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, polyak=0.0,
             grad_clip_norm=10.0, batches_per_update=max(1, settings.gradient_steps), batch_size=settings.batch_size,
             discount=settings.mppi.gamma, target_noise_std=settings.target_noise_std, seed=self.seed, torch_threads=1)
-        self.targets = TrajectoryOptimizationTargets(self._plan_targets, settings.mppi.gamma)
+        if settings.target_mode == "member":
+            self.targets = self._member_targets
+        elif settings.target_mode == "shared":
+            self.targets = self._shared_targets
+        else:
+            self.targets = TrajectoryOptimizationTargets(self._plan_targets, settings.mppi.gamma)
         self.trainer = CriticTrainer(self.ensemble, tsettings, target_fn=self.targets)
         self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx))
         self.dynamics, self.running_cost = world.planner_model()
@@ -207,15 +242,24 @@ class PoloAgent:
         return u
 
     # -- Eq. (7) targets ---------------------------------------------------------------------
-    def _plan_targets(self, state, goal, time_to_go, terminal_value):
-        """N-step MPPI from each replayed state with the target ensemble's aggregate as terminal
-        value (native); returns per-step running costs (l dt), s_N, tau_N = 0, dones = 0."""
+    def _target_solver(self, terminal):
         s = self.settings
-        t0 = time.perf_counter()
-        cfg = s.mppi.to_core(self.dt, self.u_max, self.nu, seed=self.seed * 7919 + self.trainer.gradient_steps,
+        cfg = s.mppi.to_core(self.dt, self.u_max, self.nu,
+                             seed=self.seed * 7919 + self.trainer.gradient_steps,
                              horizon=s.target_horizon, num_samples=s.target_samples,
                              num_iterations=s.target_iterations)
-        solver = _core.MppiSolver(self.dynamics, self.running_cost, self.terminal_cost(self.trainer.target), cfg)
+        return _core.MppiSolver(self.dynamics, self.running_cost, terminal, cfg)
+
+    def _plan_targets(self, state, goal, time_to_go, terminal_value, terminal=None):
+        """N-step MPPI from each replayed state with the target ensemble's aggregate (target_mode
+        "aggregate"), its plain mean ("mean") or the given native ``terminal`` as terminal value;
+        returns per-step running costs (l dt), s_N, tau_N = 0, dones = 0."""
+        s = self.settings
+        t0 = time.perf_counter()
+        if terminal is None:
+            kappa = 0.0 if s.target_mode == "mean" else None
+            terminal = ensemble_to_native(self.trainer.target, kappa=kappa)
+        solver = self._target_solver(terminal)
         b, n = state.shape[0], s.target_horizon
         costs = np.zeros((b, n))
         final = np.zeros((b, self.nx))
@@ -232,6 +276,28 @@ class PoloAgent:
         self.timing["target_solves"] += b
         self.timing["target_s"] += time.perf_counter() - t0
         return costs, final, np.zeros(b), np.zeros((b, n), dtype=bool)
+
+    def _shared_targets(self, batch, target_model: ValueEnsemble) -> np.ndarray:
+        """One Eq. (7) target per state for all members: N-step MPPI against the aggregate, then
+        y(s) = sum_{t<N} gamma^t c_t + gamma^N mean_k V_k(s_N). Returns [B] (the trainer
+        broadcasts it to the members and adds the Eq. 5 noise per member)."""
+        costs, x_n, tau_n, dones = self._plan_targets(batch["state"], batch["goal"], batch["time_to_go"], None)
+        v_n = value_of(target_model, x_n, batch["goal"], tau_n, per_member=True).mean(axis=1)
+        return n_step_targets(costs, v_n, dones, self.settings.mppi.gamma)
+
+    def _member_targets(self, batch, target_model: ValueEnsemble) -> np.ndarray:
+        """Eq. (7) per member: y^k(s) = sum_{t<N} gamma^t c_t + gamma^N V_k(s_N^k), where the N-step
+        plan from s is optimised by MPPI against member k's own value (no shared selection).
+        Returns [B, K]."""
+        k_members = len(target_model.members)
+        out = np.zeros((batch["state"].shape[0], k_members))
+        for k in range(k_members):
+            term = ensemble_to_native(target_model, members=[k])
+            costs, x_n, tau_n, dones = self._plan_targets(batch["state"], batch["goal"], batch["time_to_go"],
+                                                          None, terminal=term)
+            v_n = value_of(target_model, x_n, batch["goal"], tau_n, per_member=True)[:, k]
+            out[:, k] = n_step_targets(costs, v_n, dones, self.settings.mppi.gamma)
+        return out
 
     # -- Algorithm 1 -------------------------------------------------------------------------
     def step(self) -> Dict[str, float]:
@@ -258,6 +324,27 @@ class PoloAgent:
         st[:, 0], st[:, 1] = px.ravel(), py.ravel()
         v = self.trainer.target(torch.from_numpy(st), None, torch.zeros(px.size, 1))
         return v.numpy().reshape(px.shape)
+
+    @torch.no_grad()
+    def disagreement(self) -> Dict[str, float]:
+        """Diagnostic of the Eq. (5)-(6) mechanism on the world's coverage grid (cell centres, v = 0):
+        mean member std and mean aggregate value over the visited and the unvisited free cells.
+        POLO explores when the members agree where there is data (std ratio visited/unvisited << 1)."""
+        w = self.world
+        n = w.visited.shape[0]
+        edges = np.linspace(-ARENA, ARENA, n + 1)
+        cc = 0.5 * (edges[:-1] + edges[1:])
+        out: Dict[str, float] = {}
+        for name, mask in (("visited", w.visited & w.free_cells), ("unvisited", ~w.visited & w.free_cells)):
+            ii, jj = np.nonzero(mask)
+            st = np.zeros((len(ii), self.nx))
+            st[:, 0], st[:, 1] = cc[ii], cc[jj]
+            tau = torch.zeros(len(ii), 1)
+            x = torch.from_numpy(st)
+            out[f"member_std_{name}"] = float(self.trainer.target.member_values(x, None, tau).std(dim=1).mean())
+            out[f"value_{name}"] = float(self.trainer.target(x, None, tau).mean())
+        out["std_ratio"] = out["member_std_visited"] / out["member_std_unvisited"]
+        return out
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict:
