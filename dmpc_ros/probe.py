@@ -102,7 +102,8 @@ class GraphProbe(Node):
 
     def info_rows(self, since: float = 0.0) -> np.ndarray:
         """``~/command_info`` rows received at or after ``since`` (monotonic), one per tick."""
-        return np.array([a for t, a in list(self.infos) if t >= since])
+        rows = [a for t, a in list(self.infos) if t >= since]
+        return np.array(rows) if rows else np.zeros((0, 0))
 
     def diag_value(self, node: str, key: str):
         """A key of the last diagnostics status of ``node`` (None before the first one)."""

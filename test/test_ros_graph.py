@@ -78,7 +78,8 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     # the learner pushes signed critics; the controller validates and swaps at least two
     assert probe.wait_for(lambda: int(ctrl_value(probe, "critic_swaps") or 0) >= 2, 90), \
         f"critic swaps: {ctrl_value(probe, 'critic_swaps')}, rejected: {ctrl_value(probe, 'last_reject_reason')}"
-    assert probe.wait_for(lambda: len(set(infos(probe, t_start)[:, 5].astype(int)) - {0}) >= 2, 30)
+    assert probe.wait_for(lambda: len(r := infos(probe, t_start)) and len(set(r[:, 5].astype(int)) - {0}) >= 2, 30), \
+        f"command_info rows since the goal: {len(infos(probe, t_start))} (all: {len(probe.infos)})"
     rows = infos(probe, t_start)
     versions = set(rows[:, 5].astype(int))
     assert len(versions - {0}) >= 2, versions
