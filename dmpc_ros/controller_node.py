@@ -83,7 +83,7 @@ class ControllerNode(Node):
         # "timer": ticks on the node's own 1/tracking_rate schedule; "state": a tick runs in the
         # state callback as soon as a valid state arrives (sensor-synchronous, like a ros2_control
         # read-update-write cycle: no wait for the next slot), and the tracking thread only fills
-        # in ticks when no state came for a period (so the watchdog still fires on schedule).
+        # in ticks while no valid state came for 1.5 periods (so the watchdog still fires on time).
         self.trigger = self.declare_parameter("tracking_trigger", "timer", RO).value
         if self.trigger not in ("timer", "state"):
             raise ValueError(f"tracking_trigger must be 'timer' or 'state', got {self.trigger!r}")

@@ -196,19 +196,19 @@ def running_graph(config, overrides: Optional[dict] = None, log_dir: str = "/tmp
     from dmpc_ros.graph import build_graph, load_config
     from dmpc_ros.launcher import Launcher
 
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(*domain_ids))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     specs = build_graph(config, overrides or {})
     if executables is not None:
         specs = [s for s in specs if s.executable in executables]
     cfg = load_config(config, overrides or {})
     names = {s.key: s.name for s in specs}
     probe_kwargs.setdefault("controller", names.get("controller", "ballbot_controller"))
-    rclpy.init()
-    launcher = Launcher(specs, log_dir)
-    probe = None
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(*domain_ids))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    launcher = probe = None
     try:
+        rclpy.init()
+        launcher = Launcher(specs, log_dir)
         launcher.start()
         probe = GraphProbe(cfg["topics"], **probe_kwargs)
         if on_start is not None:
@@ -220,7 +220,8 @@ def running_graph(config, overrides: Optional[dict] = None, log_dir: str = "/tmp
     finally:
         if probe is not None:
             probe.close()
-        launcher.shutdown()
+        if launcher is not None:
+            launcher.shutdown()
         rclpy.try_shutdown()
         for k, v in saved.items():
             if v is None:
