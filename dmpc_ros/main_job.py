@@ -212,8 +212,12 @@ def main(argv=None) -> int:
         print(f"  {ph:>6}: {s['success']}/{s['episodes']} reached, {s['fallen']} fell, mean time to goal "
               f"{s['mean_time_to_goal_s'] if s['mean_time_to_goal_s'] is None else round(s['mean_time_to_goal_s'], 2)} s")
     print(f"  critic swaps {summary['critic_swaps']} (final v{summary['critic_version_final']}), rejected {summary['critics_rejected']}")
-    print(f"  tracking rate {summary['tracking_rate_hz_median']} Hz (target 400), MPC rate {summary['mpc_rate_hz_median']} Hz, "
-          f"SLQ solve {summary['solve_time_ms_median']} ms (medians)")
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    print(f"  tracking rate {num(summary['tracking_rate_hz_median'], '.1f')} Hz (target 400), "
+          f"MPC rate {num(summary['mpc_rate_hz_median'], '.1f')} Hz, "
+          f"SLQ solve {num(summary['solve_time_ms_median'], '.2f')} ms (medians)")
     print(f"  wall time {summary['wall_time_s']:.0f} s; figures and summary.json in {out}")
     return 0
 
