@@ -50,14 +50,6 @@ def graph(tmp_path_factory):
         yield launcher, probe, tmp
 
 
-def ctrl_value(probe, key):
-    return probe.diag_value(CTRL, key)
-
-
-def infos(probe, since=0.0):
-    return probe.info_rows(since)
-
-
 @timing_sensitive
 def test_reaches_a_tcp_goal_from_goal_pose(graph, panda):
     _, probe, _ = graph
@@ -84,14 +76,14 @@ def test_reaches_a_tcp_goal_from_goal_pose(graph, panda):
     t_reached = time.monotonic()
     time.sleep(1.0)
     assert err() < TOL, f"left the goal: {err():.3f} m"
-    assert ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
-    rows = infos(probe, t_start)
+    assert probe.diag_value(CTRL, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
+    rows = probe.info_rows(t_start)
     assert rows.shape[1] == 8 + NQ  # seq, slot, stamp, state_stamp, safe, critic_version, state_ticks, state_age, u0..u6
     assert np.all(np.isfinite(rows)), "non-finite command"
     assert np.all(np.diff(rows[:, 0]) == 1), "a tracking tick's command was lost (sequence gap)"
     # most commands came from the MPC, not the safe command (a watchdog trip on a late state
     # costs a gravity-compensation tick; see docs/ros.md)
-    safe = infos(probe, t_start)[:, 4]
+    safe = probe.info_rows(t_start)[:, 4]
     assert np.mean(safe == 0) > 0.5
     print(f"reached {GOAL} within {TOL} m after {t_reached - t_start:.2f} s")
 
@@ -104,7 +96,7 @@ def test_unreachable_or_non_finite_goals_are_rejected(graph):
     probe.send_point((0.0, 0.0, 1.5))
     assert probe.wait_for(lambda: sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL) >= n0 + 4, 10)
     time.sleep(0.5)
-    assert ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
+    assert probe.diag_value(CTRL, "goal") == ",".join(f"{v:.3f}" for v in GOAL)
 
 
 @timing_sensitive
@@ -130,7 +122,7 @@ def test_joint_trajectory_goal(graph, panda):
         return np.linalg.norm(panda.frame_position(probe.latest_state()[:NQ]) - p_target)
 
     assert probe.wait_for(lambda: err() < TOL, REACH_TIME), f"TCP is {err():.3f} m from p(q_target)"
-    assert probe.wait_for(lambda: ctrl_value(probe, "goal") == ",".join(f"{v:.3f}" for v in p_target), 5)
+    assert probe.wait_for(lambda: probe.diag_value(CTRL, "goal") == ",".join(f"{v:.3f}" for v in p_target), 5)
     probe.destroy_publisher(pub)
 
 
@@ -151,8 +143,8 @@ def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
     probe.publish_state(nan_x)
     assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
                                       for d in list(probe.diags) if d[0] >= t_bad), 5)
-    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    np.testing.assert_allclose(infos(probe, t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
+    assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    np.testing.assert_allclose(probe.info_rows(t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
     # wrong size: 6 joints
     for _ in range(20):
         probe.publish_state(x)
@@ -161,11 +153,11 @@ def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
     probe.publish_state(np.concatenate([x[:6], x[7:13]]), names=JOINT_NAMES[:6])
     assert probe.wait_for(lambda: any(d[2] == 2 and "expected 7" in d[3] for d in list(probe.diags)
                                       if d[0] >= t_bad and d[1] == f"dmpc/{CTRL}"), 5)
-    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    np.testing.assert_allclose(infos(probe, t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
+    assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    np.testing.assert_allclose(probe.info_rows(t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
     # a valid state again: back to MPC commands
     t_ok = time.monotonic()
     for _ in range(100):
         probe.publish_state(x)
         time.sleep(0.005)
-    assert np.any(infos(probe, t_ok)[:, 4] == 0)
+    assert np.any(probe.info_rows(t_ok)[:, 4] == 0)

@@ -56,14 +56,6 @@ def graph(tmp_path_factory):
         yield launcher, probe, tmp
 
 
-def ctrl_value(probe, key):
-    return probe.diag_value(CTRL, key)
-
-
-def infos(probe, since=0.0):
-    return probe.info_rows(since)
-
-
 @timing_sensitive
 def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     launcher, probe, _ = graph
@@ -76,11 +68,11 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
 
     assert probe.wait_for(reached, 40), f"did not reach {GOAL}: x = {probe.latest_state()}"
     # the learner pushes signed critics; the controller validates and swaps at least two
-    assert probe.wait_for(lambda: int(ctrl_value(probe, "critic_swaps") or 0) >= 2, 90), \
-        f"critic swaps: {ctrl_value(probe, 'critic_swaps')}, rejected: {ctrl_value(probe, 'last_reject_reason')}"
-    assert probe.wait_for(lambda: len(r := infos(probe, t_start)) and len(set(r[:, 5].astype(int)) - {0}) >= 2, 30), \
-        f"command_info rows since the goal: {len(infos(probe, t_start))} (all: {len(probe.infos)})"
-    rows = infos(probe, t_start)
+    assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critic_swaps") or 0) >= 2, 90), \
+        f"critic swaps: {probe.diag_value(CTRL, 'critic_swaps')}, rejected: {probe.diag_value(CTRL, 'last_reject_reason')}"
+    assert probe.wait_for(lambda: len(r := probe.info_rows(t_start)) and len(set(r[:, 5].astype(int)) - {0}) >= 2, 30), \
+        f"command_info rows since the goal: {len(probe.info_rows(t_start))} (all: {len(probe.infos)})"
+    rows = probe.info_rows(t_start)
     versions = set(rows[:, 5].astype(int))
     assert len(versions - {0}) >= 2, versions
     seq = rows[:, 0]
@@ -91,7 +83,7 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     first = int(np.argmax(dist < 0.1))
     assert np.all(ballbot.tilt(xs[first:]) < np.deg2rad(10)), "fell while swapping critics"
     assert dist[first:].max() < 0.3, f"left the goal by {dist[first:].max():.3f} m while swapping critics"
-    assert ctrl_value(probe, "critics_rejected") == "0", ctrl_value(probe, "last_reject_reason")
+    assert probe.diag_value(CTRL, "critics_rejected") == "0", probe.diag_value(CTRL, "last_reject_reason")
 
 
 @timing_sensitive
@@ -101,7 +93,7 @@ def test_learner_killed_controller_keeps_its_critic(graph):
     # a bundle already in flight when the learner died may still arrive and be validated/swapped
     # (it is a legitimate last critic): let it settle before recording the version
     time.sleep(1.5)
-    v = ctrl_value(probe, "critic_version")
+    v = probe.diag_value(CTRL, "critic_version")
     time.sleep(3.0)
     x = probe.latest_state()
     assert np.hypot(x[0] - GOAL[0], x[1] - GOAL[1]) < 0.1
@@ -109,7 +101,7 @@ def test_learner_killed_controller_keeps_its_critic(graph):
     # ERROR) with the critic it had when the learner died
     t = time.monotonic()
     assert probe.wait_for(lambda: any(d[0] >= t and d[1] == f"dmpc/{CTRL}" and d[3] == "OK" for d in list(probe.diags)), 5)
-    assert ctrl_value(probe, "critic_version") == v
+    assert probe.diag_value(CTRL, "critic_version") == v
 
 
 def _bundle(nx=ballbot.NX, ng=2):
@@ -118,13 +110,13 @@ def _bundle(nx=ballbot.NX, ng=2):
 
 
 def _wait_rejected(probe, n_before, timeout=20):
-    assert probe.wait_for(lambda: int(ctrl_value(probe, "critics_rejected")) > n_before, timeout)
-    return ctrl_value(probe, "last_reject_reason")
+    assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critics_rejected")) > n_before, timeout)
+    return probe.diag_value(CTRL, "last_reject_reason")
 
 
 def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
     _, probe, _ = graph
-    v = ctrl_value(probe, "critic_version")
+    v = probe.diag_value(CTRL, "critic_version")
     good = _bundle()
     cases = [
         (good, "unsigned"),                                             # no HMAC trailer
@@ -133,27 +125,27 @@ def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
         (sign_bundle(_bundle(nx=4), KEY), "nx=4"),                      # other robot's dimensions
     ]
     for blob, why in cases:
-        n = int(ctrl_value(probe, "critics_rejected"))
+        n = int(probe.diag_value(CTRL, "critics_rejected"))
         probe.push_critic(blob)
         assert why in _wait_rejected(probe, n)
-        assert ctrl_value(probe, "critic_version") == v
+        assert probe.diag_value(CTRL, "critic_version") == v
     # the same through the parameter service and ~/reload_critic
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx file")
-    n = int(ctrl_value(probe, "critics_rejected"))
+    n = int(probe.diag_value(CTRL, "critics_rejected"))
     assert probe.set_parameter(CTRL, "critic_uri", str(bad)).successful
     assert "unsigned" in _wait_rejected(probe, n)
     resp = probe.call_trigger(f"/{CTRL}/reload_critic")
     assert resp is not None and not resp.success and "rejected" in resp.message
-    assert ctrl_value(probe, "critic_version") == v
+    assert probe.diag_value(CTRL, "critic_version") == v
     # a valid signed file is accepted; rollback returns to the previous version
     fresh = tmp_path / "fresh.onnx"
     fresh.write_bytes(sign_bundle(good, KEY))
     assert probe.set_parameter(CTRL, "critic_uri", str(fresh)).successful
-    assert probe.wait_for(lambda: ctrl_value(probe, "critic_source") == str(fresh), 20)
+    assert probe.wait_for(lambda: probe.diag_value(CTRL, "critic_source") == str(fresh), 20)
     resp = probe.call_trigger(f"/{CTRL}/rollback_critic")
     assert resp.success, resp.message
-    assert probe.wait_for(lambda: ctrl_value(probe, "critic_version") == v and ctrl_value(probe, "critic_source") == "topic", 10)
+    assert probe.wait_for(lambda: probe.diag_value(CTRL, "critic_version") == v and probe.diag_value(CTRL, "critic_source") == "topic", 10)
     # invalid settings are refused by the parameter callback
     res = probe.set_parameter(CTRL, "reach.critic_weight", 2.0)
     assert res is not None and not res.successful
@@ -166,7 +158,7 @@ def test_goals_outside_arena_or_non_finite_are_rejected(graph):
     probe.send_point((-50.0, 3.0))
     assert probe.wait_for(lambda: sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL) >= 4, 10)
     time.sleep(0.5)
-    assert ctrl_value(probe, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
+    assert probe.diag_value(CTRL, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
 
 
 @timing_sensitive
@@ -183,8 +175,8 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     probe.publish_state(nan_x)
     assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
                                       for d in list(probe.diags) if d[0] >= t_bad), 5)
-    assert probe.wait_for(lambda: len(r := infos(probe, t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    assert np.all(infos(probe, t_bad)[-3:, 8:11] == 0.0)
+    assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+    assert np.all(probe.info_rows(t_bad)[-3:, 8:11] == 0.0)
     # wrong size: 4 joints
     for _ in range(20):
         probe.publish_state(x)
@@ -200,8 +192,8 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
         time.sleep(0.005)
     t_stop = time.monotonic()
     # (states still in flight when we stopped may be used; then the watchdog must take over)
-    assert probe.wait_for(lambda: len(r := infos(probe, t_stop)) > 20 and np.all(r[-10:, 4] == 1), 5)
-    rows = infos(probe)
+    assert probe.wait_for(lambda: len(r := probe.info_rows(t_stop)) > 20 and np.all(r[-10:, 4] == 1), 5)
+    rows = probe.info_rows()
     from_last = rows[np.abs(rows[:, 3] - last) < 1e-6]
     assert len(from_last) >= 1
     used = from_last[from_last[:, 4] == 0]
@@ -211,7 +203,7 @@ def test_bad_state_and_lost_state_give_safe_command(graph):
     # 2 periods of the first use (the state arrived before its first use)
     late = used[2:]
     assert np.all(late[:, 2] - from_last[0, 2] <= 2 * PERIOD + 1e-4), "a stale state was used after 2 periods"
-    tail = infos(probe, t_stop)[-10:]
+    tail = probe.info_rows(t_stop)[-10:]
     assert np.all(tail[:, 4] == 1) and np.all(tail[:, 8:11] == 0)
     assert probe.wait_for(lambda: any(d[0] >= t_stop and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "no state" in d[3]
                                       for d in list(probe.diags)), 5)
