@@ -6,15 +6,18 @@ command-out latency over DDS, MPC rate inside the node vs the bare core.
 Starts controller_node alone (separate process, random ROS_DOMAIN_ID, loopback discovery) with
 the MPC unthrottled (mpc_rate 1000 Hz, so its rate measures throughput), once per
 ``tracking_trigger`` (timer: own 400 Hz schedule; state: a tick per arriving state), feeds it JointStates at
-400 Hz from this process (the Ballbot balancing at the goal), and reads ``~/command_info``
+400 Hz from a separate feed process (benchmarks/_state_feed.py, SCHED_FIFO when allowed: a
+stand-in for a robot driver; the Ballbot at rest at the goal), and reads ``~/command_info``
 (seq, tick wall time, stamp of the state used, ...). Anchor: the same MpcController.update in
 this process without ROS. Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -42,13 +45,12 @@ def bare_core_rate(repeats: int) -> float:
     return 1.0 / median_time(step, repeats, warmup=3)
 
 
-def feed(probe, stop: threading.Event) -> None:
-    """JointStates at 400 Hz on an absolute schedule (the Ballbot at rest at the goal)."""
-    period, nxt = 1.0 / 400.0, time.monotonic()
-    while not stop.is_set():
-        probe.publish_state(np.zeros(10))
-        nxt += period
-        time.sleep(max(0.0, nxt - time.monotonic()))
+def start_feed(probe, duration: float) -> subprocess.Popen:
+    """The state feed (benchmarks/_state_feed.py) as a process of its own on the probe's topic
+    and ROS domain (running_graph has set the environment when on_start runs)."""
+    return subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "_state_feed.py"),
+                             "--topic", probe.state_pub.topic_name, "--rate", "400", "--duration", str(duration)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
 def run_controller(trigger: str, duration: float):
@@ -58,19 +60,22 @@ def run_controller(trigger: str, duration: float):
     config = ROOT / "config" / "ballbot_sim.yaml"
     overrides = {"learner": False, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
                  "nodes.controller.parameters.tracking_trigger": trigger}
-    stop = threading.Event()
-    # the controller waits for a state before it reports OK: feed from the start
+    feeds = []
+    # the controller waits for a state before it reports OK: feed from the start (for at most the
+    # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
     with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs", executables=["controller_node"],
-                       ready_timeout=90, on_start=lambda probe: threading.Thread(
-                           target=feed, args=(probe, stop), daemon=True).start()) as (_, probe, _cfg):
+                       ready_timeout=90, on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5))
+                       ) as (_, probe, _cfg):
         time.sleep(1.0)
         t0 = time.monotonic()
         time.sleep(duration)
         rows = probe.info_rows(t0)
         mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
                      if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
-        stop.set()
-    return rows, mpc_rates
+        scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
+        feeds[0].send_signal(signal.SIGINT)
+    feed_line = feeds[0].communicate(timeout=30)[0].strip().splitlines()
+    return rows, mpc_rates, scheduler, feed_line[-1] if feed_line else "feed: no output"
 
 
 def summarize(rows: np.ndarray, duration: float) -> dict:
@@ -97,15 +102,17 @@ def main(argv=None) -> int:
     reps = 20 if args.quick else 100
     bare_rates = [bare_core_rate(reps)]
     for trig in triggers:
-        rows, rates = run_controller(trig, duration)
-        results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"))
+        rows, rates, scheduler, feed_line = run_controller(trig, duration)
+        results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
+                         scheduler, feed_line)
         bare_rates.append(bare_core_rate(reps))
     bare = float(np.mean(bare_rates))
 
     print(machine_line())
     lines, mpc_lines = [], [[f"bare core (this process, no ROS; mean of {len(bare_rates)}: "
                              f"{', '.join(f'{b:.0f}' for b in bare_rates)})", bare, 1.0]]
-    for trig, (r, node_rate) in results.items():
+    for trig, (r, node_rate, scheduler, feed_line) in results.items():
+        print(f"tracking_trigger={trig}: tracking thread {scheduler}; {feed_line} (whole run incl. start-up)")
         print(f"tracking_trigger={trig}: {r['rate']:.1f} commands/s over {duration:.0f} s (state stream 400 Hz); "
               f"sequence gaps {r['seq_gaps']}; late ticks (schedule slot skipped) {r['late']}; "
               f"safe-command ticks (watchdog) {r['safe']}")

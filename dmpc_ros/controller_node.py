@@ -51,7 +51,7 @@ from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
 from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
-                           stamp_to_float, transitions_msg, vector_msg, joint_state_to_x)
+                           StateStreamReader, VectorPublisher, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
 
 INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
 INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
@@ -94,6 +94,11 @@ class ControllerNode(Node):
         if not 0.0 < switch <= 0.005:
             raise ValueError(f"gil_switch_interval must be in (0, 0.005] s, got {switch}")
         sys.setswitchinterval(switch)
+        # SCHED_FIFO priority of the tracking thread and the state-reader thread (0 = normal
+        # scheduler). As ros2_control: if the OS refuses, a warning and the normal scheduler.
+        self.rt_priority = int(self.declare_parameter("realtime_priority", 50, RO).value)
+        if not 0 <= self.rt_priority <= 99:
+            raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.rt_priority}")
         self.batch = self.declare_parameter("transitions_batch", 20, RO).value
         path_rate = self.declare_parameter("path_rate", 10.0, RO).value
         diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value
@@ -144,16 +149,26 @@ class ControllerNode(Node):
         self.lock = threading.Lock()
         self.tick_lock = threading.Lock()  # one tick at a time (state-triggered and filler ticks)
         self.last_state_tick = -1e9  # time of the last state-triggered tick
+        self._last_log: dict = {}
+        self.deferred: deque = deque(maxlen=4)  # (publisher, message), see defer_publish
+        self.defer_margin = 0.4  # periods of slack a deferred publish needs before the next tick
+        self.tracking_scheduler = "not started"
 
-        # separate groups: the state callback must never wait behind a late tracking tick
-        state_group, io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(3))
-        self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", QOS_RELIABLE)
-        self.info_pub = self.create_publisher(Float64MultiArray, "~/command_info", QOS_TRANSITIONS)
+        # separate groups: a slow service (critic validation) never blocks goals and timers
+        io, svc = (MutuallyExclusiveCallbackGroup() for _ in range(2))
+        # tick-rate publishers reuse one message each (layout built once)
+        self.cmd_pub = VectorPublisher(self, "commands", QOS_RELIABLE, self.cmd_label, self.nu)
+        self.info_pub = VectorPublisher(self, "~/command_info", QOS_TRANSITIONS, self.info_label,
+                                        len(self.info_label.split(",")))
         self.path_pub = self.create_publisher(Path, "~/planned_path", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self.on_state, QOS_LATEST, callback_group=state_group)
+        # The 400 Hz state stream is served by its own thread (StateStreamReader), not by the
+        # executor: dispatching it through rclpy's executor was the process's largest GIL consumer.
+        self.state_reader = StateStreamReader(self, JointState, self.resolve_topic_name("joint_states"),
+                                              QOS_LATEST, self.on_state, f"{self.get_name()}_state_io",
+                                              realtime_priority=self.rt_priority)
         self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal(self.point_goal(m.pose.position), "goal_pose"), 10, callback_group=io)
         self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal(self.point_goal(m.point), "clicked_point"), 10, callback_group=io)
         if self.is_panda:
@@ -175,6 +190,7 @@ class ControllerNode(Node):
         self.mpc_thread.start()
         self.critic_thread.start()
         self.tick_thread.start()
+        self.state_reader.start()
         uri = self.get_parameter("critic_uri").value
         if uri:
             self.submit(("file", uri))
@@ -226,6 +242,7 @@ class ControllerNode(Node):
         elif self.trigger == "state":
             self.last_state_tick = time.monotonic()
             self.run_tick()
+            self.flush_deferred(self.last_state_tick + self.period)
 
     def on_goal(self, xy, source: str) -> None:
         reason = self.goal_problem(xy)
@@ -313,11 +330,16 @@ class ControllerNode(Node):
         """Dedicated thread on an absolute schedule (slot k at start + k / tracking_rate): cheaper and
         steadier than an executor timer. A tick later than one period skips to the next slot (the
         skipped slots show as gaps in the published ``slot`` counter)."""
+        problem = set_realtime_priority(self.rt_priority)
+        self.tracking_scheduler = problem or (f"SCHED_FIFO {self.rt_priority}" if self.rt_priority else "normal")
+        if problem:
+            self.get_logger().warn(f"tracking thread: {problem}")
         slot = 0
         while self.running and rclpy.ok():
             self.slot = slot
             # state-triggered mode: fill in ticks only while no state came for 1.5 periods
-            if self.trigger == "timer" or time.monotonic() - self.last_state_tick > 1.5 * self.period:
+            ticked = self.trigger == "timer" or time.monotonic() - self.last_state_tick > 1.5 * self.period
+            if ticked:
                 self.run_tick()
             slot += 1
             now = time.monotonic()
@@ -325,14 +347,36 @@ class ControllerNode(Node):
             if now > due + self.period:
                 slot = int((now - self.start_time) / self.period) + 1
                 due = self.start_time + slot * self.period
+            if ticked:
+                self.flush_deferred(due)
+                now = time.monotonic()
             time.sleep(max(0.0, due - now))
+
+    def defer_publish(self, publisher, msg) -> None:
+        """Queue a large, low-rate message (planned path, markers) for the tracking thread.
+        Converting a message to its C form holds the GIL for the whole message (~1 ms for the
+        100-pose Path on this machine); published from another thread it could land just
+        before a tick and delay it. The tracking thread publishes it right after a tick instead
+        (flush_deferred), in the slack before the next one. At most 4 wait (oldest dropped:
+        they are visualisation snapshots, the next one supersedes them)."""
+        self.deferred.append((publisher, msg))
+
+    def flush_deferred(self, next_tick: float) -> None:
+        """Publish queued messages while at least ``defer_margin`` periods remain before
+        ``next_tick`` (tracking thread only; the rest waits for the next tick)."""
+        while self.deferred and next_tick - time.monotonic() > self.defer_margin * self.period:
+            try:
+                publisher, msg = self.deferred.popleft()
+            except IndexError:
+                return
+            publisher.publish(msg)
 
     def run_tick(self) -> None:
         with self.tick_lock:
             try:
                 self.tick()
             except Exception as e:  # never let the control loop die silently
-                self.get_logger().error(f"tracking tick failed: {e!r}", throttle_duration_sec=1.0)
+                self.log_throttled("error", f"tracking tick failed: {e!r}")
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -373,14 +417,13 @@ class ControllerNode(Node):
                 if self.status_msg.startswith(("ERROR", "waiting")):
                     self.status_msg = "OK"
         if safe and self.status_msg.startswith("ERROR"):
-            self.get_logger().warn(f"safe command: {self.status_msg}", throttle_duration_sec=1.0)
-        self.cmd_pub.publish(vector_msg(u, self.cmd_label))
+            self.log_throttled("warn", f"safe command: {self.status_msg}")
+        self.cmd_pub.publish(u)
         self.seq += 1
         slot = self.slot
         store = self.store.active
-        self.info_pub.publish(vector_msg([self.seq, slot, time.time(), x_stamp, safe,
-                                          store.version if store else 0, min(ticks_since, 10**6),
-                                          min(age, 1e6), *u], self.info_label))
+        self.info_pub.publish([self.seq, slot, time.time(), x_stamp, safe, store.version if store else 0,
+                               min(ticks_since, 10**6), min(age, 1e6), *u])
         self.tick_times.append(now)
         if self.recorder is None:
             pass
@@ -476,7 +519,7 @@ class ControllerNode(Node):
             ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = float(x[0]), float(x[1]), float(x[2])
             ps.pose.orientation.w = 1.0
             path.poses.append(ps)
-        self.path_pub.publish(path)
+        self.defer_publish(self.path_pub, path)
         line = Marker(type=Marker.LINE_STRIP, action=Marker.ADD, ns="plan", id=0)
         line.header = path.header
         line.scale.x = 0.02
@@ -490,7 +533,7 @@ class ControllerNode(Node):
         goal.pose.orientation.w = 1.0
         goal.scale.x = goal.scale.y = goal.scale.z = 0.1
         goal.color.r, goal.color.a = 1.0, 1.0
-        self.marker_pub.publish(MarkerArray(markers=[line, goal]))
+        self.defer_publish(self.marker_pub, MarkerArray(markers=[line, goal]))
 
     @staticmethod
     def _rate(times) -> float:
@@ -517,6 +560,7 @@ class ControllerNode(Node):
             "critics_rejected": str(self.rejected),
             "last_reject_reason": self.reject_reason,
             "seq": str(self.seq),
+            "tracking_scheduler": self.tracking_scheduler,
             "goal": ",".join(f"{v:.3f}" for v in self.goal),
         }
         st.values = [KeyValue(key=k, value=v) for k, v in vals.items()]
@@ -524,14 +568,24 @@ class ControllerNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 
+    def log_throttled(self, level: str, text: str, period: float = 1.0) -> None:
+        """At most one line per ``period`` per level. Checked before calling the rclpy logger,
+        whose own ``throttle_duration_sec`` is evaluated after it has inspected the caller's
+        frame (file-system calls included): too slow for every safe tick at 400 Hz."""
+        now = time.monotonic()
+        if now - self._last_log.get(level, -1e9) >= period:
+            self._last_log[level] = now
+            getattr(self.get_logger(), level)(text)
+
     def destroy_node(self):
         self.running = False
+        self.state_reader.stop()
         self.tick_thread.join(timeout=2.0)
         self.mpc_thread.join(timeout=2.0)
         self.critic_thread.join(timeout=2.0)
         # last command: the safe one (Ballbot zeros, Panda gravity compensation)
         u = self.reach.safe_command(self.x_valid) if self.is_panda else np.zeros(self.nu)
-        self.cmd_pub.publish(vector_msg(u, self.cmd_label))
+        self.cmd_pub.publish(u)
         return super().destroy_node()
 
 

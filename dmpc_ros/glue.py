@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import array
 import dataclasses
-from typing import Any, Dict, Optional, Sequence, Tuple
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -119,6 +121,132 @@ def vector_msg(values, label: str) -> Float64MultiArray:
     msg.layout.dim = [MultiArrayDimension(label=label, size=len(values), stride=len(values))]
     msg.data = array.array("d", np.asarray(values, float))
     return msg
+
+
+class VectorPublisher:
+    """Publisher of a fixed-size labelled Float64MultiArray for a high-rate loop: the message and
+    its layout are built once; each ``publish`` only refills the data (rclpy serialises the
+    message inside ``publish``, so reusing it is safe). A value count other than ``size`` raises
+    ValueError (the layout would lie)."""
+
+    def __init__(self, node, topic: str, qos, label: str, size: int):
+        self.size = int(size)
+        self.pub = node.create_publisher(Float64MultiArray, topic, qos)
+        self.msg = vector_msg(np.zeros(self.size), label)
+
+    def publish(self, values) -> None:
+        data = array.array("d", np.asarray(values, float).ravel())
+        if len(data) != self.size:
+            raise ValueError(f"{self.pub.topic_name}: {len(data)} values, layout says {self.size}")
+        self.msg.data = data
+        self.pub.publish(self.msg)
+
+
+def set_realtime_priority(priority: int) -> str:
+    """Put the CALLING thread under SCHED_FIFO at ``priority`` (1-99), as ros2_control does for its
+    control loop (realtime_tools). Returns "" on success, else why not (no permission: needs root,
+    CAP_SYS_NICE or an ``rtprio`` limit in /etc/security/limits.conf; no Linux scheduler API);
+    the thread then keeps the normal scheduler. ``priority`` 0 does nothing.
+    A FIFO thread preempts every normal thread of the machine when it wakes, so only short,
+    sleeping loops (the tracking tick, the state reader) get it, never the MPC solve."""
+    import os
+
+    if priority == 0:
+        return ""
+    if not 1 <= priority <= 99:
+        raise ValueError(f"realtime priority must be 0 (off) or 1..99, got {priority}")
+    if not hasattr(os, "sched_setscheduler"):
+        return "this platform has no sched_setscheduler"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError) as e:
+        return f"SCHED_FIFO {priority} refused ({e.strerror or e}); running with the normal scheduler"
+    return ""
+
+
+class StateStreamReader:
+    """One high-rate subscription served by its own thread, outside the node's executor.
+
+    rclpy's executors rebuild their wait set in Python for every callback they dispatch (a few
+    hundred microseconds of interpreter time each, holding the GIL), which at 400 states/s was the
+    largest GIL consumer of the controller process (py-spy, docs/benchmarks.md) and delayed the
+    tracking and MPC threads. Here the subscription lives on a small private node that no
+    executor spins; a dedicated thread waits on a wait set holding only that subscription and a
+    stop guard condition (the wait releases the GIL), takes each message and calls
+    ``handler(msg)`` in that thread. The same rclpy calls as ``rclpy.wait_for_message``.
+
+    ``topic`` should be the controller node's resolved name (``node.resolve_topic_name``): the
+    private node ignores the process's global remapping arguments so they are not applied twice.
+    """
+
+    def __init__(self, node, msg_type, topic: str, qos, handler: Callable[[Any], None], name: str,
+                 realtime_priority: int = 0):
+        import rclpy
+        from rclpy.impl.implementation_singleton import rclpy_implementation
+
+        self._rclpy_impl = rclpy_implementation
+        self.context = node.context
+        self.msg_type = msg_type
+        self.handler = handler
+        self.io_node = rclpy.create_node(name, namespace=node.get_namespace(), context=self.context,
+                                         use_global_arguments=False, start_parameter_services=False,
+                                         enable_rosout=False)
+        self.sub = self.io_node.create_subscription(msg_type, topic, lambda _msg: None, qos)
+        self.stop_gc = self.io_node.create_guard_condition(lambda: None)
+        self.error: Optional[BaseException] = None  # last exception of the handler or the wait
+        self.errors = 0  # handler exceptions (each logged, at most once per second)
+        self._last_error_log = -1e9
+        self.received = 0  # messages taken
+        self.realtime_priority = int(realtime_priority)
+        self.priority_problem = ""  # set by the thread: why SCHED_FIFO was not applied
+        self._running = True
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "StateStreamReader":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        self.priority_problem = set_realtime_priority(self.realtime_priority)
+        wait_set = self._rclpy_impl.WaitSet(1, 1, 0, 0, 0, 0, self.context.handle)
+        try:
+            while self._running and self.context.ok():
+                with self.sub.handle, self.stop_gc.handle:
+                    wait_set.clear_entities()
+                    wait_set.add_subscription(self.sub.handle)
+                    wait_set.add_guard_condition(self.stop_gc.handle)
+                    wait_set.wait(200_000_000)  # 0.2 s: also re-checks context.ok()
+                    if not self._running:
+                        break
+                    taken = self.sub.handle.take_message(self.msg_type, False)
+                if taken is not None:
+                    self.received += 1
+                    try:
+                        self.handler(taken[0])
+                    except Exception as e:  # noqa: BLE001 - one bad message must not end the stream
+                        self.errors += 1
+                        self.error = e
+                        now = time.monotonic()
+                        if now - self._last_error_log >= 1.0:
+                            self._last_error_log = now
+                            self.io_node.get_logger().error(f"state handler failed ({self.errors} so far): {e!r}")
+        except Exception as e:  # noqa: BLE001 - the wait itself failed: logged, never silent
+            if self._running:
+                self.error = e
+                self.io_node.get_logger().error(f"state stream thread stopped: {e!r}")
+
+    def stop(self) -> None:
+        """Stop the thread and destroy the private node (idempotent)."""
+        if not self._running:
+            return
+        self._running = False
+        try:
+            self.stop_gc.trigger()
+        except Exception:  # noqa: BLE001 - context already shut down: the wait times out
+            pass
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout=2.0)
+        self.io_node.destroy_node()
 
 
 def transition_label(nx: int, ng: int) -> str:

@@ -151,6 +151,29 @@ def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
     assert res is not None and not res.successful
 
 
+def test_planned_path_and_markers_are_published(graph):
+    """The planned trajectory reaches subscribers (published by the tracking thread after a tick,
+    see ControllerNode.defer_publish): N + 1 poses from the current plan, and the markers."""
+    from nav_msgs.msg import Path
+    from visualization_msgs.msg import MarkerArray
+
+    _, probe, _ = graph
+    paths, markers = [], []
+    subs = [probe.create_subscription(Path, f"/{CTRL}/planned_path", paths.append, 10),
+            probe.create_subscription(MarkerArray, f"/{CTRL}/markers", markers.append, 10)]
+    try:
+        assert probe.wait_for(lambda: len(paths) >= 3 and len(markers) >= 3, 15), (len(paths), len(markers))
+    finally:
+        for sub in subs:
+            probe.destroy_subscription(sub)
+    path = paths[-1]
+    assert path.header.frame_id == "world" and len(path.poses) == 101  # ballbot_sim.yaml: N = 100
+    xy = np.array([[p.pose.position.x, p.pose.position.y] for p in path.poses])
+    assert np.all(np.isfinite(xy)) and np.all(np.abs(xy) < 3.0)
+    assert [m.ns for m in markers[-1].markers] == ["plan", "goal"]
+    assert len(markers[-1].markers[0].points) == 101
+
+
 def test_goals_outside_arena_or_non_finite_are_rejected(graph):
     _, probe, _ = graph
     for g in ((100.0, 0.0), (float("nan"), 0.0), (0.0, float("inf"))):
