@@ -51,7 +51,7 @@ from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
 from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
-                           StateStreamReader, VectorPublisher, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
+                           StreamReader, VectorPublisher, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
 
 INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
 INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
@@ -164,9 +164,9 @@ class ControllerNode(Node):
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # The 400 Hz state stream is served by its own thread (StateStreamReader), not by the
+        # The 400 Hz state stream is served by its own thread (StreamReader), not by the
         # executor: dispatching it through rclpy's executor was the process's largest GIL consumer.
-        self.state_reader = StateStreamReader(self, JointState, self.resolve_topic_name("joint_states"),
+        self.state_reader = StreamReader(self, JointState, self.resolve_topic_name("joint_states"),
                                               QOS_LATEST, self.on_state, f"{self.get_name()}_state_io",
                                               realtime_priority=self.rt_priority)
         self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal(self.point_goal(m.pose.position), "goal_pose"), 10, callback_group=io)

@@ -164,7 +164,7 @@ def set_realtime_priority(priority: int) -> str:
     return ""
 
 
-class StateStreamReader:
+class StreamReader:
     """One high-rate subscription served by its own thread, outside the node's executor.
 
     rclpy's executors rebuild their wait set in Python for every callback they dispatch (a few
@@ -202,7 +202,7 @@ class StateStreamReader:
         self._running = True
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "StateStreamReader":
+    def start(self) -> "StreamReader":
         self.thread.start()
         return self
 

@@ -10,7 +10,9 @@ driver holds; the arm does not fall while the controller restarts).
 Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the nominal one
 (Ballbot: the origin; Panda: Franka's ready pose).
 Physics: steps of at most ``physics_dt`` (1 kHz) inside each ``1/publish_rate`` (400 Hz) period, in
-a dedicated thread paced by the wall clock (core: RK4 sub-steps; MuJoCo: its fixed step).
+a dedicated thread paced by the wall clock (core: RK4 sub-steps; MuJoCo: its fixed step), under
+SCHED_FIFO at ``realtime_priority`` when it is > 0 and the OS allows it. Commands are taken by a
+``glue.StreamReader`` thread (same priority), not by the executor.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from dmpc_core import _core
 from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import run_node, QOS_LATEST, QOS_RELIABLE, vector_msg, wall_time_msg, x_to_joint_state
+from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, run_node, set_realtime_priority, wall_time_msg,
+                           x_to_joint_state)
 
 RO = ParameterDescriptor(read_only=True)
 
@@ -48,6 +51,11 @@ class SimNode(Node):
         self.random_start = p("random_start", True).value
         self.cmd_timeout = p("command_timeout", 0.05).value
         self.publish_clock = p("publish_clock", False, RO).value
+        # SCHED_FIFO priority of the physics/publish thread and the command reader (0: normal
+        # scheduler): the plant keeps its 400 Hz schedule on a loaded machine, like a robot's driver
+        self.rt_priority = int(p("realtime_priority", 0, RO).value)
+        if not 0 <= self.rt_priority <= 99:
+            raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.rt_priority}")
         self.rng = np.random.default_rng(seed)
         if self.robot == "ballbot":
             noise = p("input_noise_std", 0.0, RO).value
@@ -89,12 +97,16 @@ class SimNode(Node):
             from rosgraph_msgs.msg import Clock
 
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self.create_subscription(Float64MultiArray, "commands", self.on_command, QOS_LATEST)
+        # the 400 Hz command stream has its own reader thread, off the executor (see dmpc_ros.glue)
+        self.cmd_reader = StreamReader(self, Float64MultiArray, self.resolve_topic_name("commands"), QOS_LATEST,
+                                       self.on_command, f"{self.get_name()}_command_io",
+                                       realtime_priority=self.rt_priority)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.reset_state()
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
+        self.cmd_reader.start()
         self.get_logger().info(f"{self.robot} sim ({backend}): physics dt {physics_dt} s, JointState at {self.rate} Hz")
 
     def reset_state(self) -> np.ndarray:
@@ -138,6 +150,9 @@ class SimNode(Node):
         return resp
 
     def loop(self) -> None:
+        problem = set_realtime_priority(self.rt_priority)
+        if problem:
+            self.get_logger().warn(f"physics thread: {problem}")
         period = 1.0 / self.rate
         nxt = time.monotonic()
         while self.running and rclpy.ok():
@@ -167,6 +182,7 @@ class SimNode(Node):
 
     def destroy_node(self):
         self.running = False
+        self.cmd_reader.stop()
         self.thread.join(timeout=1.0)
         return super().destroy_node()
 

@@ -16,7 +16,7 @@ import rclpy.executors  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StateStreamReader, VectorPublisher,  # noqa: E402
+from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, VectorPublisher,  # noqa: E402
                            set_realtime_priority, wall_time_msg, x_to_joint_state)
 
 pytestmark = pytest.mark.ros
@@ -50,7 +50,7 @@ def test_state_reader_delivers_in_its_own_thread_outside_the_executor(node):
         got.append(msg.position[0])
         threads.append(threading.current_thread().name)
 
-    reader = StateStreamReader(node, JointState, node.resolve_topic_name("states"), QOS_LATEST, handler, "glue_reader").start()
+    reader = StreamReader(node, JointState, node.resolve_topic_name("states"), QOS_LATEST, handler, "glue_reader").start()
     pub = node.create_publisher(JointState, "states", QOS_RELIABLE)
     try:
         # the subscription is on the reader's private node: an executor spinning `node` never sees it
@@ -76,7 +76,7 @@ def test_state_reader_survives_a_failing_handler(node):
         if msg.position[0] < 0:
             raise RuntimeError("bad state")
 
-    reader = StateStreamReader(node, JointState, "/states2", QOS_LATEST, handler, "glue_reader2").start()
+    reader = StreamReader(node, JointState, "/states2", QOS_LATEST, handler, "glue_reader2").start()
     pub = node.create_publisher(JointState, "/states2", QOS_RELIABLE)
     try:
         assert _wait(lambda: pub.get_subscription_count() == 1)
