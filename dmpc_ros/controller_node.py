@@ -323,7 +323,7 @@ class ControllerNode(Node):
                 if res.status not in ("converged", "max_iterations"):
                     self.status_msg = f"SLQ status {res.status} (previous policy kept)"
             delay = start + period - time.monotonic()
-            time.sleep(max(delay, 0.0005))
+            time.sleep(max(delay, 0.0001))  # >= 0.1 ms off the CPU and the GIL between solves
 
     # -- tracking loop (400 Hz) --------------------------------------------------------------------
     def tick_loop(self) -> None:
