@@ -64,7 +64,7 @@ def run_controller(trigger: str, duration: float):
     # the controller waits for a state before it reports OK: feed from the start (for at most the
     # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
     with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs", executables=["controller_node"],
-                       ready_timeout=90, on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5))
+                       ready_timeout=90, record_states=False, on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5))
                        ) as (_, probe, _cfg):
         time.sleep(1.0)
         t0 = time.monotonic()

@@ -30,14 +30,14 @@ from std_srvs.srv import Trigger
 from dmpc_core.tasks import ballbot
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, StreamReader, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
 
 QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 class GraphProbe(Node):
     def __init__(self, topics: Dict[str, str], controller: str = "ballbot_controller", sim: str = "ballbot_sim",
-                 learner: str = "dmpc_learner", keep: int = 200_000, joint_names=None):
+                 learner: str = "dmpc_learner", keep: int = 200_000, joint_names=None, record_states: bool = True):
         super().__init__("dmpc_probe")
         self.topics, self.controller, self.sim, self.learner = topics, controller, sim, learner
         #: joints of the recorded / published JointStates (default: the Ballbot's)
@@ -48,8 +48,13 @@ class GraphProbe(Node):
         self.commands: deque = deque(maxlen=keep)     # (recv_time, array)
         self.diags: deque = deque(maxlen=10_000)      # (recv_time, name, level, message, values)
         self.logs: deque = deque(maxlen=10_000)       # (name, level, msg)
-        self.create_subscription(JointState, topics["joint_states"], self._on_state, QOS_RELIABLE)
-        self.create_subscription(Float64MultiArray, f"/{controller}/command_info", self._on_info, QOS_DEEP)
+        # record_states=False: no JointState subscription (the latency benchmark does not need
+        # the 400 Hz stream in its own process); command_info (400 Hz) has a reader thread of its
+        # own instead of this probe's executor, which keeps the probe's CPU share small
+        if record_states:
+            self.create_subscription(JointState, topics["joint_states"], self._on_state, QOS_RELIABLE)
+        self.info_reader = StreamReader(self, Float64MultiArray, f"/{controller}/command_info", QOS_DEEP,
+                                        self._on_info, "dmpc_probe_info_io").start()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
         self.create_subscription(Log, "/rosout", self._on_log, 200)
         self.goal_pub = self.create_publisher(PoseStamped, topics["goal_pose"], 10)
@@ -177,6 +182,7 @@ class GraphProbe(Node):
             self.destroy_client(cli)
 
     def close(self) -> None:
+        self.info_reader.stop()
         self.executor_.shutdown(timeout_sec=1.0)
         self.destroy_node()
 
