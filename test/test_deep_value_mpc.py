@@ -236,3 +236,50 @@ def test_critic_cost_task_plus_actor_adds_the_actor_nominal_cost():
         transitions(ep, task, 1, "actor")
     fake = EpisodeResult(ep.xs, ep.costs, ep.goal, ep.outcome, 0.0, 0.0)  # no actor costs recorded
     np.testing.assert_allclose(transitions(fake, task, 1)["cost"], ep.costs, rtol=1e-12)
+
+
+def _around_cap(p, g, c, out, r):
+    """Exact shortest path from p to g around a disc (centre c, radius r) passing on the side of
+    the unit direction ``out``: tangent segment, arc, tangent segment."""
+    def ang(u, v):
+        return np.arccos(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1, 1))
+
+    dp, dg = np.linalg.norm(p - c), np.linalg.norm(g - c)
+    sweep = ang(p - c, out) + ang(out, g - c)
+    arc = sweep - np.arccos(r / dp) - np.arccos(r / dg)
+    return np.sqrt(dp**2 - r**2) + np.sqrt(dg**2 - r**2) + r * max(arc, 0.0)
+
+
+def test_geodesic_distance_matches_tangent_arc_paths():
+    """WallsTask.geodesic_distance against the exact capsule geodesic of one wall (the shorter of
+    the two ways around its end caps) and the straight line when nothing blocks it."""
+    s = WallsTaskSettings(walls=[[-0.3, 0.0, 0.3, 0.0]], target=[0.1, 0.6])
+    task = WallsTask(s)
+    margin = 0.05
+    rc = s.wall_half_thickness + s.robot_radius + margin
+    g = np.array(s.target)
+    rng = np.random.default_rng(3)
+    P = np.column_stack([rng.uniform(-1.2, 1.2, 300), rng.uniform(-1.2, -rc - 0.01, 300)])
+    geo = task.geodesic_distance(P, g, margin)
+    a, b = np.array([-0.3, 0.0]), np.array([0.3, 0.0])
+    n_blocked = 0
+    for p, d in zip(P, geo):
+        straight = np.linalg.norm(p - g)
+        lam = np.linspace(0, 1, 4001)[:, None]
+        line = (1 - lam) * p + lam * g  # distance of the line's points to the wall segment
+        t = np.clip((line[:, 0] - a[0]) / (b[0] - a[0]), 0, 1)
+        gap = np.min(np.hypot(line[:, 0] - (a[0] + t * (b[0] - a[0])), line[:, 1]))
+        if abs(gap - rc) < 1e-3:
+            continue  # grazing: either answer is right
+        if gap < rc:  # the straight line is blocked
+            exact = min(_around_cap(p, g, b, np.array([1.0, 0.0]), rc), _around_cap(p, g, a, np.array([-1.0, 0.0]), rc))
+            n_blocked += 1
+            assert exact - 1e-9 <= d <= 1.025 * exact, (p, d, exact)
+        else:
+            assert d == pytest.approx(straight, abs=1e-9), p
+    assert 50 < n_blocked < 300
+    # no walls: Euclidean; shape is kept
+    free = WallsTask(WallsTaskSettings(walls=[]))
+    Q = rng.uniform(-1, 1, (4, 3, 2))
+    np.testing.assert_allclose(free.geodesic_distance(Q, g), np.linalg.norm(Q - g, axis=-1))
+    assert task.geodesic_distance(Q, g).shape == (4, 3)

@@ -32,12 +32,13 @@ from dmpc_core.tasks import ballbot  # noqa: E402
 
 
 def oracle_value(task, X: np.ndarray, tau: np.ndarray, goal: np.ndarray, lead: float, geodesic: bool = False,
-                 margin: float = 0.05, wall_weight: float = 0.0, wall_width: float = 0.05) -> np.ndarray:
-    """The hand-made value: tau * d(q, goal) + wall_weight * sigmoid((r + margin - clearance(q)) / width),
+                 margin: float = 0.05, wall_weight: float = 0.0, wall_width: float = 0.05,
+                 tau_offset: float = 0.0) -> np.ndarray:
+    """The hand-made value: (tau + tau_offset) * d(q, goal) + wall_weight * sigmoid((r + margin - clearance(q)) / width),
     q = p + lead * v, d Euclidean or geodesic; the sigmoid is the wall penalty of an approach the
     robot cannot stop (every wall, the arena's boundary included)."""
     q = X[:, :2] + lead * X[:, 5:7]
-    y = tau * (task.geodesic_distance(q, goal, margin) if geodesic else np.linalg.norm(q - goal, axis=1))
+    y = (tau + tau_offset) * (task.geodesic_distance(q, goal, margin) if geodesic else np.linalg.norm(q - goal, axis=1))
     if wall_weight > 0:
         z = (task.settings.robot_radius + margin - task.clearance(q[:, 0], q[:, 1])) / wall_width
         y = y + wall_weight / (1.0 + np.exp(-np.clip(z, -50, 50)))
@@ -45,7 +46,8 @@ def oracle_value(task, X: np.ndarray, tau: np.ndarray, goal: np.ndarray, lead: f
 
 
 def fit_oracle(agent: DeepValueMpc, lead: float, steps: int, seed: int = 0, geodesic: bool = False,
-               margin: float = 0.05, wall_weight: float = 0.0, wall_width: float = 0.05) -> float:
+               margin: float = 0.05, wall_weight: float = 0.0, wall_width: float = 0.05,
+               tau_offset: float = 0.0) -> float:
     import torch
 
     torch.manual_seed(seed)
@@ -60,7 +62,7 @@ def fit_oracle(agent: DeepValueMpc, lead: float, steps: int, seed: int = 0, geod
     X[:, 3:5] = rng.normal(0.0, 0.05, (n, 2))
     X[:, 8:10] = rng.normal(0.0, 0.3, (n, 2))
     tau = rng.uniform(0.0, task.settings.episode_time, n)
-    y = oracle_value(task, X, tau, g, lead, geodesic, margin, wall_weight, wall_width)
+    y = oracle_value(task, X, tau, g, lead, geodesic, margin, wall_weight, wall_width, tau_offset)
     model = agent.learner.trainer.model
     Xt, Gt = torch.tensor(X), torch.tensor(np.tile(g, (n, 1)))
     Tt, yt = torch.tensor(tau.reshape(-1, 1)), torch.tensor(y)
@@ -93,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wall-weight", type=float, default=0.0,
                     help="height of the sigmoid wall term of the value (0 = none; the wall penalty is 10)")
     ap.add_argument("--wall-width", type=float, default=0.05, help="[m] width of the sigmoid wall term")
+    ap.add_argument("--tau-offset", type=float, default=0.0,
+                    help="[s] value (tau + offset) * d: keeps a pull to the target near the episode end")
     args = ap.parse_args(argv)
     overrides = parse_sets(args.set)
     if not args.with_walls:
@@ -100,7 +104,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, overrides)
     agent = DeepValueMpc(cfg)
     loss = fit_oracle(agent, args.lead, args.steps, geodesic=args.with_walls, margin=args.margin,
-                      wall_weight=args.wall_weight, wall_width=args.wall_width)
+                      wall_weight=args.wall_weight, wall_width=args.wall_width, tau_offset=args.tau_offset)
     task = agent.task
     goal = np.asarray(task.settings.target, float)
     plant = Plant(agent.actor.model, np.zeros(ballbot.NX), task.plant_settings(1))
