@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dmpc_core import _core
-from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, run_episode, transitions
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate, run_episode, transitions
 from dmpc_core.critics.checkpoint import CheckpointError
 from dmpc_core.experiments.ballbot_walls import DEFAULT_CONFIG, load_config, train
 from dmpc_core.sim.plant import Plant
@@ -283,3 +283,52 @@ def test_geodesic_distance_matches_tangent_arc_paths():
     Q = rng.uniform(-1, 1, (4, 3, 2))
     np.testing.assert_allclose(free.geodesic_distance(Q, g), np.linalg.norm(Q - g, axis=-1))
     assert task.geodesic_distance(Q, g).shape == (4, 3)
+
+
+def test_curriculum_bounds_training_starts():
+    """training.curriculum_distance: the bound grows linearly from d0 to d1 over
+    curriculum_iterations, and every training episode starts within it (geodesic distance)."""
+    cfg = small_config()
+    cfg.training.curriculum_distance, cfg.training.curriculum_iterations = [0.4, 1.6], 4
+    tr = cfg.training
+    assert [tr.start_distance_bound(i) for i in (0, 1, 2, 4, 9)] == pytest.approx([0.4, 0.7, 1.0, 1.6, 1.6])
+    cfg.training.episodes_per_iteration = 3
+    agent = DeepValueMpc(cfg)
+    g = np.asarray(cfg.task.target, float)
+    agent.collect()
+    data = agent.learner.buffer.valid()
+    first = np.isclose(data["time_to_go"].ravel(), cfg.task.episode_time)
+    starts = data["state"][first][:, :2]
+    assert len(starts) == 3
+    assert np.all(agent.task.geodesic_distance(starts, g, 0.0) <= 0.4 + 1e-12)
+    rng = np.random.default_rng(0)
+    far = np.asarray([agent.task.sample_start(rng, g, 1.0) for _ in range(50)])
+    d = agent.task.geodesic_distance(far, g, 0.0)
+    assert np.all(d <= 1.0) and d.max() > 0.8  # bounded, not collapsed onto the goal
+    assert np.all(agent.task.clearance(far[:, 0], far[:, 1]) > cfg.task.start_clearance)
+    for bad in ([1.0], [0.0, 1.0], [1.0, 0.5]):
+        cfg.training.curriculum_distance = bad
+        with pytest.raises(ValueError, match="curriculum_distance"):
+            DeepValueMpc(cfg)
+
+
+def test_training_input_noise_only_on_the_training_plant():
+    """training.train_input_noise_std: the training plant gets input-channel noise (Eq. 1), so
+    two episodes from the same start differ; the evaluation plant stays deterministic."""
+    cfg = small_config()
+    cfg.task.episode_time = 0.5
+    agent = DeepValueMpc(cfg)
+    assert agent.plant.settings.input_noise_std == 0.0
+    cfg.training.train_input_noise_std = 0.5
+    noisy = DeepValueMpc(cfg)
+    assert noisy.plant.settings.input_noise_std == 0.5
+    assert noisy.task.plant_settings(0).input_noise_std == 0.0  # what evaluate() uses
+    g, st = np.asarray(cfg.task.target, float), [0.5, -0.8]
+    e1 = run_episode(noisy.task, noisy.actor, st, g, noisy.plant)
+    e2 = run_episode(noisy.task, noisy.actor, st, g, noisy.plant)
+    assert np.abs(e1.xs - e2.xs).max() > 1e-3
+    ev = [evaluate(noisy.task, noisy.actor, starts=[st])["episodes"][0].xs for _ in range(2)]
+    np.testing.assert_array_equal(ev[0], ev[1])
+    cfg.training.train_input_noise_std = -1.0
+    with pytest.raises(ValueError, match="train_input_noise_std"):
+        DeepValueMpc(cfg)

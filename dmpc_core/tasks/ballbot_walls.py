@@ -236,8 +236,18 @@ class WallsTask:
                 return p
         raise RuntimeError("could not sample a free position: region fully blocked")
 
-    def sample_start(self, rng: np.random.Generator) -> np.ndarray:
-        return self._sample_free(rng, self.settings.start_region)
+    def sample_start(self, rng: np.random.Generator, goal=None, max_distance=None) -> np.ndarray:
+        """A free start in ``start_region``; with ``max_distance`` (a curriculum), one whose
+        geodesic distance (margin 0) to ``goal`` is at most that (rejection sampling)."""
+        if max_distance is None:
+            return self._sample_free(rng, self.settings.start_region)
+        g = np.asarray(self.settings.target if goal is None else goal, float)
+        for _ in range(1000):
+            cand = np.asarray([self._sample_free(rng, self.settings.start_region) for _ in range(64)])
+            ok = np.flatnonzero(self.geodesic_distance(cand, g, 0.0) <= max_distance)
+            if len(ok):
+                return cand[ok[0]]
+        raise RuntimeError(f"no free start within {max_distance} m of the goal")
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         if not self.settings.sample_target:
