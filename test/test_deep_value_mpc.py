@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dmpc_core import _core
-from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, run_episode, transitions
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate, run_episode, transitions
 from dmpc_core.critics.checkpoint import CheckpointError
 from dmpc_core.experiments.ballbot_walls import DEFAULT_CONFIG, load_config, train
 from dmpc_core.sim.plant import Plant
@@ -236,3 +236,99 @@ def test_critic_cost_task_plus_actor_adds_the_actor_nominal_cost():
         transitions(ep, task, 1, "actor")
     fake = EpisodeResult(ep.xs, ep.costs, ep.goal, ep.outcome, 0.0, 0.0)  # no actor costs recorded
     np.testing.assert_allclose(transitions(fake, task, 1)["cost"], ep.costs, rtol=1e-12)
+
+
+def _around_cap(p, g, c, out, r):
+    """Exact shortest path from p to g around a disc (centre c, radius r) passing on the side of
+    the unit direction ``out``: tangent segment, arc, tangent segment."""
+    def ang(u, v):
+        return np.arccos(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1, 1))
+
+    dp, dg = np.linalg.norm(p - c), np.linalg.norm(g - c)
+    sweep = ang(p - c, out) + ang(out, g - c)
+    arc = sweep - np.arccos(r / dp) - np.arccos(r / dg)
+    return np.sqrt(dp**2 - r**2) + np.sqrt(dg**2 - r**2) + r * max(arc, 0.0)
+
+
+def test_geodesic_distance_matches_tangent_arc_paths():
+    """WallsTask.geodesic_distance against the exact capsule geodesic of one wall (the shorter of
+    the two ways around its end caps) and the straight line when nothing blocks it."""
+    s = WallsTaskSettings(walls=[[-0.3, 0.0, 0.3, 0.0]], target=[0.1, 0.6])
+    task = WallsTask(s)
+    margin = 0.05
+    rc = s.wall_half_thickness + s.robot_radius + margin
+    g = np.array(s.target)
+    rng = np.random.default_rng(3)
+    P = np.column_stack([rng.uniform(-1.2, 1.2, 300), rng.uniform(-1.2, -rc - 0.01, 300)])
+    geo = task.geodesic_distance(P, g, margin)
+    a, b = np.array([-0.3, 0.0]), np.array([0.3, 0.0])
+    n_blocked = 0
+    for p, d in zip(P, geo):
+        straight = np.linalg.norm(p - g)
+        lam = np.linspace(0, 1, 4001)[:, None]
+        line = (1 - lam) * p + lam * g  # distance of the line's points to the wall segment
+        t = np.clip((line[:, 0] - a[0]) / (b[0] - a[0]), 0, 1)
+        gap = np.min(np.hypot(line[:, 0] - (a[0] + t * (b[0] - a[0])), line[:, 1]))
+        if abs(gap - rc) < 1e-3:
+            continue  # grazing: either answer is right
+        if gap < rc:  # the straight line is blocked
+            exact = min(_around_cap(p, g, b, np.array([1.0, 0.0]), rc), _around_cap(p, g, a, np.array([-1.0, 0.0]), rc))
+            n_blocked += 1
+            assert exact - 1e-9 <= d <= 1.025 * exact, (p, d, exact)
+        else:
+            assert d == pytest.approx(straight, abs=1e-9), p
+    assert 50 < n_blocked < 300
+    # no walls: Euclidean; shape is kept
+    free = WallsTask(WallsTaskSettings(walls=[]))
+    Q = rng.uniform(-1, 1, (4, 3, 2))
+    np.testing.assert_allclose(free.geodesic_distance(Q, g), np.linalg.norm(Q - g, axis=-1))
+    assert task.geodesic_distance(Q, g).shape == (4, 3)
+
+
+def test_curriculum_bounds_training_starts():
+    """training.curriculum_distance: the bound grows linearly from d0 to d1 over
+    curriculum_iterations, and every training episode starts within it (geodesic distance)."""
+    cfg = small_config()
+    cfg.training.curriculum_distance, cfg.training.curriculum_iterations = [0.4, 1.6], 4
+    tr = cfg.training
+    assert [tr.start_distance_bound(i) for i in (0, 1, 2, 4, 9)] == pytest.approx([0.4, 0.7, 1.0, 1.6, 1.6])
+    cfg.training.episodes_per_iteration = 3
+    agent = DeepValueMpc(cfg)
+    g = np.asarray(cfg.task.target, float)
+    agent.collect()
+    data = agent.learner.buffer.valid()
+    first = np.isclose(data["time_to_go"].ravel(), cfg.task.episode_time)
+    starts = data["state"][first][:, :2]
+    assert len(starts) == 3
+    assert np.all(agent.task.geodesic_distance(starts, g, 0.0) <= 0.4 + 1e-12)
+    rng = np.random.default_rng(0)
+    far = np.asarray([agent.task.sample_start(rng, g, 1.0) for _ in range(50)])
+    d = agent.task.geodesic_distance(far, g, 0.0)
+    assert np.all(d <= 1.0) and d.max() > 0.8  # bounded, not collapsed onto the goal
+    assert np.all(agent.task.clearance(far[:, 0], far[:, 1]) > cfg.task.start_clearance)
+    for bad in ([1.0], [0.0, 1.0], [1.0, 0.5]):
+        cfg.training.curriculum_distance = bad
+        with pytest.raises(ValueError, match="curriculum_distance"):
+            DeepValueMpc(cfg)
+
+
+def test_training_input_noise_only_on_the_training_plant():
+    """training.train_input_noise_std: the training plant gets input-channel noise (Eq. 1), so
+    two episodes from the same start differ; the evaluation plant stays deterministic."""
+    cfg = small_config()
+    cfg.task.episode_time = 0.5
+    agent = DeepValueMpc(cfg)
+    assert agent.plant.settings.input_noise_std == 0.0
+    cfg.training.train_input_noise_std = 0.5
+    noisy = DeepValueMpc(cfg)
+    assert noisy.plant.settings.input_noise_std == 0.5
+    assert noisy.task.plant_settings(0).input_noise_std == 0.0  # what evaluate() uses
+    g, st = np.asarray(cfg.task.target, float), [0.5, -0.8]
+    e1 = run_episode(noisy.task, noisy.actor, st, g, noisy.plant)
+    e2 = run_episode(noisy.task, noisy.actor, st, g, noisy.plant)
+    assert np.abs(e1.xs - e2.xs).max() > 1e-3
+    ev = [evaluate(noisy.task, noisy.actor, starts=[st])["episodes"][0].xs for _ in range(2)]
+    np.testing.assert_array_equal(ev[0], ev[1])
+    cfg.training.train_input_noise_std = -1.0
+    with pytest.raises(ValueError, match="train_input_noise_std"):
+        DeepValueMpc(cfg)

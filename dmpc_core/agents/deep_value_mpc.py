@@ -142,6 +142,14 @@ class TrainingSettings:
         Prop. 1 / the HJB equation: Eq. (14) with V recovers a state cost q only if V is the
         value of q + 1/2 u'Ru; with "task" V omits the terms the actor optimises besides c, so
         the greedy input -R^-1 g' V_x that Eq. (14) makes the actor track ignores them.
+    curriculum_distance: [d0, d1] (empty = off): training starts are drawn in the free arena
+        with a geodesic distance to the goal (``WallsTask.geodesic_distance``, margin 0) of at most
+        d0 + (d1 - d0) * min(1, i / curriculum_iterations) at iteration i, so the first episodes
+        start near the target (exploration by curriculum; evaluation starts are unchanged).
+    curriculum_iterations: iterations over which the curriculum's bound grows from d0 to d1.
+    train_input_noise_std: input-channel noise intensity (Eq. 1) of the TRAINING plant only
+        (exploration); the evaluation plant keeps ``task.input_noise_std``. 0 = use
+        ``task.input_noise_std`` for training too.
     seed: seeds the episode sampler, the plant noise, torch and the trainer.
     torch_threads: torch intra-op threads.
     """
@@ -157,8 +165,28 @@ class TrainingSettings:
     velocity_scale: float = 1.0
     n_step: int = 1
     critic_cost: str = "task"
+    curriculum_distance: list = field(default_factory=list)
+    curriculum_iterations: int = 10
+    train_input_noise_std: float = 0.0
     seed: int = 0
     torch_threads: int = 1
+
+    def validate(self) -> None:
+        c = self.curriculum_distance
+        if c and (len(c) != 2 or not 0 < c[0] <= c[1]):
+            raise ValueError("training.curriculum_distance must be [] or [d0, d1] with 0 < d0 <= d1")
+        if self.curriculum_iterations < 1:
+            raise ValueError("training.curriculum_iterations must be >= 1")
+        if self.train_input_noise_std < 0:
+            raise ValueError("training.train_input_noise_std must be >= 0")
+
+    def start_distance_bound(self, iteration: int) -> Optional[float]:
+        """The curriculum's bound on the training start's geodesic distance to the goal at
+        ``iteration`` (None when the curriculum is off)."""
+        if not self.curriculum_distance:
+            return None
+        d0, d1 = map(float, self.curriculum_distance)
+        return d0 + (d1 - d0) * min(1.0, iteration / self.curriculum_iterations)
 
 
 @dataclass
@@ -360,6 +388,7 @@ class DeepValueMpc:
 
         self.config = cfg = copy.deepcopy(config)
         tr = cfg.training
+        tr.validate()
         torch.manual_seed(tr.seed)
         cfg.learner.trainer.seed = tr.seed
         cfg.learner.trainer.torch_threads = tr.torch_threads
@@ -373,8 +402,10 @@ class DeepValueMpc:
                     net.layers[-1].weight.zero_()
                     net.layers[-1].bias.zero_()
         self.rng = np.random.default_rng(tr.seed)
-        self.plant = Plant(self.actor.model, np.zeros(ballbot.NX),
-                           self.task.plant_settings(tr.seed + 1))
+        plant_settings = self.task.plant_settings(tr.seed + 1)
+        if tr.train_input_noise_std > 0:  # exploration noise on the training plant only
+            plant_settings.input_noise_std = float(tr.train_input_noise_std)
+        self.plant = Plant(self.actor.model, np.zeros(ballbot.NX), plant_settings)
         if tr.input_normalization == "task":
             self.set_task_normalization()
         elif tr.input_normalization != "data":
@@ -386,9 +417,10 @@ class DeepValueMpc:
     # -- Algorithm 1 ---------------------------------------------------------------------------
     def collect(self) -> Dict[str, float]:
         eps: List[EpisodeResult] = []
+        bound = self.config.training.start_distance_bound(self.iteration)
         for _ in range(self.config.training.episodes_per_iteration):
-            start = self.task.sample_start(self.rng)
             goal = self.task.sample_goal(self.rng)
+            start = self.task.sample_start(self.rng, goal=goal, max_distance=bound)
             ep = run_episode(self.task, self.actor, start, goal, self.plant)
             tr = self.config.training
             self.learner.add(**transitions(ep, self.task, tr.n_step, tr.critic_cost))
@@ -400,6 +432,7 @@ class DeepValueMpc:
             "train/wall_hits": float(sum(e.outcome == "wall" for e in eps)),
             "train/falls": float(sum(e.outcome == "fall" for e in eps)),
             "train/transitions": float(len(self.learner.buffer)),
+            "train/start_distance_bound": float("nan") if bound is None else bound,
             "train/solve_ms_per_step": 1e3 * sum(e.solve_time for e in eps) / max(1, sum(len(e.costs) for e in eps)),
         }
 

@@ -158,6 +158,67 @@ class WallsTask:
         pts = (1 - lam) * np.asarray(start, float) + lam * np.asarray(goal, float)
         return bool(np.any(self.clearance(pts[:, 0], pts[:, 1]) < self.settings.robot_radius))
 
+    def geodesic_distance(self, p, goal, margin: float = 0.05) -> np.ndarray:
+        """Length of the shortest path from ``p`` (..., 2) to ``goal`` (2,) that keeps the ball
+        centre ``robot_radius + margin`` clear of every interior wall surface (boundary walls
+        ignored). Each wall is inflated to a capsule of radius rc = half thickness + robot radius +
+        margin; paths go through the vertices of 16-gons circumscribing the capsule's end caps
+        (9 per end, radius rc / cos(pi/16)), so the returned length is an upper bound of the
+        exact capsule geodesic, tight to ~2 % (cross-checked against exact tangent-arc paths in
+        test_deep_value_mpc.py). Points inside a capsule get the graph distance via any vertex.
+        Used by the hand-made wall-aware value of tools/ballbot_oracle_critic.py."""
+        s = self.settings
+        P = np.asarray(p, float)
+        shape = P.shape[:-1]
+        P = P.reshape(-1, 2)
+        g = np.asarray(goal, float)
+        walls = np.asarray([list(map(float, w)) for w in s.walls], float).reshape(-1, 4)
+        if len(walls) == 0:
+            return np.linalg.norm(P - g, axis=1).reshape(shape)
+        rc = s.wall_half_thickness + s.robot_radius + margin
+        rv = rc / np.cos(np.pi / 16) * (1 + 1e-6)
+        nodes = []
+        for ax, ay, bx, by in walls:
+            a, b = np.array([ax, ay]), np.array([bx, by])
+            e = (b - a) / max(np.linalg.norm(b - a), 1e-12)
+            for end, out in ((a, -e), (b, e)):
+                perp = np.array([-out[1], out[0]])
+                for ang in np.linspace(-np.pi / 2, np.pi / 2, 9):
+                    nodes.append(end + rv * (np.cos(ang) * out + np.sin(ang) * perp))
+        N = np.asarray(nodes)
+
+        def visible(A, B):  # (m, 2), (m, 2) -> (m,) segment AB clear of every capsule
+            ok = np.ones(len(A), bool)
+            for w in walls:
+                ok &= _segment_distance(A, B, w[:2], w[2:]) >= rc * (1 - 1e-9)
+            return ok
+
+        k = len(N)
+        # Dijkstra (dense, k small) from the goal over the vertices
+        I, J = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        W = np.where(visible(N[I.ravel()], N[J.ravel()]).reshape(k, k),
+                     np.linalg.norm(N[I] - N[J], axis=-1), np.inf)
+        D = np.where(visible(N, np.tile(g, (k, 1))), np.linalg.norm(N - g, axis=1), np.inf)
+        done = np.zeros(k, bool)
+        for _ in range(k):
+            i = int(np.argmin(np.where(done, np.inf, D)))
+            if not np.isfinite(D[i]):
+                break
+            done[i] = True
+            D = np.minimum(D, D[i] + W[i])
+        direct = np.linalg.norm(P - g, axis=1)
+        out = np.where(visible(P, np.tile(g, (len(P), 1))), direct, np.inf)
+        Pi = np.repeat(P, k, axis=0)
+        Nj = np.tile(N, (len(P), 1))
+        dpn = np.linalg.norm(Pi - Nj, axis=1).reshape(len(P), k)
+        vis = visible(Pi, Nj).reshape(len(P), k)
+        via = np.min(np.where(vis, dpn, np.inf) + D[None, :], axis=1)
+        out = np.minimum(out, via)
+        stuck = ~np.isfinite(out)  # inside a capsule: nothing visible
+        if np.any(stuck):
+            out[stuck] = np.min(dpn[stuck] + D[None, :], axis=1)
+        return out.reshape(shape)
+
     # -- cost --------------------------------------------------------------------------------
     def step_cost(self, x: np.ndarray, goal: np.ndarray) -> float:
         """Task cost of one control step from state ``x`` (before the termination penalty)."""
@@ -175,8 +236,18 @@ class WallsTask:
                 return p
         raise RuntimeError("could not sample a free position: region fully blocked")
 
-    def sample_start(self, rng: np.random.Generator) -> np.ndarray:
-        return self._sample_free(rng, self.settings.start_region)
+    def sample_start(self, rng: np.random.Generator, goal=None, max_distance=None) -> np.ndarray:
+        """A free start in ``start_region``; with ``max_distance`` (a curriculum), one whose
+        geodesic distance (margin 0) to ``goal`` is at most that (rejection sampling)."""
+        if max_distance is None:
+            return self._sample_free(rng, self.settings.start_region)
+        g = np.asarray(self.settings.target if goal is None else goal, float)
+        for _ in range(1000):
+            cand = np.asarray([self._sample_free(rng, self.settings.start_region) for _ in range(64)])
+            ok = np.flatnonzero(self.geodesic_distance(cand, g, 0.0) <= max_distance)
+            if len(ok):
+                return cand[ok[0]]
+        raise RuntimeError(f"no free start within {max_distance} m of the goal")
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         if not self.settings.sample_target:
@@ -189,3 +260,32 @@ class WallsTask:
         x = np.zeros(NX)
         x[PX], x[PY] = start_xy
         return x
+
+
+def _point_segment_distance(P, a, b) -> np.ndarray:
+    """Distance of points P (m, 2) to the segment ab."""
+    ab = b - a
+    t = np.clip(((P - a) @ ab) / max(float(ab @ ab), 1e-300), 0.0, 1.0)
+    return np.linalg.norm(P - (a + t[:, None] * ab), axis=1)
+
+
+def _segment_distance(A, B, c, d) -> np.ndarray:
+    """Distance between the segments A_i B_i (m, 2 each) and the segment cd (0 if they cross)."""
+    def cross(u, v):
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    AB, cd = B - A, d - c
+    d1, d2 = cross(cd, A - c), cross(cd, B - c)
+    d3, d4 = cross(AB, c - A), cross(AB, d - A)
+    crosses = (d1 * d2 < 0) & (d3 * d4 < 0)
+    dist = np.minimum.reduce([_point_segment_distance(A, c, d), _point_segment_distance(B, c, d),
+                              _pts_to_segments(c, A, B), _pts_to_segments(d, A, B)])
+    return np.where(crosses, 0.0, dist)
+
+
+def _pts_to_segments(q, A, B) -> np.ndarray:
+    """Distance of the point q (2,) to each segment A_i B_i."""
+    AB = B - A
+    L2 = np.maximum(np.sum(AB * AB, axis=1), 1e-300)
+    t = np.clip(np.sum((q - A) * AB, axis=1) / L2, 0.0, 1.0)
+    return np.linalg.norm(q - (A + t[:, None] * AB), axis=1)
