@@ -8,7 +8,10 @@ with the publishing loop (in the benchmark process the probe's executor did, and
 then arrived in bursts: period p99 20 ms). It runs under SCHED_FIFO 60 when the OS allows it and
 prints one line ``feed: <scheduler>, <n> states, period p50/p99/max [ms]`` at the end. The stamp
 of each message is the wall time just before ``publish`` (what the benchmark's latency is
-measured from); the state is the Ballbot at rest at the origin.
+measured from); the state is the Ballbot at rest at the origin. ``--stamps-out`` saves those
+stamps: the benchmark uses this loop's own period jitter, in its measurement window, as the
+anchor for the controller's (what a FIFO sleep-and-publish loop in Python gets from this
+machine at that moment).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=400.0)
     ap.add_argument("--duration", type=float, required=True, help="seconds to publish")
     ap.add_argument("--priority", type=int, default=60, help="SCHED_FIFO priority (0: normal scheduler)")
+    ap.add_argument("--stamps-out", default="", help="save the publish wall times here (.npy) at the end")
     args = ap.parse_args(argv)
 
     import rclpy
@@ -56,6 +60,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if args.stamps_out:
+            np.save(args.stamps_out, np.asarray(stamps))
         d = np.diff(stamps) * 1e3 if len(stamps) > 1 else np.zeros(1)
         print(f"feed: {scheduler}, {len(stamps)} states, period p50/p99/max "
               f"{np.percentile(d, 50):.3f}/{np.percentile(d, 99):.3f}/{d.max():.3f} ms", flush=True)

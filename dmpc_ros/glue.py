@@ -297,6 +297,7 @@ def run_node(node_factory, threads: int = 1, args=None) -> int:
     """init / spin / shutdown for a dmpc node. SIGINT and SIGTERM raise KeyboardInterrupt in the
     spinning thread (rclpy's own handler is disabled), so ``destroy_node`` still runs with a valid
     context and can publish a last safe message before shutdown."""
+    import gc
     import signal
     import sys
 
@@ -312,6 +313,12 @@ def run_node(node_factory, threads: int = 1, args=None) -> int:
     node = None
     try:
         node = node_factory()
+        # Move everything built so far (~200 k objects once torch and rclpy are imported) out of
+        # the cyclic garbage collector's reach: a full collection traversed them all and stopped
+        # every thread of the process for ~100 ms (measured), long enough to trip the 400 Hz
+        # watchdog. Objects created later are collected as usual.
+        gc.collect()
+        gc.freeze()
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
