@@ -31,7 +31,7 @@ def test_biased_model_sampling_range_and_independence():
 
 
 def test_agent_draws_a_new_biased_model_per_episode_and_plant_stays_true():
-    s = MpqSettings(use_q=False, learn=False)
+    s = MpqSettings(use_q=False, learn=False, bias_mode="episode")
     s.task.episode_seconds = 0.1
     agent = MpqAgent(s, seed=0)
     params = set()

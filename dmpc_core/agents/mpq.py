@@ -75,8 +75,9 @@ class MpqSettings:
     bias_mode: when the model's (m, l) is drawn from the biased distribution (MPQ Table 1); the
         paper does not say (Sec. 4: the agent "is not provided with the true dynamics parameters,
         but a uniform distribution over them"; Algorithm 1 takes ONE approximate model as input).
+        "run" (default): one draw per run (seed), fixed for all episodes and targets (Algorithm 1's
+            input P-hat; docs/results/mpq.md: better than "episode" on all 3 seeds).
         "episode": a new draw per episode, for acting and for that episode's Eq. (19) targets.
-        "run": one draw per run (seed), fixed for all episodes and targets (Algorithm 1's input P-hat).
         "step": the planner samples the distribution: a new draw at every control step and for
             every Eq. (19) target minibatch.
     target_polyak: Polyak factor of a target Q network for the Eq. (19) targets (0: none, the
@@ -97,7 +98,7 @@ class MpqSettings:
     target_samples: int = 0
     q_output_scale: float = 10.0
     replay_capacity: int = 100_000
-    bias_mode: str = "episode"
+    bias_mode: str = "run"
     target_polyak: float = 0.0
 
     def validate(self) -> None:
