@@ -76,7 +76,7 @@ class MpqSettings:
         paper does not say (Sec. 4: the agent "is not provided with the true dynamics parameters,
         but a uniform distribution over them"; Algorithm 1 takes ONE approximate model as input).
         "run" (default): one draw per run (seed), fixed for all episodes and targets (Algorithm 1's
-            input P-hat; docs/results/mpq.md: better than "episode" on all 3 seeds).
+            input P-hat; docs/results/mpq.md: better than "episode" on the 3 table seeds, not on all 5).
         "episode": a new draw per episode, for acting and for that episode's Eq. (19) targets.
         "step": the planner samples the distribution: a new draw at every control step and for
             every Eq. (19) target minibatch.
