@@ -3,7 +3,8 @@ Algorithm 1), on the pendulum swing-up with a biased model.
 
 One readable loop (:meth:`MpqAgent.run_episode`):
 
-    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3); the plant keeps the true ones
+    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3; per episode, per run or per
+    control step: ``bias_mode``); the plant keeps the true ones
     for t = 1..T:
         a_t <- infinite-horizon MPPI (Eqs. 16-18) in the biased model, path cost
                sum_{t<H-1} gamma^t c(s_t, a_t) + gamma^{H-1} Q(s_{H-1}, a_{H-1})  (+ Eq. 16 KL term)
@@ -11,7 +12,7 @@ One readable loop (:meth:`MpqAgent.run_episode`):
     after every episode, M minibatches of K:
         y = c + gamma * F(s')          (Eq. 19: F = free energy of `target_iterations` MPPI
                                         iterations from s' in the biased model, Q as last cost)
-        Adam step on (y - Q(s, a))^2   (no target network, as in MPQ)
+        Adam step on (y - Q(s, a))^2   (no target network, as in MPQ; ``target_polyak`` adds one)
 
 The Q network sees [cos theta, sin theta, theta_dot, u] (MPQ App. B). It is evaluated inside the
 C++ rollouts (``_core.MlpEnsembleCost`` with K = 1) and put in place of the last running cost by
@@ -39,6 +40,7 @@ from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, rando
                                       sample_biased_parameters)
 
 Q_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
+BIAS_MODES = ("episode", "run", "step")
 
 
 class AngleFeatureQMLP(QMLP):
@@ -70,6 +72,16 @@ class MpqSettings:
     target_samples: samples of that MPPI (default: mppi.num_samples).
     q_output_scale: output scale of the Q network (targets reach ~ 10 / (1 - gamma)).
     replay_capacity: transitions kept.
+    bias_mode: when the model's (m, l) is drawn from the biased distribution (MPQ Table 1); the
+        paper does not say (Sec. 4: the agent "is not provided with the true dynamics parameters,
+        but a uniform distribution over them"; Algorithm 1 takes ONE approximate model as input).
+        "run" (default): one draw per run (seed), fixed for all episodes and targets (Algorithm 1's
+            input P-hat; docs/results/mpq.md: better than "episode" on the 3 table seeds, not on all 5).
+        "episode": a new draw per episode, for acting and for that episode's Eq. (19) targets.
+        "step": the planner samples the distribution: a new draw at every control step and for
+            every Eq. (19) target minibatch.
+    target_polyak: Polyak factor of a target Q network for the Eq. (19) targets (0: none, the
+        targets use the online Q, as MPQ Sec. 4.2 "MPQ does not use a target network").
     """
 
     task: PendulumTaskSettings = field(default_factory=PendulumTaskSettings)
@@ -86,9 +98,15 @@ class MpqSettings:
     target_samples: int = 0
     q_output_scale: float = 10.0
     replay_capacity: int = 100_000
+    bias_mode: str = "run"
+    target_polyak: float = 0.0
 
     def validate(self) -> None:
         self.task.validate()
+        if self.bias_mode not in BIAS_MODES:
+            raise ValueError(f"bias_mode must be one of {BIAS_MODES}, got {self.bias_mode!r}")
+        if not 0.0 <= self.target_polyak < 1.0:
+            raise ValueError(f"target_polyak must be in [0, 1), got {self.target_polyak}")
         if self.mppi.horizon < 1 or self.minibatches < 0 or self.batch_size < 1 or self.target_iterations < 1:
             raise ValueError("horizon, batch_size, target_iterations must be >= 1 and minibatches >= 0")
         if self.learn and not self.use_q:
@@ -114,7 +132,7 @@ class MpqAgent:
         self.q = AngleFeatureQMLP(QMLPSettings(nx=3, nu=1, hidden=tuple(s.hidden)))
         self.q.set_input_normalization([0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 4.0, max(1.0, s.task.u_max)])
         self.q.set_output_affine(s.q_output_scale, 0.0)
-        tset = CriticTrainerSettings(learning_rate=s.learning_rate, weight_decay=0.0, polyak=0.0, grad_clip_norm=100.0,
+        tset = CriticTrainerSettings(learning_rate=s.learning_rate, weight_decay=0.0, polyak=s.target_polyak, grad_clip_norm=100.0,
                                      batches_per_update=max(1, s.minibatches), batch_size=s.batch_size,
                                      discount=s.mppi.gamma, seed=self.seed, torch_threads=1)
         self.trainer = CriticTrainer(self.q, tset, target_fn=one_step_q_targets(s.mppi.gamma, self._free_energy_targets))
@@ -122,6 +140,10 @@ class MpqAgent:
         self.stage_cost = _core.PendulumSwingUpCost(1, s.task.w_rate, 1.0 / self.dt)
         self.episodes = 0
         self.model_params = (s.task.mass, s.task.length)
+        # "step" mode draws from its own stream, so the per-episode stream (self.rng) is unchanged
+        self.step_rng = np.random.default_rng([self.seed, 0x5EED])
+        if not s.true_model and s.bias_mode == "run":
+            self.model_params = sample_biased_parameters(s.task, self.rng)
         self.timing = {"mppi_s": 0.0, "mppi_calls": 0, "learn_s": 0.0, "target_solves": 0, "target_s": 0.0}
 
     # -- planner ---------------------------------------------------------------------------
@@ -143,6 +165,8 @@ class MpqAgent:
         s = self.settings
         t0 = time.perf_counter()
         H = s.mppi.horizon
+        if not s.true_model and s.bias_mode == "step":
+            self.model_params = sample_biased_parameters(s.task, self.step_rng)
         solver = self._solver(self.seed * 7919 + self.trainer.gradient_steps + 1, H,
                               s.target_samples or s.mppi.num_samples, s.target_iterations, q=target_q)
         zero = np.zeros((H, 1))
@@ -157,17 +181,28 @@ class MpqAgent:
 
     # -- Algorithm 1 -----------------------------------------------------------------------
     def run_episode(self, x0: Optional[np.ndarray] = None) -> Dict[str, float]:
-        """One episode on the true plant (with a fresh biased model), then maybe an update."""
+        """One episode on the true plant (model drawn per ``bias_mode``), then maybe an update."""
         s = self.settings
-        if not s.true_model:
+        per_step = not s.true_model and s.bias_mode == "step"
+        if not s.true_model and s.bias_mode == "episode":
             self.model_params = sample_biased_parameters(s.task, self.rng)
         x = self.plant.reset(random_initial_state(self.rng) if x0 is None else x0)
         solver = self._solver(self.seed * 100_003 + self.episodes, s.mppi.horizon, s.mppi.num_samples,
                               s.mppi.num_iterations)
         total, upright = 0.0, 0
+        m_sum, l_sum = 0.0, 0.0
         T = s.task.episode_steps
-        for _ in range(T):
+        for k in range(T):
             t0 = time.perf_counter()
+            if per_step:
+                # a fresh model from the distribution; the warm-started plan carries over
+                self.model_params = sample_biased_parameters(s.task, self.step_rng)
+                plan = np.array(solver.plan)
+                solver = self._solver((self.seed * 100_003 + self.episodes) * 1009 + k, s.mppi.horizon,
+                                      s.mppi.num_samples, s.mppi.num_iterations)
+                solver.set_plan(plan)
+            m_sum += self.model_params[0]
+            l_sum += self.model_params[1]
             solver.set_state(x, 0.0)
             solver.optimize()
             u = np.array(solver.action_from_policy())
@@ -183,7 +218,7 @@ class MpqAgent:
             solver.shift(1)
         self.episodes += 1
         stats = {"train/episode_cost": total, "train/mean_step_cost": total / T, "train/upright_fraction": upright / T,
-                 "train/model_mass": self.model_params[0], "train/model_length": self.model_params[1]}
+                 "train/model_mass": m_sum / T, "train/model_length": l_sum / T}
         if s.learn and self.episodes % s.update_every_episodes == 0 and s.minibatches > 0:
             t0 = time.perf_counter()
             stats.update(self.trainer.update(self.buffer))
@@ -191,12 +226,16 @@ class MpqAgent:
         return stats
 
     def state_dict(self) -> Dict:
-        return {"episodes": self.episodes, "rng": self.rng.bit_generator.state, "timing": dict(self.timing)}
+        return {"episodes": self.episodes, "rng": self.rng.bit_generator.state, "timing": dict(self.timing),
+                "step_rng": self.step_rng.bit_generator.state, "model_params": tuple(self.model_params)}
 
     def load_state_dict(self, d: Dict) -> None:
         self.episodes = int(d["episodes"])
         self.rng.bit_generator.state = d["rng"]
+        if "step_rng" in d:
+            self.step_rng.bit_generator.state = d["step_rng"]
+            self.model_params = tuple(float(v) for v in d["model_params"])
         self.timing.update(d["timing"])
 
 
-__all__ = ["MpqSettings", "MpqAgent", "Q_FEATURES", "AngleFeatureQMLP"]
+__all__ = ["BIAS_MODES", "MpqSettings", "MpqAgent", "Q_FEATURES", "AngleFeatureQMLP"]
