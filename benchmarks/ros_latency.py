@@ -57,13 +57,13 @@ def start_feed(probe, duration: float, stamps_out: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
-def run_controller(trigger: str, duration: float):
+def run_controller(trigger: str, duration: float, extra: dict | None = None):
     """One controller_node process with ``tracking_trigger`` = trigger; returns (info rows, MPC rates)."""
     from dmpc_ros.probe import running_graph
 
     config = ROOT / "config" / "ballbot_sim.yaml"
     overrides = {"learner": False, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
-                 "nodes.controller.parameters.tracking_trigger": trigger}
+                 "nodes.controller.parameters.tracking_trigger": trigger, **(extra or {})}
     feeds = []
     stamps = f"/tmp/dmpc_bench_feed_{os.getpid()}.npy"
     # the controller waits for a state before it reports OK: feed from the start (for at most the
@@ -102,7 +102,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--trigger", choices=["timer", "state", "both"], default="both",
                     help="controller tracking_trigger(s) to measure (default: both, one after the other)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="graph override (YAML value), e.g. nodes.controller.parameters.mpc_cpu=1")
     args = ap.parse_args(argv)
+    import yaml
+
+    extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     duration = 6.0 if args.quick else 30.0
     triggers = ["timer", "state"] if args.trigger == "both" else [args.trigger]
     results = {}
@@ -110,7 +115,7 @@ def main(argv=None) -> int:
     reps = 20 if args.quick else 100
     bare_rates = [bare_core_rate(reps)]
     for trig in triggers:
-        rows, rates, scheduler, feed_line, feed_stamps = run_controller(trig, duration)
+        rows, rates, scheduler, feed_line, feed_stamps = run_controller(trig, duration, extra)
         window = feed_stamps[(feed_stamps >= rows[0, 2]) & (feed_stamps <= rows[-1, 2])]
         feed_jitter = np.abs(np.diff(window) * 1e3 - 2.5) if len(window) > 2 else np.full(1, np.nan)
         results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
@@ -118,7 +123,7 @@ def main(argv=None) -> int:
         bare_rates.append(bare_core_rate(reps))
     bare = float(np.mean(bare_rates))
 
-    print(machine_line())
+    print(machine_line() + (f"; overrides {extra}" if extra else ""))
     lines, mpc_lines = [], [[f"bare core (this process, no ROS; mean of {len(bare_rates)}: "
                              f"{', '.join(f'{b:.0f}' for b in bare_rates)})", bare, 1.0]]
     for trig, (r, node_rate, scheduler, feed_line, feed_jitter) in results.items():

@@ -51,7 +51,7 @@ from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
 from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
-                           StreamReader, VectorPublisher, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
+                           StreamReader, VectorPublisher, set_cpu_affinity, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
 
 INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
 INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
@@ -99,6 +99,10 @@ class ControllerNode(Node):
         self.rt_priority = int(self.declare_parameter("realtime_priority", 50, RO).value)
         if not 0 <= self.rt_priority <= 99:
             raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.rt_priority}")
+        # optional CPU pinning (-1: none), e.g. the MPC thread on one core and the tracking thread
+        # on another so that the tracking thread's wake-ups never preempt the solver
+        self.mpc_cpu = int(self.declare_parameter("mpc_cpu", -1, RO).value)
+        self.tracking_cpu = int(self.declare_parameter("tracking_cpu", -1, RO).value)
         self.batch = self.declare_parameter("transitions_batch", 20, RO).value
         path_rate = self.declare_parameter("path_rate", 10.0, RO).value
         diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value
@@ -290,6 +294,9 @@ class ControllerNode(Node):
 
     # -- MPC thread ------------------------------------------------------------------------------
     def mpc_loop(self) -> None:
+        problem = set_cpu_affinity(self.mpc_cpu)
+        if problem:
+            self.get_logger().warn(f"MPC thread: {problem}")
         period = 1.0 / self.settings.mpc.mpc_rate
         while self.running:
             start = time.monotonic()
@@ -330,6 +337,9 @@ class ControllerNode(Node):
         """Dedicated thread on an absolute schedule (slot k at start + k / tracking_rate): cheaper and
         steadier than an executor timer. A tick later than one period skips to the next slot (the
         skipped slots show as gaps in the published ``slot`` counter)."""
+        problem = set_cpu_affinity(self.tracking_cpu)
+        if problem:
+            self.get_logger().warn(f"tracking thread: {problem}")
         problem = set_realtime_priority(self.rt_priority)
         self.tracking_scheduler = problem or (f"SCHED_FIFO {self.rt_priority}" if self.rt_priority else "normal")
         if problem:

@@ -142,6 +142,22 @@ class VectorPublisher:
         self.pub.publish(self.msg)
 
 
+def set_cpu_affinity(cpu: int) -> str:
+    """Pin the CALLING thread to CPU ``cpu`` (-1: leave it alone). Returns "" on success, else why
+    not (no such CPU, or no Linux affinity API); the thread then keeps its affinity."""
+    import os
+
+    if cpu < 0:
+        return ""
+    if not hasattr(os, "sched_setaffinity"):
+        return "this platform has no sched_setaffinity"
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        return f"CPU {cpu} is not available (allowed: {sorted(allowed)}); affinity unchanged"
+    os.sched_setaffinity(0, {cpu})
+    return ""
+
+
 def set_realtime_priority(priority: int) -> str:
     """Put the CALLING thread under SCHED_FIFO at ``priority`` (1-99), as ros2_control does for its
     control loop (realtime_tools). Returns "" on success, else why not (no permission: needs root,

@@ -17,7 +17,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, VectorPublisher,  # noqa: E402
-                           set_realtime_priority, wall_time_msg, x_to_joint_state)
+                           set_cpu_affinity, set_realtime_priority, wall_time_msg, x_to_joint_state)
 
 pytestmark = pytest.mark.ros
 NAMES = ("a", "b")
@@ -127,3 +127,20 @@ def test_set_realtime_priority_applies_fifo_or_says_why():
     else:
         assert out["policy"] == os.SCHED_FIFO
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling thread is untouched
+
+
+def test_set_cpu_affinity_pins_the_calling_thread_only():
+    assert set_cpu_affinity(-1) == ""
+    allowed = sorted(os.sched_getaffinity(0))
+    assert "not available" in set_cpu_affinity(max(allowed) + 1000)
+    out = {}
+
+    def run():
+        out["problem"] = set_cpu_affinity(allowed[-1])
+        out["cpus"] = os.sched_getaffinity(0)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out["problem"] == "" and out["cpus"] == {allowed[-1]}
+    assert sorted(os.sched_getaffinity(0)) == allowed
