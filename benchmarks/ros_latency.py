@@ -12,7 +12,7 @@ stand-in for a robot driver; the Ballbot at rest at the goal), and reads ``~/com
 MpcController.update in this process without ROS (timed before and after each node run); for the
 jitter, the feed process's own SCHED_FIFO sleep-and-publish loop in the same time window (what a
 bare Python real-time loop gets from this machine at that moment: on the shared VM it is itself
-~1.5-3 ms at p99 under load). Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
+~1-5 ms at p99). Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
 """
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None):
     # the controller waits for a state before it reports OK: feed from the start (for at most the
     # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
     with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs", executables=["controller_node"],
-                       ready_timeout=90, record_states=False, on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5, stamps))
-                       ) as (_, probe, _cfg):
+                       ready_timeout=90, record_states=False,
+                       on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5, stamps))) as (_, probe, _cfg):
         time.sleep(1.0)
         t0 = time.monotonic()
         time.sleep(duration)

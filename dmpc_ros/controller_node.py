@@ -50,8 +50,9 @@ from dmpc_core.models import panda as panda_model
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
-from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, declare_settings, read_settings,
-                           StreamReader, VectorPublisher, set_cpu_affinity, set_realtime_priority, stamp_to_float, transitions_msg, joint_state_to_x)
+from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, StreamReader, VectorPublisher,
+                           declare_settings, joint_state_to_x, read_settings, set_cpu_affinity, set_realtime_priority,
+                           stamp_to_float, transitions_msg)
 
 INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
 INFO_LABEL = INFO_FIELDS + ",u0,u1,u2"  # Ballbot; the Panda's has u0..u6
@@ -170,9 +171,9 @@ class ControllerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # The 400 Hz state stream is served by its own thread (StreamReader), not by the
         # executor: dispatching it through rclpy's executor was the process's largest GIL consumer.
-        self.state_reader = StreamReader(self, JointState, self.resolve_topic_name("joint_states"),
-                                              QOS_LATEST, self.on_state, f"{self.get_name()}_state_io",
-                                              realtime_priority=self.rt_priority)
+        self.state_reader = StreamReader(self, JointState, self.resolve_topic_name("joint_states"), QOS_LATEST,
+                                         self.on_state, f"{self.get_name()}_state_io",
+                                         realtime_priority=self.rt_priority)
         self.create_subscription(PoseStamped, "goal_pose", lambda m: self.on_goal(self.point_goal(m.pose.position), "goal_pose"), 10, callback_group=io)
         self.create_subscription(PointStamped, "clicked_point", lambda m: self.on_goal(self.point_goal(m.point), "clicked_point"), 10, callback_group=io)
         if self.is_panda:

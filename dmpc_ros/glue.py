@@ -191,8 +191,11 @@ class StreamReader:
     stop guard condition (the wait releases the GIL), takes each message and calls
     ``handler(msg)`` in that thread. The same rclpy calls as ``rclpy.wait_for_message``.
 
-    ``topic`` should be the controller node's resolved name (``node.resolve_topic_name``): the
+    ``topic`` should be the owning node's resolved name (``node.resolve_topic_name``): the
     private node ignores the process's global remapping arguments so they are not applied twice.
+    Used for the controller's states, the simulator's commands and the test probe's
+    ``command_info``. A handler exception is counted (``errors``), logged at most once per second
+    and does not end the stream; ``priority_problem`` says why SCHED_FIFO was not applied, if so.
     """
 
     def __init__(self, node, msg_type, topic: str, qos, handler: Callable[[Any], None], name: str,
@@ -245,11 +248,11 @@ class StreamReader:
                         now = time.monotonic()
                         if now - self._last_error_log >= 1.0:
                             self._last_error_log = now
-                            self.io_node.get_logger().error(f"state handler failed ({self.errors} so far): {e!r}")
+                            self.io_node.get_logger().error(f"{self.thread.name}: handler failed ({self.errors} so far): {e!r}")
         except Exception as e:  # noqa: BLE001 - the wait itself failed: logged, never silent
             if self._running:
                 self.error = e
-                self.io_node.get_logger().error(f"state stream thread stopped: {e!r}")
+                self.io_node.get_logger().error(f"{self.thread.name}: stream thread stopped: {e!r}")
 
     def stop(self) -> None:
         """Stop the thread and destroy the private node (idempotent)."""
