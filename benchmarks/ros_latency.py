@@ -33,19 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, median_time, table  # noqa: E402
 
 
-def bare_core_rate(repeats: int) -> float:
+def bare_core_rate(repeats: int) -> tuple:
+    """(updates per second, median SLQ solve_time [ms]) of MpcController.update back to back."""
     from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
 
     r = ReachMpc(ReachSettings(), (0.0, 0.0))
     x = np.zeros(10)
     r.mpc.update(0.0, x)
     k = [0]
+    solve = []
 
     def step():
         k[0] += 1
-        r.mpc.update(0.01 * k[0], x)
+        solve.append(r.mpc.update(0.01 * k[0], x).solve_time)
 
-    return 1.0 / median_time(step, repeats, warmup=3)
+    return 1.0 / median_time(step, repeats, warmup=3), 1e3 * float(np.median(solve))
 
 
 def start_feed(probe, duration: float, stamps_out: str) -> subprocess.Popen:
@@ -77,13 +79,16 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None):
         rows = probe.info_rows(t0)
         mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
                      if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
+        solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
+                    if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
         scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
         feeds[0].send_signal(signal.SIGINT)
     feed_line = feeds[0].communicate(timeout=30)[0].strip().splitlines()
     feed_stamps = np.load(stamps) if os.path.exists(stamps) else np.zeros(0)
     if os.path.exists(stamps):
         os.remove(stamps)
-    return rows, mpc_rates, scheduler, feed_line[-1] if feed_line else "feed: no output", feed_stamps
+    return (rows, mpc_rates, scheduler, feed_line[-1] if feed_line else "feed: no output", feed_stamps,
+            float(np.median(solve_ms)) if solve_ms else float("nan"))
 
 
 def summarize(rows: np.ndarray, duration: float) -> dict:
@@ -113,20 +118,22 @@ def main(argv=None) -> int:
     results = {}
     # the bare-core anchor is timed before and after each node run (same load drift for both)
     reps = 20 if args.quick else 100
-    bare_rates = [bare_core_rate(reps)]
+    bare_runs = [bare_core_rate(reps)]
     for trig in triggers:
-        rows, rates, scheduler, feed_line, feed_stamps = run_controller(trig, duration, extra)
+        rows, rates, scheduler, feed_line, feed_stamps, solve_ms = run_controller(trig, duration, extra)
         window = feed_stamps[(feed_stamps >= rows[0, 2]) & (feed_stamps <= rows[-1, 2])]
         feed_jitter = np.abs(np.diff(window) * 1e3 - 2.5) if len(window) > 2 else np.full(1, np.nan)
         results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
-                         scheduler, feed_line, feed_jitter)
-        bare_rates.append(bare_core_rate(reps))
+                         scheduler, feed_line, feed_jitter, solve_ms)
+        bare_runs.append(bare_core_rate(reps))
+    bare_rates = [b[0] for b in bare_runs]
     bare = float(np.mean(bare_rates))
+    bare_solve = float(np.mean([b[1] for b in bare_runs]))
 
     print(machine_line() + (f"; overrides {extra}" if extra else ""))
     lines, mpc_lines = [], [[f"bare core (this process, no ROS; mean of {len(bare_rates)}: "
-                             f"{', '.join(f'{b:.0f}' for b in bare_rates)})", bare, 1.0]]
-    for trig, (r, node_rate, scheduler, feed_line, feed_jitter) in results.items():
+                             f"{', '.join(f'{b:.0f}' for b in bare_rates)})", bare, 1.0, bare_solve]]
+    for trig, (r, node_rate, scheduler, feed_line, feed_jitter, solve_ms) in results.items():
         print(f"tracking_trigger={trig}: tracking thread {scheduler}; {feed_line} (whole run incl. start-up)")
         print(f"tracking_trigger={trig}: {r['rate']:.1f} commands/s over {duration:.0f} s (state stream 400 Hz); "
               f"sequence gaps {r['seq_gaps']}; late ticks (schedule slot skipped) {r['late']}; "
@@ -138,10 +145,12 @@ def main(argv=None) -> int:
         lines.append([f"{trig}: anchor: feed process's own loop jitter, same window [ms]",
                       float(np.percentile(feed_jitter, 50)), float(np.percentile(feed_jitter, 99)),
                       float(np.max(feed_jitter))])
-        mpc_lines.append([f"inside controller_node, tracking_trigger={trig} (unthrottled)", node_rate, node_rate / bare])
+        mpc_lines.append([f"inside controller_node, tracking_trigger={trig} (unthrottled)", node_rate, node_rate / bare,
+                          solve_ms])
     print(table(["quantity", "p50", "p99", "max"], lines))
     print()
-    print(table(["MPC (SLQ N=100, 1 RTI iteration)", "rate [Hz]", "ratio to bare core"], mpc_lines))
+    print(table(["MPC (SLQ N=100, 1 RTI iteration)", "rate [Hz]", "ratio to bare core",
+                 "SLQ solve_time [ms] (median)"], mpc_lines))
     main_trig = triggers[0]
     print(f"ros_tracking_p99_jitter_ms={np.percentile(results[main_trig][0]['jitter'], 99):.3f}")
     return 0
