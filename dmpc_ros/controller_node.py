@@ -331,7 +331,12 @@ class ControllerNode(Node):
                 if res.status not in ("converged", "max_iterations"):
                     self.status_msg = f"SLQ status {res.status} (previous policy kept)"
             delay = start + period - time.monotonic()
-            time.sleep(max(delay, 0.0001))  # >= 0.1 ms off the CPU and the GIL between solves
+            # Behind schedule (solve longer than the period): straight into the next solve. The
+            # solve runs without the GIL, and a thread waiting for the GIL gets it within the switch
+            # interval, so no pause is needed for the tracking thread (a 0.1 ms pause here cost
+            # 20-40 % of the in-node MPC rate in paired runs, docs/benchmarks.md 0c).
+            if delay > 0:
+                time.sleep(delay)
 
     # -- tracking loop (400 Hz) --------------------------------------------------------------------
     def tick_loop(self) -> None:
