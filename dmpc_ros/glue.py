@@ -227,6 +227,8 @@ class StreamReader:
 
     def _run(self) -> None:
         self.priority_problem = set_realtime_priority(self.realtime_priority)
+        if self.priority_problem:
+            self.io_node.get_logger().warn(f"{self.thread.name}: {self.priority_problem}")
         wait_set = self._rclpy_impl.WaitSet(1, 1, 0, 0, 0, 0, self.context.handle)
         try:
             while self._running and self.context.ok():
