@@ -37,14 +37,14 @@ def main(argv=None) -> int:
     import rclpy
 
     from dmpc_core.tasks import ballbot
-    from dmpc_ros.glue import QOS_RELIABLE, set_realtime_priority, wall_time_msg, x_to_joint_state
+    from dmpc_ros.glue import QOS_RELIABLE, configure_thread, wall_time_msg, x_to_joint_state
     from sensor_msgs.msg import JointState
 
     rclpy.init()
     node = rclpy.create_node("dmpc_bench_state_feed", start_parameter_services=False)
     pub = node.create_publisher(JointState, args.topic, QOS_RELIABLE)
     msg = x_to_joint_state(np.zeros(ballbot.NX), ballbot.JOINT_NAMES, wall_time_msg(time.time()))
-    scheduler = set_realtime_priority(args.priority) or (f"SCHED_FIFO {args.priority}" if args.priority else "normal")
+    scheduler = configure_thread(None, "feed", args.priority)
     period = 1.0 / args.rate
     stamps = []
     nxt = time.monotonic()

@@ -51,7 +51,7 @@ from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node
 from dmpc_ros.glue import (QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS, StreamReader, VectorPublisher,
-                           declare_settings, joint_state_to_x, read_settings, set_cpu_affinity, set_realtime_priority,
+                           declare_settings, joint_state_to_x, read_settings, configure_thread,
                            stamp_to_float, transitions_msg)
 
 INFO_FIELDS = "seq,slot,stamp,state_stamp,safe,critic_version,state_ticks,state_age"
@@ -295,9 +295,7 @@ class ControllerNode(Node):
 
     # -- MPC thread ------------------------------------------------------------------------------
     def mpc_loop(self) -> None:
-        problem = set_cpu_affinity(self.mpc_cpu)
-        if problem:
-            self.get_logger().warn(f"MPC thread: {problem}")
+        configure_thread(self.get_logger(), "MPC thread", cpu=self.mpc_cpu)
         period = 1.0 / self.settings.mpc.mpc_rate
         while self.running:
             start = time.monotonic()
@@ -343,13 +341,8 @@ class ControllerNode(Node):
         """Dedicated thread on an absolute schedule (slot k at start + k / tracking_rate): cheaper and
         steadier than an executor timer. A tick later than one period skips to the next slot (the
         skipped slots show as gaps in the published ``slot`` counter)."""
-        problem = set_cpu_affinity(self.tracking_cpu)
-        if problem:
-            self.get_logger().warn(f"tracking thread: {problem}")
-        problem = set_realtime_priority(self.rt_priority)
-        self.tracking_scheduler = problem or (f"SCHED_FIFO {self.rt_priority}" if self.rt_priority else "normal")
-        if problem:
-            self.get_logger().warn(f"tracking thread: {problem}")
+        self.tracking_scheduler = configure_thread(self.get_logger(), "tracking thread", self.rt_priority,
+                                                   self.tracking_cpu)
         slot = 0
         while self.running and rclpy.ok():
             self.slot = slot

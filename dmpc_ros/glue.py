@@ -180,6 +180,19 @@ def set_realtime_priority(priority: int) -> str:
     return ""
 
 
+def configure_thread(logger, what: str, priority: int = 0, cpu: int = -1) -> str:
+    """Apply ``set_cpu_affinity(cpu)`` and ``set_realtime_priority(priority)`` to the CALLING
+    thread, log each refusal as a warning ``"<what>: <why>"`` (``logger`` None: no log) and return
+    the thread's scheduler for diagnostics: "SCHED_FIFO <priority>", "normal", or why FIFO was
+    refused."""
+    affinity_problem = set_cpu_affinity(cpu)
+    priority_problem = set_realtime_priority(priority)
+    for problem in (affinity_problem, priority_problem):
+        if problem and logger is not None:
+            logger.warn(f"{what}: {problem}")
+    return priority_problem or (f"SCHED_FIFO {priority}" if priority else "normal")
+
+
 class StreamReader:
     """One high-rate subscription served by its own thread, outside the node's executor.
 
@@ -195,7 +208,7 @@ class StreamReader:
     private node ignores the process's global remapping arguments so they are not applied twice.
     Used for the controller's states, the simulator's commands and the test probe's
     ``command_info``. A handler exception is counted (``errors``), logged at most once per second
-    and does not end the stream; ``priority_problem`` says why SCHED_FIFO was not applied, if so.
+    and does not end the stream; ``scheduler`` is the thread's scheduler (``configure_thread``).
     """
 
     def __init__(self, node, msg_type, topic: str, qos, handler: Callable[[Any], None], name: str,
@@ -217,7 +230,7 @@ class StreamReader:
         self._last_error_log = -1e9
         self.received = 0  # messages taken
         self.realtime_priority = int(realtime_priority)
-        self.priority_problem = ""  # set by the thread: why SCHED_FIFO was not applied
+        self.scheduler = "not started"  # set by the thread (configure_thread)
         self._running = True
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -226,9 +239,7 @@ class StreamReader:
         return self
 
     def _run(self) -> None:
-        self.priority_problem = set_realtime_priority(self.realtime_priority)
-        if self.priority_problem:
-            self.io_node.get_logger().warn(f"{self.thread.name}: {self.priority_problem}")
+        self.scheduler = configure_thread(self.io_node.get_logger(), self.thread.name, self.realtime_priority)
         wait_set = self._rclpy_impl.WaitSet(1, 1, 0, 0, 0, 0, self.context.handle)
         try:
             while self._running and self.context.ok():

@@ -32,7 +32,7 @@ from dmpc_core import _core
 from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, run_node, set_realtime_priority, wall_time_msg,
+from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, configure_thread, run_node, wall_time_msg,
                            x_to_joint_state)
 
 RO = ParameterDescriptor(read_only=True)
@@ -150,9 +150,7 @@ class SimNode(Node):
         return resp
 
     def loop(self) -> None:
-        problem = set_realtime_priority(self.rt_priority)
-        if problem:
-            self.get_logger().warn(f"physics thread: {problem}")
+        configure_thread(self.get_logger(), "physics thread", self.rt_priority)
         period = 1.0 / self.rate
         nxt = time.monotonic()
         while self.running and rclpy.ok():

@@ -17,7 +17,8 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, VectorPublisher,  # noqa: E402
-                           set_cpu_affinity, set_realtime_priority, wall_time_msg, x_to_joint_state)
+                           configure_thread, set_cpu_affinity, set_realtime_priority, wall_time_msg,
+                           x_to_joint_state)
 
 pytestmark = pytest.mark.ros
 NAMES = ("a", "b")
@@ -144,3 +145,29 @@ def test_set_cpu_affinity_pins_the_calling_thread_only():
     t.join()
     assert out["problem"] == "" and out["cpus"] == {allowed[-1]}
     assert sorted(os.sched_getaffinity(0)) == allowed
+
+
+def test_configure_thread_reports_the_scheduler_and_logs_refusals():
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def warn(self, text):
+            self.lines.append(text)
+
+    out, log = {}, Log()
+
+    def run():
+        out["normal"] = configure_thread(log, "t", 0, -1)
+        out["pinned"] = configure_thread(log, "t", 0, max(os.sched_getaffinity(0)) + 1000)
+        out["fifo"] = configure_thread(log, "t", 10)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out["normal"] == "normal" and out["pinned"] == "normal"
+    assert log.lines[0].startswith("t: CPU ") and "not available" in log.lines[0]
+    if len(log.lines) == 1:
+        assert out["fifo"] == "SCHED_FIFO 10"
+    else:
+        assert "refused" in out["fifo"] and log.lines[1] == f"t: {out['fifo']}"
