@@ -103,8 +103,7 @@ class DynamicsModel {
   ///        (it holds f_x(x) and g(x)); at_zero is not modified.
   ///        Default (exact for every control-affine model): d g_j / dx = fx(x, e_j) - fx(x, 0),
   ///        i.e. nu extra calc_diff calls on `scratch`. Models override it when the contraction
-  ///        is cheaper (BallbotDynamics: one inverse-dynamics Jacobian per input instead of a
-  ///        full calc_diff).
+  ///        is cheaper (BallbotDynamics: one generated function of M(q) and S^T(q) for all inputs).
   /// @param[in] at_zero data after calc_diff(at_zero, x, 0)
   /// @param[in,out] scratch a second data object of this model (overwritten)
   /// @param[in] x state, size nx

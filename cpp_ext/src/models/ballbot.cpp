@@ -229,31 +229,30 @@ void BallbotDynamics::calc_drift_input_projection(DynamicsData& data, const RefV
   y.noalias() = d.ST.transpose() * z;
 }
 
-void BallbotDynamics::calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch,
+void BallbotDynamics::calc_input_jacobians(const DynamicsData& at_zero, DynamicsData&,
                                            const RefV& x, const RefV& p, const RefV& w, Vec&,
                                            Mat& Gp, Mat& Gw) const {
-  const auto* z = dynamic_cast<const BallbotData*>(&at_zero);
-  if (z == nullptr)
+  const auto* z0 = dynamic_cast<const BallbotData*>(&at_zero);
+  if (z0 == nullptr)
     throw std::invalid_argument("BallbotDynamics needs a data object from its create_data()");
-  BallbotData& s = cast(scratch);
+  // g(x) = [0; G(q)], G = M^-1 S^T. With G frozen at this point, z = M^-1 p_v, alpha = G w:
+  //   Gp = d(G^T p_v)/dq = d/dq [S z - G^T M z],  Gw = d(G w)/dq = M^-1 d/dq [S^T w - M alpha]
+  // (one generated function of M(q) and S^T(q) only; tools/derive_ballbot.py "input_jac").
+  Vec5 z;
+  const Vec5 pv = p.tail<5>();
+  cholesky5_solve(z0->L, pv, z);
+  const Eigen::Matrix<double, 5, 3> G = z0->Minv * z0->ST;
+  const Eigen::Vector3d wv = w.head<3>();
+  const Vec5 alpha = G * wv;
+  Eigen::Matrix<double, 3, 5> dy_dq;
+  Mat5 dgw_dq;
+  const double* arg[6] = {x.data(), z.data(), G.data(), wv.data(), alpha.data(), p_.data()};
+  double* res[2] = {dy_dq.data(), dgw_dq.data()};
+  dmpc_ballbot_input_jac(arg, res, nullptr, nullptr, 0);
   Gp.setZero();
   Gw.setZero();
-  Eigen::Matrix<double, 5, 1> aj;
-  Eigen::Vector3d ej;
-  Mat5 D;
-  for (int j = 0; j < 3; ++j) {
-    aj.noalias() = z->Minv * z->ST.col(j);
-    aj += z->a;
-    ej.setZero();
-    ej(j) = 1.0;
-    const double* arg[5] = {x.data(), x.data() + 5, aj.data(), ej.data(), p_.data()};
-    double* res[2] = {s.dID_dq.data(), s.dID_dv.data()};
-    dmpc_ballbot_id_jac(arg, res, nullptr, nullptr, 0);
-    s.dID_dq -= z->dID_dq;
-    D.noalias() = -z->Minv * s.dID_dq;  // d g_j / dq (rows of vdot)
-    Gp.block<1, 5>(j, 0).noalias() = p.tail<5>().transpose() * D;
-    Gw.block<5, 5>(5, 0) += w(j) * D;
-  }
+  Gp.leftCols<5>() = dy_dq;
+  Gw.block<5, 5>(5, 0).noalias() = z0->Minv * dgw_dq;
 }
 
 }  // namespace dmpc

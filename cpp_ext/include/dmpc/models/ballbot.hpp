@@ -94,11 +94,11 @@ class BallbotDynamics : public DynamicsModel {
   ///        solve; no inverse-dynamics Jacobian (see DynamicsModel::calc_drift_input_projection).
   void calc_drift_input_projection(DynamicsData& data, const RefV& x, const RefV& p, Vec& u_scratch,
                                    Vec& f, Vec& y) const override;
-  /// @brief Input-matrix derivatives (see DynamicsModel::calc_input_jacobians) from 3
-  ///        inverse-dynamics Jacobians: ID = M a + h - S^T tau is affine in (a, tau), so
-  ///        d g_j / dq = -M^{-1} [dID/dq(q, v, a0 + a_j, e_j) - dID/dq(q, v, a0, 0)],
-  ///        a0 = a(x, 0), a_j = M^{-1} S^T e_j; g does not depend on v (only the rows of vdot
-  ///        and the columns of q are non-zero).
+  /// @brief Input-matrix derivatives (see DynamicsModel::calc_input_jacobians) from one
+  ///        generated function of M(q) and S^T(q) (dmpc_ballbot_input_jac): with g = [0; G],
+  ///        G = M^{-1} S^T frozen at x, z = M^{-1} p_v and alpha = G w,
+  ///          Gp = d/dq [S z - G^T M z],  Gw (rows of vdot) = M^{-1} d/dq [S^T w - M alpha].
+  ///        g does not depend on v (only the columns of q are non-zero); `scratch` is unused.
   void calc_input_jacobians(const DynamicsData& at_zero, DynamicsData& scratch, const RefV& x,
                             const RefV& p, const RefV& w, Vec& u_scratch, Mat& Gp,
                             Mat& Gw) const override;
