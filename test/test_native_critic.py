@@ -278,17 +278,21 @@ def test_running_cost_hessian_terms_and_psd_projection():
     cost_psd = _core.ValueRunningCost(critic, dyn, R, 1.0, project_psd=True)
     assert cost_psd.project_psd and not cost.project_psd
     rng = np.random.default_rng(4)
-    saw_negative = False
-    for _ in range(6):
-        x = rng.normal(size=3)
-        d = cost.derivatives(0.3, x, np.zeros(2))
-        dp = cost_psd.derivatives(0.3, x, np.zeros(2))
-        np.testing.assert_allclose(dp["lx"], d["lx"], rtol=0, atol=0)
-        w, V = np.linalg.eigh(d["lxx"])
-        saw_negative |= w.min() < -1e-6
-        np.testing.assert_allclose(dp["lxx"], V @ np.diag(np.maximum(w, 0)) @ V.T, atol=1e-10)
-        assert np.linalg.eigvalsh(dp["lxx"]).min() > -1e-10
-    assert saw_negative, "test points should include an indefinite lxx"
+    saw_negative = saw_psd = False
+    for scale in (0.1, 1.0, 3.0):
+        for _ in range(6):
+            x = scale * rng.normal(size=3)
+            d = cost.derivatives(0.3, x, np.zeros(2))
+            dp = cost_psd.derivatives(0.3, x, np.zeros(2))
+            np.testing.assert_allclose(dp["lx"], d["lx"], rtol=0, atol=0)
+            w, V = np.linalg.eigh(d["lxx"])
+            saw_negative |= w.min() < -1e-6
+            saw_psd |= w.min() > 1e-6
+            np.testing.assert_allclose(dp["lxx"], V @ np.diag(np.maximum(w, 0)) @ V.T, atol=1e-10)
+            assert np.linalg.eigvalsh(dp["lxx"]).min() > -1e-10
+    # Both branches of the projection: the LDL^T test leaves a PSD lxx as it is, an indefinite
+    # one goes through the eigendecomposition.
+    assert saw_negative and saw_psd, "test points should include an indefinite and a PSD lxx"
 
 
 # ----------------------------------------------------------------------------- (c) terminal cost

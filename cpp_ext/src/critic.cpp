@@ -144,7 +144,7 @@ void CriticMLP::kernel_outputs(CriticMLPData& d, bool grad, bool hessian) const 
 }
 
 CriticMLPData& CriticMLP::cast(CriticData& data) const {
-  auto* d = dynamic_cast<CriticMLPData*>(&data);
+  auto* d = data_cast<CriticMLPData>(&data);
   if (d == nullptr || static_cast<int>(d->h.size()) != n_layers() ||
       d->h[0].size() != widths_[0] || d->Vx.size() != nx_)
     throw std::invalid_argument("CriticMLP: data was not created by this model's create_data()");

@@ -12,9 +12,20 @@ void check_t_goal(double t_goal) {
   if (!std::isfinite(t_goal)) throw std::invalid_argument("t_goal must be finite");
 }
 ValueTerminalCostData& terminal_cast(CostData& data) {
-  auto* d = dynamic_cast<ValueTerminalCostData*>(&data);
+  auto* d = data_cast<ValueTerminalCostData>(&data);
   if (d == nullptr) throw std::invalid_argument("ValueTerminalCost: data not created by create_data()");
   return *d;
+}
+// True when the symmetric matrix S is positive semi-definite: by Sylvester's law of inertia
+// the pivoted LDL^T of S has as many negative pivots as S has negative eigenvalues. Pivots down
+// to -1e-12 max|D| count as zero (rounding in a singular PSD matrix; clipping such an eigenvalue
+// would change lxx by that much). A failed factorisation (zero pivot with a non-zero column,
+// e.g. [[0, 1], [1, 0]]) is reported as not PSD, so the eigendecomposition decides.
+bool psd_by_ldlt(Eigen::LDLT<Mat>& ldlt, const Mat& S) {
+  ldlt.compute(S);
+  if (ldlt.info() != Eigen::Success) return false;
+  const auto& D = ldlt.vectorD();
+  return D.minCoeff() >= -1e-12 * D.cwiseAbs().maxCoeff();
 }
 template <class C>
 void check_critic(const C& critic) {
@@ -77,6 +88,7 @@ ValueRunningCostData::ValueRunningCostData(int nx, int nu, std::shared_ptr<Criti
       xp(Vec::Zero(nx)),
       Kfd(Mat::Zero(nx, nx)),
       eig(nx),
+      ldlt(nx),
       evals(Vec::Zero(nx)) {}
 
 ValueRunningCost::ValueRunningCost(CriticModelPtr critic, DynamicsModelPtr dynamics, const RefM& R,
@@ -119,7 +131,7 @@ std::shared_ptr<CostData> ValueRunningCost::create_data() const {
 }
 
 ValueRunningCostData& ValueRunningCost::cast(CostData& data) const {
-  auto* d = dynamic_cast<ValueRunningCostData*>(&data);
+  auto* d = data_cast<ValueRunningCostData>(&data);
   if (d == nullptr) throw std::invalid_argument("ValueRunningCost: data not created by create_data()");
   return *d;
 }
@@ -208,7 +220,8 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
   for (Eigen::Index col = 0; col < nx_; ++col)
     for (Eigen::Index r = col + 1; r < nx_; ++r)
       d.lxx(r, col) = d.lxx(col, r) = 0.5 * (d.lxx(r, col) + d.lxx(col, r));
-  if (project_psd_) {
+  if (project_psd_ && !psd_by_ldlt(d.ldlt, d.lxx)) {
+    ++d.psd_projections;
     d.eig.compute(d.lxx);
     d.evals = d.eig.eigenvalues().cwiseMax(0.0);
     d.M.noalias() = d.eig.eigenvectors() * d.evals.asDiagonal();  // reuse M as scratch

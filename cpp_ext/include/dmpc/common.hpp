@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 
 namespace dmpc {
 
@@ -51,6 +52,16 @@ inline void check_shape(const RefM& m, Eigen::Index rows, Eigen::Index cols, con
        << ", " << cols << ")";
     throw std::invalid_argument(os.str());
   }
+}
+
+/// @brief Downcast of a data object on the hot path: a typeid comparison (one pointer compare
+///        with GCC's merged type_info) for the exact type, dynamic_cast only for other types
+///        (e.g. a subclass). Returns nullptr when `p` is not a T. dynamic_cast through the data
+///        hierarchies cost ~4 % of a Deep Value SLQ iteration (perf).
+template <class T, class B>
+T* data_cast(B* p) {
+  if (p != nullptr && typeid(*p) == typeid(T)) return static_cast<T*>(p);
+  return dynamic_cast<T*>(p);
 }
 
 }  // namespace dmpc

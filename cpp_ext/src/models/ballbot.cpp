@@ -99,7 +99,7 @@ std::shared_ptr<DynamicsData> BallbotDynamics::create_data() const {
 }
 
 BallbotData& BallbotDynamics::cast(DynamicsData& data) const {
-  auto* d = dynamic_cast<BallbotData*>(&data);
+  auto* d = data_cast<BallbotData>(&data);
   if (d == nullptr)
     throw std::invalid_argument("BallbotDynamics needs a data object from its create_data()");
   return *d;
@@ -232,7 +232,7 @@ void BallbotDynamics::calc_drift_input_projection(DynamicsData& data, const RefV
 void BallbotDynamics::calc_input_jacobians(const DynamicsData& at_zero, DynamicsData&,
                                            const RefV& x, const RefV& p, const RefV& w, Vec&,
                                            Mat& Gp, Mat& Gw) const {
-  const auto* z0 = dynamic_cast<const BallbotData*>(&at_zero);
+  const auto* z0 = data_cast<const BallbotData>(&at_zero);
   if (z0 == nullptr)
     throw std::invalid_argument("BallbotDynamics needs a data object from its create_data()");
   // g(x) = [0; G(q)], G = M^-1 S^T. With G frozen at this point, z = M^-1 p_v, alpha = G w:
