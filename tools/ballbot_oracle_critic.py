@@ -99,8 +99,8 @@ def main(argv=None) -> int:
                     help="[s] value (tau + offset) * d: keeps a pull to the target near the episode end")
     ap.add_argument("--fit-seed", type=int, default=0, help="seed of the regression (initial weights, samples)")
     ap.add_argument("--critic-cache", default=None, metavar="PATH",
-                    help="save the fitted critic's state here, or load it if the file exists (the fit "
-                         "depends only on the value options, the task and learner.hidden: reuse it across "
+                    help="save the fitted critic's state here, or load it if the file exists (the file is not keyed: the fit "
+                         "depends only on the value options, the task and learner.hidden; reuse it only across "
                          "actor settings)")
     ap.add_argument("--trajectories", default=None, metavar="NPZ", help="save the 8 trajectories (xs) here")
     args = ap.parse_args(argv)

@@ -73,7 +73,8 @@ class ActorSettings:
             quadratic branch only within that many N m of the limit).
         slq_iterations_per_step: SLQ iterations per control step after the first solve. 1 is
             Algorithm 1 (one real-time iteration per delta t); k > 1 is a departure (standard in
-            OCS2-style MPC when the time allows): each step costs ~k times the solve time.
+            OCS2-style MPC when the time allows): each step costs up to k times the solve time
+            (SLQ stops earlier when it converges).
         wall_weight: > 0 adds a known-geometry wall term to the actor's running cost
             (``_core.WallPenalty`` on the ball position with the task's walls, boundary
             included): wall_weight * sum_j softplus_beta(d_safe - clearance_j)^2 with
