@@ -332,3 +332,53 @@ def test_training_input_noise_only_on_the_training_plant():
     cfg.training.train_input_noise_std = -1.0
     with pytest.raises(ValueError, match="train_input_noise_std"):
         DeepValueMpc(cfg)
+
+
+def _actor_near_wall(**actor):
+    """An actor (zero-output critic: balance only) and a tilted state moving towards the interior
+    wall: a fixed, non-trivial SLQ problem for the actor options below."""
+    from dmpc_core.agents.deep_value_mpc import Actor, ActorSettings
+
+    cfg = small_config()
+    agent = DeepValueMpc(cfg)
+    s = ActorSettings(**{**cfg.actor.__dict__, **actor})
+    act = Actor(agent.task, s)
+    act.set_critic_bundle(agent.learner.export())
+    x = WallsTask.initial_state([0.1, -0.25])  # 0.2 m from the wall face
+    x[3], x[6] = 0.15, 0.8  # leaning and moving towards the wall (face at y = -0.05)
+    return act, x
+
+
+def test_slq_iterations_per_step_lowers_the_plan_cost():
+    costs = {}
+    for k in (1, 4):
+        act, x = _actor_near_wall(slq_iterations_per_step=k, initial_iterations=1, wall_weight=300.0)
+        mpc = act.controller(np.asarray(act.task.settings.target, float), x)
+        assert mpc.settings.iterations_per_update == k
+        mpc.update(0.0, x)  # first solve: initial_iterations (1) for both
+        res = mpc.update(0.05, x)  # the warm-started per-step solve: k iterations
+        assert res.iterations <= k
+        costs[k] = res.cost
+    assert costs[4] < costs[1] - 1e-6, costs
+    with pytest.raises(ValueError):
+        _actor_near_wall(slq_iterations_per_step=0)
+
+
+def test_actor_wall_term_derivatives_and_far_field():
+    act, x = _actor_near_wall(wall_weight=500.0, wall_margin=0.1, wall_beta=50.0)
+    terms = dict(act.nominal_terms())
+    wall = terms["walls"]
+    u = np.zeros(3)
+    d = wall.derivatives(0.0, x, u)
+    e = 1e-6
+    fd = np.array([(wall.value(0.0, x + e * np.eye(10)[i], u) - wall.value(0.0, x - e * np.eye(10)[i], u)) / (2 * e)
+                   for i in range(10)])
+    assert fd[1] > 1.0  # within d_safe: the cost grows towards the wall (+y), a real push away
+    np.testing.assert_allclose(d["lx"], fd, rtol=1e-5, atol=1e-6)
+    far = WallsTask.initial_state([0.9, 0.8])  # 0.7 m from every wall surface
+    assert act.task.clearance(*far[:2]) > 0.6
+    assert wall.value(0.0, far, u) < 1e-10
+    assert np.abs(wall.derivatives(0.0, far, u)["lx"]).max() < 1e-8
+    # default: no wall term (the paper's actor sees the walls only through the value)
+    act0, _ = _actor_near_wall()
+    assert "walls" not in dict(act0.nominal_terms())

@@ -97,31 +97,56 @@ def main(argv=None) -> int:
     ap.add_argument("--wall-width", type=float, default=0.05, help="[m] width of the sigmoid wall term")
     ap.add_argument("--tau-offset", type=float, default=0.0,
                     help="[s] value (tau + offset) * d: keeps a pull to the target near the episode end")
+    ap.add_argument("--fit-seed", type=int, default=0, help="seed of the regression (initial weights, samples)")
+    ap.add_argument("--critic-cache", default=None, metavar="PATH",
+                    help="save the fitted critic's state here, or load it if the file exists (the file is not keyed: the fit "
+                         "depends only on the value options, the task and learner.hidden; reuse it only across "
+                         "actor settings)")
+    ap.add_argument("--trajectories", default=None, metavar="NPZ", help="save the 8 trajectories (xs) here")
     args = ap.parse_args(argv)
     overrides = parse_sets(args.set)
     if not args.with_walls:
         overrides.setdefault("task.walls", [])
     cfg = load_config(args.config, overrides)
     agent = DeepValueMpc(cfg)
-    loss = fit_oracle(agent, args.lead, args.steps, geodesic=args.with_walls, margin=args.margin,
-                      wall_weight=args.wall_weight, wall_width=args.wall_width, tau_offset=args.tau_offset)
+    if args.critic_cache and Path(args.critic_cache).exists():
+        import torch
+
+        state = torch.load(args.critic_cache)
+        agent.learner.trainer.model.load_state_dict(state["model"])
+        agent.learner.trainer.target.load_state_dict(state["model"])
+        agent.actor.set_critic_bundle(agent.learner.export())
+        loss = float(state["loss"])
+    else:
+        loss = fit_oracle(agent, args.lead, args.steps, seed=args.fit_seed, geodesic=args.with_walls, margin=args.margin,
+                          wall_weight=args.wall_weight, wall_width=args.wall_width, tau_offset=args.tau_offset)
+        if args.critic_cache:
+            import torch
+
+            torch.save({"model": agent.learner.trainer.model.state_dict(), "loss": loss}, args.critic_cache)
     task = agent.task
     goal = np.asarray(task.settings.target, float)
     plant = Plant(agent.actor.model, np.zeros(ballbot.NX), task.plant_settings(1))
     print(f"oracle fit mse {loss:.4f}; mode {cfg.actor.mode}, H {cfg.actor.horizon_time} s, walls {cfg.task.walls}")
     print("| start | blocked | outcome | start distance [m] | final distance [m] | max tilt [rad] |")
     print("|---|---|---|---|---|---|")
-    finals, outcomes = [], []
+    finals, outcomes, solve, steps, trajs = [], [], 0.0, 0, []
     for st in task.settings.eval_starts:
         ep = run_episode(task, agent.actor, st, goal, plant)
         finals.append(ep.final_distance)
         outcomes.append(ep.outcome)
+        solve, steps = solve + ep.solve_time, steps + len(ep.costs)
+        trajs.append(ep.xs)
         print(f"| {tuple(st)} | {task.blocks_straight_line(st, goal)} | {ep.outcome} | {np.hypot(*(np.asarray(st) - goal)):.2f} | "
               f"{ep.final_distance:.2f} | {ballbot.tilt(ep.xs).max():.2f} |")
     tol = task.settings.success_tolerance
     print(f"successes {sum(o == 'timeout' and f < tol for o, f in zip(outcomes, finals))}/{len(finals)} "
           f"(< {tol} m), max final distance {max(finals):.3f} m")
+    print(f"walls {outcomes.count('wall')}, falls {outcomes.count('fall')}, "
+          f"mean final distance {np.mean(finals):.3f} m, SLQ time per control step {1e3 * solve / max(steps, 1):.1f} ms")
     print(f"oracle_mean_final_distance={np.mean(finals):.3f}")
+    if args.trajectories:
+        np.savez(args.trajectories, *trajs, starts=np.asarray(task.settings.eval_starts, float))
     return 0
 
 

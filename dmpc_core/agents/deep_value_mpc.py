@@ -71,6 +71,17 @@ class ActorSettings:
         barrier_mu / barrier_delta: barrier weight and relaxation margin (relative: the margin is
             barrier_delta * tilt_limit [rad] for both barriers; torques then switch to the
             quadratic branch only within that many N m of the limit).
+        slq_iterations_per_step: SLQ iterations per control step after the first solve. 1 is
+            Algorithm 1 (one real-time iteration per delta t); k > 1 is a departure (standard in
+            OCS2-style MPC when the time allows): each step costs up to k times the solve time
+            (SLQ stops earlier when it converges).
+        wall_weight: > 0 adds a known-geometry wall term to the actor's running cost
+            (``_core.WallPenalty`` on the ball position with the task's walls, boundary
+            included): wall_weight * sum_j softplus_beta(d_safe - clearance_j)^2 with
+            d_safe = robot_radius + wall_margin and beta = wall_beta [1/m]. A departure: the
+            paper's actor sees the walls only through the value. 0 (default) = none.
+        wall_margin: [m] clearance beyond the robot radius at which the wall term starts.
+        wall_beta: [1/m] softness of the wall term (larger = sharper, ~0 beyond d_safe + 3/beta).
     """
 
     mode: str = "running+terminal"
@@ -88,8 +99,16 @@ class ActorSettings:
     torque_limit: float = 0.0
     barrier_mu: float = 0.1
     barrier_delta: float = 0.05
+    slq_iterations_per_step: int = 1
+    wall_weight: float = 0.0
+    wall_margin: float = 0.1
+    wall_beta: float = 50.0
 
     def validate(self) -> None:
+        if self.slq_iterations_per_step < 1:
+            raise ValueError("slq_iterations_per_step must be >= 1")
+        if self.wall_weight < 0 or not self.wall_beta > 0:
+            raise ValueError("wall_weight must be >= 0 and wall_beta > 0")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         n = self.horizon_time / self.node_dt
@@ -256,6 +275,10 @@ class Actor:
             terms.append(("barrier", BoxBarrierCost(ballbot.NX, ballbot.NU, sx, [s.tilt_limit] * len(sx), su,
                                                     [s.torque_limit] * len(su), mu=s.barrier_mu,
                                                     delta=s.barrier_delta * max(s.tilt_limit, 1e-9))))
+        if s.wall_weight > 0:  # departure: the walls' known geometry in the actor's cost
+            d_safe = self.task.settings.robot_radius + s.wall_margin
+            terms.append(("walls", _core.WallPenalty(ballbot.NX, ballbot.NU, ballbot.PX, ballbot.PY,
+                                                     self.task.core_walls(), d_safe, s.wall_weight, s.wall_beta)))
         return terms
 
     def set_critic_bundle(self, bundle_bytes: bytes) -> None:
@@ -278,7 +301,7 @@ class Actor:
     def controller(self, goal: np.ndarray, x0: np.ndarray) -> MpcController:
         s = self.settings
         problem = self.make_problem(goal)
-        mpc_settings = MpcSettings(horizon=s.horizon, dt=s.node_dt, iterations_per_update=1,
+        mpc_settings = MpcSettings(horizon=s.horizon, dt=s.node_dt, iterations_per_update=s.slq_iterations_per_step,
                                    initial_iterations=s.initial_iterations)
         return MpcController(problem, mpc_settings, initial_policy=self.lqr_policy(problem, x0))
 
