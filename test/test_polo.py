@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from dmpc_core import _core
-from dmpc_core.agents.polo import MppiAgentSettings, PoloAgent, PoloSettings, ensemble_to_native
+from dmpc_core.agents.polo import (MppiAgentSettings, PoloAgent, PoloSettings, ensemble_to_native,
+                                   spread_first_layer_units)
 from dmpc_core.critics.targets import TrajectoryOptimizationTargets
 from dmpc_core.critics.networks import ValueEnsemble, ValueEnsembleSettings, ValueMLPSettings
 from dmpc_core.tasks.point_mass_worlds import (MAZE_OBSTACLES, PointMassWorld, PointMassWorldSettings,
@@ -141,6 +142,49 @@ def test_position_only_value_ignores_velocity_natively_and_in_torch():
     assert d.abs().max().item() > 1e-3
     with pytest.raises(ValueError, match="value_inputs"):
         PoloSettings(value_inputs="speed").validate()
+
+
+def test_unit_spread_puts_every_first_layer_boundary_through_a_point_of_the_square():
+    """value_unit_spread: unit j of the first layer of every member and prior is zero at its own
+    centre c_j ~ U([-spread, spread]^2) (any velocity); torch's default puts all the boundaries
+    near the arena centre. The native terminal cost follows the re-drawn biases."""
+    scale, spread = 0.1, 1.5
+    ens = ValueEnsemble(ValueEnsembleSettings(value=ValueMLPSettings(nx=4, ng=0, hidden=(16, 16)), num_members=3))
+    ens.set_input_normalization(np.zeros(5), [scale, scale, 1e12, 1e12, 1.0])
+
+    def boundary_distances():  # distance of each unit's boundary line from the arena centre [m]
+        out = []
+        for net in [*ens.members, *ens.priors]:
+            w, b = net.layers[0].weight.detach().numpy(), net.layers[0].bias.detach().numpy()
+            out.append(np.abs(b) / np.linalg.norm(w[:, :2] / scale, axis=1))
+        return np.concatenate(out)
+
+    assert np.median(boundary_distances()) < scale  # default init: mostly a fan around the centre
+    spread_first_layer_units(ens, spread, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    for net in [*ens.members, *ens.priors]:
+        c = rng.uniform(-spread, spread, size=(16, 2))
+        z = np.c_[c, np.random.default_rng(1).normal(0, 3, size=(16, 2)), np.zeros(16)]
+        with torch.no_grad():
+            pre = net.layers[0]((torch.from_numpy(z) - net.input_mean) / net.input_std).numpy()
+        np.testing.assert_allclose(np.diag(pre), 0.0, atol=1e-9)
+    d = boundary_distances()
+    assert np.median(d) > 3 * scale and d.max() <= spread * np.sqrt(2) + 1e-9
+    # through the agent: same seed -> same nets; native cost = torch aggregate
+    s = PoloSettings(mppi=MppiAgentSettings(horizon=4, num_samples=8), num_members=3, value_inputs="position",
+                     value_position_scale=scale, value_unit_spread=spread)
+    a1, a2 = (PoloAgent(PointMassWorld(PointMassWorldSettings(world="box")), s, seed=4) for _ in range(2))
+    x = np.c_[np.random.default_rng(3).uniform(-1.4, 1.4, size=(6, 2)), np.zeros((6, 2))]
+    with torch.no_grad():
+        t1 = a1.ensemble(torch.from_numpy(x), None, torch.zeros(6, 1)).numpy()
+        t2 = a2.ensemble(torch.from_numpy(x), None, torch.zeros(6, 1)).numpy()
+    np.testing.assert_array_equal(t1, t2)
+    cost = a1.terminal_cost()
+    np.testing.assert_allclose([cost.value(0.0, xi, np.zeros(0)) for xi in x], t1, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="needs value_inputs"):
+        PoloSettings(value_unit_spread=1.0).validate()
+    with pytest.raises(ValueError, match=">= 0"):
+        PoloSettings(value_unit_spread=-1.0, value_inputs="position").validate()
 
 
 # ---------------------------------------------------------------------------------------------

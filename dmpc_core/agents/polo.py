@@ -75,6 +75,22 @@ def q_to_native(q: QMLP, features: Sequence, scale: float = 1.0) -> "_core.MlpEn
     return _core.MlpEnsembleCost(nx_model, q.nu, list(features), True, np.zeros(0), [[net_tuple(q)]], 0.0, scale)
 
 
+@torch.no_grad()
+def spread_first_layer_units(ensemble: ValueEnsemble, spread: float, rng: np.random.Generator) -> None:
+    """Re-draw the first-layer biases of every member and prior so that unit j's boundary
+    w_j . z + b_j = 0 passes through a position c_j ~ U([-spread, spread]^2) (z: normalised
+    inputs, positions are the first two; the other inputs are taken at 0). The weights are kept."""
+    for net in [*ensemble.members, *ensemble.priors]:
+        layer = net.layers[0]
+        w = layer.weight.numpy()  # [hidden, nz]
+        mean, std = net.input_mean.numpy(), net.input_std.numpy()
+        c = rng.uniform(-spread, spread, size=(w.shape[0], 2))
+        zc = np.zeros((w.shape[0], w.shape[1]))
+        zc[:, :2] = (c - mean[:2]) / std[:2]
+        zc[:, 2:] = (0.0 - mean[2:]) / std[2:]
+        layer.bias.copy_(torch.from_numpy(-(w * zc).sum(axis=1)))
+
+
 TARGET_MODES = ("aggregate", "member", "mean", "shared")
 VELOCITY_OFF_STD = 1e12  # input std that removes the velocities from the value (value_inputs="position")
 
@@ -132,13 +148,20 @@ class PoloSettings:
             disagreement where there is data, which is what makes the optimism point to
             unvisited states (docs/results/polo.md).
     value_inputs: "state" (positions and velocities, normalised by 1 m and 2 m/s) or "position"
-        (the velocity inputs are divided by TARGET_MODES = ("aggregate", "member", "mean", "shared")
-VELOCITY_OFF_STD = 1e12, i.e. the value is a function
+        (the velocity inputs are divided by VELOCITY_OFF_STD = 1e12, i.e. the value is a function
         of the position only up to 1e-12 relative, in torch and natively alike; the coverage of
         POLO Fig. 2 is defined over positions).
     value_position_scale: input std of the positions [m]. It sets the length scale of the random
         prior functions (Eq. 5) and so how far the fit at visited states generalises: with 1 m
         (the arena half width) the 2 x 16 tanh priors are nearly planar over the maze.
+    value_unit_spread: 0 (default: torch's initialisation) or a half width [m]: the first-layer
+        biases of every member and prior are re-drawn so that each hidden unit's boundary
+        (w . z + b = 0) passes through a point drawn uniformly from the square
+        [-spread, spread]^2 of positions. With torch's small biases most boundaries pass within
+        about one value_position_scale of the arena centre, so a prior with a short length scale
+        is a fan of wedges around the centre, not a random function with local bumps everywhere
+        (docs/results/polo.md, fifth session). A departure from POLO (which does not specify the
+        initialisation); needs value_inputs "position".
     replay_capacity: states kept.
     learn: False freezes the ensemble (ablation).
     """
@@ -160,6 +183,7 @@ VELOCITY_OFF_STD = 1e12, i.e. the value is a function
     target_mode: str = "aggregate"
     value_inputs: str = "state"
     value_position_scale: float = 1.0
+    value_unit_spread: float = 0.0
     replay_capacity: int = 100_000
     learn: bool = True
 
@@ -174,6 +198,10 @@ VELOCITY_OFF_STD = 1e12, i.e. the value is a function
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
         if not self.value_position_scale > 0:
             raise ValueError("value_position_scale must be > 0")
+        if self.value_unit_spread < 0:
+            raise ValueError("value_unit_spread must be >= 0")
+        if self.value_unit_spread > 0 and self.value_inputs != "position":
+            raise ValueError("value_unit_spread needs value_inputs 'position'")
 
 
 class PoloAgent:
@@ -199,6 +227,8 @@ class PoloAgent:
         # fixed input normalisation: positions in +-1.5 m, speeds of a few m/s (or switched off), tau = 0
         v_std = 2.0 if settings.value_inputs == "state" else VELOCITY_OFF_STD
         self.ensemble.set_input_normalization(np.zeros(self.nx + 1), np.r_[np.full(2, settings.value_position_scale), np.full(self.nx - 2, v_std), 1.0])
+        if settings.value_unit_spread > 0:
+            spread_first_layer_units(self.ensemble, settings.value_unit_spread, np.random.default_rng(self.seed + 77_777))
         tsettings = CriticTrainerSettings(
             learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, polyak=0.0,
             grad_clip_norm=10.0, batches_per_update=max(1, settings.gradient_steps), batch_size=settings.batch_size,
@@ -362,4 +392,5 @@ class PoloAgent:
         self.solver = self._build_solver(np.asarray(d["plan"]))
 
 
-__all__ = ["PoloSettings", "PoloAgent", "MppiAgentSettings", "ensemble_to_native", "q_to_native", "net_tuple"]
+__all__ = ["PoloSettings", "PoloAgent", "MppiAgentSettings", "ensemble_to_native", "q_to_native", "net_tuple",
+           "spread_first_layer_units"]
