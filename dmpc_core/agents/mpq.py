@@ -3,8 +3,8 @@ Algorithm 1), on the pendulum swing-up with a biased model.
 
 One readable loop (:meth:`MpqAgent.run_episode`):
 
-    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3; per episode, per run or per
-    control step: ``bias_mode``); the plant keeps the true ones
+    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3; per episode, per run, per
+    control step, or per rollout: ``bias_mode``); the plant keeps the true ones
     for t = 1..T:
         a_t <- infinite-horizon MPPI (Eqs. 16-18) in the biased model, path cost
                sum_{t<H-1} gamma^t c(s_t, a_t) + gamma^{H-1} Q(s_{H-1}, a_{H-1})  (+ Eq. 16 KL term)
@@ -37,10 +37,10 @@ from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.targets import one_step_q_targets
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
 from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, random_initial_state,
-                                      sample_biased_parameters)
+                                      sample_biased_parameter_sets, sample_biased_parameters)
 
 Q_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
-BIAS_MODES = ("episode", "run", "step")
+BIAS_MODES = ("episode", "run", "step", "rollout")
 
 
 class AngleFeatureQMLP(QMLP):
@@ -80,6 +80,12 @@ class MpqSettings:
         "episode": a new draw per episode, for acting and for that episode's Eq. (19) targets.
         "step": the planner samples the distribution: a new draw at every control step and for
             every Eq. (19) target minibatch.
+        "rollout": every MPPI rollout samples the distribution (an ensemble / domain-randomised
+            planner, ``MppiSolver.set_rollout_models``): K new (m, l) draws, one per sample, at
+            every control step and for every Eq. (19) target solve (fixed over that solve's
+            iterations); the solver's own model (used only for its nominal rollout) is the
+            distribution's mean. Our reading of Sec. 4's "uniform distribution over them", not
+            stated by the paper (docs/results/mpq.md, fifth session).
     target_polyak: Polyak factor of a target Q network for the Eq. (19) targets (0: none, the
         targets use the online Q, as MPQ Sec. 4.2 "MPQ does not use a target network").
     """
@@ -142,8 +148,15 @@ class MpqAgent:
         self.model_params = (s.task.mass, s.task.length)
         # "step" mode draws from its own stream, so the per-episode stream (self.rng) is unchanged
         self.step_rng = np.random.default_rng([self.seed, 0x5EED])
+        # "rollout" mode: per-rollout draws from a third stream (the others stay unchanged)
+        self.rollout_rng = np.random.default_rng([self.seed, 0xE05E])
+        self.per_rollout = not s.true_model and s.bias_mode == "rollout"
         if not s.true_model and s.bias_mode == "run":
             self.model_params = sample_biased_parameters(s.task, self.rng)
+        if self.per_rollout:
+            mid = 0.5 * (s.task.bias_low + s.task.bias_high)
+            self.model_params = (s.task.mass * mid, s.task.length * mid)
+        self.last_rollout_params: Optional[np.ndarray] = None
         self.timing = {"mppi_s": 0.0, "mppi_calls": 0, "learn_s": 0.0, "target_solves": 0, "target_s": 0.0}
 
     # -- planner ---------------------------------------------------------------------------
@@ -160,6 +173,14 @@ class MpqAgent:
                                          num_iterations=num_iterations)
         return _core.MppiSolver(dyn, self._running_cost(horizon, q), None, cfg)
 
+    def _draw_rollout_models(self, solver) -> np.ndarray:
+        """bias_mode "rollout": one fresh (m, l) per sample of ``solver`` (sample k uses row k)."""
+        s = self.settings
+        P = sample_biased_parameter_sets(s.task, self.rollout_rng, solver.settings.num_samples)
+        solver.set_rollout_models([_core.PendulumDynamics(float(m), float(l), s.task.damping) for m, l in P])
+        self.last_rollout_params = P
+        return P
+
     # -- Eq. (19) ----------------------------------------------------------------------------
     def _free_energy_targets(self, next_state, goal, target_q) -> np.ndarray:
         s = self.settings
@@ -172,6 +193,8 @@ class MpqAgent:
         zero = np.zeros((H, 1))
         out = np.empty(next_state.shape[0])
         for i, x in enumerate(next_state):
+            if self.per_rollout:
+                self._draw_rollout_models(solver)
             solver.set_plan(zero)
             solver.set_state(x, 0.0)
             out[i] = solver.optimize().free_energy
@@ -201,8 +224,13 @@ class MpqAgent:
                 solver = self._solver((self.seed * 100_003 + self.episodes) * 1009 + k, s.mppi.horizon,
                                       s.mppi.num_samples, s.mppi.num_iterations)
                 solver.set_plan(plan)
-            m_sum += self.model_params[0]
-            l_sum += self.model_params[1]
+            if self.per_rollout:
+                P = self._draw_rollout_models(solver)
+                m_sum += float(P[:, 0].mean())
+                l_sum += float(P[:, 1].mean())
+            else:
+                m_sum += self.model_params[0]
+                l_sum += self.model_params[1]
             solver.set_state(x, 0.0)
             solver.optimize()
             u = np.array(solver.action_from_policy())
@@ -227,7 +255,8 @@ class MpqAgent:
 
     def state_dict(self) -> Dict:
         return {"episodes": self.episodes, "rng": self.rng.bit_generator.state, "timing": dict(self.timing),
-                "step_rng": self.step_rng.bit_generator.state, "model_params": tuple(self.model_params)}
+                "step_rng": self.step_rng.bit_generator.state, "model_params": tuple(self.model_params),
+                "rollout_rng": self.rollout_rng.bit_generator.state}
 
     def load_state_dict(self, d: Dict) -> None:
         self.episodes = int(d["episodes"])
@@ -235,6 +264,8 @@ class MpqAgent:
         if "step_rng" in d:
             self.step_rng.bit_generator.state = d["step_rng"]
             self.model_params = tuple(float(v) for v in d["model_params"])
+        if "rollout_rng" in d:
+            self.rollout_rng.bit_generator.state = d["rollout_rng"]
         self.timing.update(d["timing"])
 
 
