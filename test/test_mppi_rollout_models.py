@@ -66,6 +66,17 @@ def test_sample_k_is_rolled_out_with_model_k_mod_m():
         np.testing.assert_array_equal(tr.states[i], refs["A" if k % 2 == 0 else "B"][k])
 
 
+def test_average_rolls_every_sample_out_in_every_model_and_takes_the_mean_cost():
+    A, B = (0.9, 1.0), (1.5, 1.45)
+    avg = solver(1.0, 1.0)
+    avg.set_rollout_models([_core.PendulumDynamics(*A, 0.0), _core.PendulumDynamics(*B, 0.0)], average=True)
+    assert avg.rollout_models_averaged
+    ca, cb = run(solver(*A)).costs, run(solver(*B)).costs
+    np.testing.assert_allclose(run(avg).costs, 0.5 * (np.asarray(ca) + np.asarray(cb)), rtol=1e-14)
+    avg.set_rollout_models([_core.PendulumDynamics(*A, 0.0)])  # average defaults to False
+    assert not avg.rollout_models_averaged
+
+
 def test_nominal_rollout_keeps_the_solver_dynamics():
     """Solver (dyn D, models [X]) and solver (dyn X): identical samples and plan (all samples use X);
     the nominal rollout of the first uses D (checked against one RK4 step of D by hand)."""

@@ -237,6 +237,8 @@ def test_invalid_bias_mode_and_polyak_are_rejected():
         MpqAgent(MpqSettings(bias_mode="trajectory"))
     with pytest.raises(ValueError, match="target_polyak"):
         MpqAgent(MpqSettings(target_polyak=1.0))
+    with pytest.raises(ValueError, match="ensemble_size"):
+        MpqAgent(MpqSettings(bias_mode="ensemble", ensemble_size=0))
 
 
 def test_target_polyak_averages_the_target_q_and_zero_tracks_the_online_q():
@@ -304,19 +306,21 @@ def test_bias_mode_rollout_spreads_the_rollout_costs_of_near_identical_controls(
     """With (almost) no control noise, every sample applies the same controls: with one model the K
     rollout costs coincide, with per-rollout models they spread (the models really differ per rollout)."""
     spread = {}
-    for mode in ("run", "rollout"):
+    for mode in ("run", "rollout", "ensemble"):
         s = _tiny(bias_mode=mode)
         s.mppi.noise_std = 1e-6
         s.mppi.control_cost_weight = 0.0  # the Eq. (16) term would scale with 1 / noise_std^2
         agent = MpqAgent(s, seed=4)
         solver = agent._solver(1, 8, s.mppi.num_samples, 1)
-        if mode == "rollout":
-            agent._draw_rollout_models(solver)
+        if mode != "run":
+            P = agent._draw_rollout_models(solver)
+            assert len(P) == (s.mppi.num_samples if mode == "rollout" else s.ensemble_size)
         solver.set_plan(np.full((8, 1), 1.0))
         solver.set_state(np.array([np.pi - 0.5, 0.0]), 0.0)
         r = solver.optimize()
         spread[mode] = float(np.std(r.costs)) / float(np.mean(r.costs))
-    assert spread["run"] < 1e-6 and spread["rollout"] > 1e-2, spread
+    # "ensemble": every sample sees the same models (mean cost), so no spread either
+    assert spread["run"] < 1e-6 and spread["ensemble"] < 1e-6 and spread["rollout"] > 1e-2, spread
 
 
 def test_bias_mode_rollout_is_deterministic_under_the_seed():

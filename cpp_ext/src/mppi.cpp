@@ -191,7 +191,7 @@ void MppiSolver::set_state(const RefV& x, double t) {
   has_state_ = true;
 }
 
-void MppiSolver::set_rollout_models(const std::vector<DynamicsModelPtr>& models) {
+void MppiSolver::set_rollout_models(const std::vector<DynamicsModelPtr>& models, bool average) {
   for (std::size_t i = 0; i < models.size(); ++i) {
     const auto& m = models[i];
     const std::string where = "set_rollout_models: models[" + std::to_string(i) + "]";
@@ -205,6 +205,7 @@ void MppiSolver::set_rollout_models(const std::vector<DynamicsModelPtr>& models)
                                   m->name());
   }
   rollout_models_ = models;
+  rollout_average_ = average && !models.empty();
   for (Worker& w : workers_) {
     w.model_steps.clear();
     w.model_steps.reserve(models.size());
@@ -293,7 +294,15 @@ void MppiSolver::sample_and_rollout(int k, Worker& w) {
       e[j] = vj - u[j];  // clamped noise, used in the cost and the update
     }
   }
-  costs_[k] = rollout_cost(V, w, nullptr, true, &E, k);
+  if (rollout_average_) {
+    // risk-neutral ensemble: the mean path cost over all rollout models (model m is index m)
+    const int M = static_cast<int>(rollout_models_.size());
+    double sum = 0.0;
+    for (int m = 0; m < M; ++m) sum += rollout_cost(V, w, nullptr, true, &E, m);
+    costs_[k] = std::isfinite(sum) ? sum / M : kInf;
+  } else {
+    costs_[k] = rollout_cost(V, w, nullptr, true, &E, k);
+  }
 }
 
 const MppiResult& MppiSolver::optimize() {
@@ -408,7 +417,7 @@ const MppiResult& MppiSolver::optimize() {
     saved_.weights[i] = w[k];
     saved_.costs[i] = costs_[k];
     Mat xs(H_ + 1, nx_);
-    rollout_cost(V_[k], w0, &xs, false, nullptr, k);
+    rollout_cost(V_[k], w0, &xs, false, nullptr, rollout_average_ ? 0 : k);
     saved_.states[i] = xs;
     saved_.controls[i] = V_[k].transpose();
   }

@@ -40,7 +40,7 @@ from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, rando
                                       sample_biased_parameter_sets, sample_biased_parameters)
 
 Q_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
-BIAS_MODES = ("episode", "run", "step", "rollout")
+BIAS_MODES = ("episode", "run", "step", "rollout", "ensemble")
 
 
 class AngleFeatureQMLP(QMLP):
@@ -86,6 +86,11 @@ class MpqSettings:
             iterations); the solver's own model (used only for its nominal rollout) is the
             distribution's mean. Our reading of Sec. 4's "uniform distribution over them", not
             stated by the paper (docs/results/mpq.md, fifth session).
+        "ensemble": like "rollout" but risk-neutral: ``ensemble_size`` fresh draws per control step /
+            target solve, every sample is rolled out in all of them and its path cost is the mean
+            (``set_rollout_models(.., average=True)``; ensemble_size times the rollouts). Ours, not
+            the paper's.
+    ensemble_size: models per solve in bias_mode "ensemble".
     target_polyak: Polyak factor of a target Q network for the Eq. (19) targets (0: none, the
         targets use the online Q, as MPQ Sec. 4.2 "MPQ does not use a target network").
     """
@@ -106,6 +111,7 @@ class MpqSettings:
     replay_capacity: int = 100_000
     bias_mode: str = "run"
     target_polyak: float = 0.0
+    ensemble_size: int = 4
 
     def validate(self) -> None:
         self.task.validate()
@@ -113,6 +119,8 @@ class MpqSettings:
             raise ValueError(f"bias_mode must be one of {BIAS_MODES}, got {self.bias_mode!r}")
         if not 0.0 <= self.target_polyak < 1.0:
             raise ValueError(f"target_polyak must be in [0, 1), got {self.target_polyak}")
+        if self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {self.ensemble_size}")
         if self.mppi.horizon < 1 or self.minibatches < 0 or self.batch_size < 1 or self.target_iterations < 1:
             raise ValueError("horizon, batch_size, target_iterations must be >= 1 and minibatches >= 0")
         if self.learn and not self.use_q:
@@ -150,7 +158,7 @@ class MpqAgent:
         self.step_rng = np.random.default_rng([self.seed, 0x5EED])
         # "rollout" mode: per-rollout draws from a third stream (the others stay unchanged)
         self.rollout_rng = np.random.default_rng([self.seed, 0xE05E])
-        self.per_rollout = not s.true_model and s.bias_mode == "rollout"
+        self.per_rollout = not s.true_model and s.bias_mode in ("rollout", "ensemble")
         if not s.true_model and s.bias_mode == "run":
             self.model_params = sample_biased_parameters(s.task, self.rng)
         if self.per_rollout:
@@ -174,10 +182,14 @@ class MpqAgent:
         return _core.MppiSolver(dyn, self._running_cost(horizon, q), None, cfg)
 
     def _draw_rollout_models(self, solver) -> np.ndarray:
-        """bias_mode "rollout": one fresh (m, l) per sample of ``solver`` (sample k uses row k)."""
+        """bias_mode "rollout": one fresh (m, l) per sample of ``solver`` (sample k uses row k);
+        "ensemble": ``ensemble_size`` fresh draws, every sample rolled out in all (mean cost)."""
         s = self.settings
-        P = sample_biased_parameter_sets(s.task, self.rollout_rng, solver.settings.num_samples)
-        solver.set_rollout_models([_core.PendulumDynamics(float(m), float(l), s.task.damping) for m, l in P])
+        ens = s.bias_mode == "ensemble"
+        n = s.ensemble_size if ens else solver.settings.num_samples
+        P = sample_biased_parameter_sets(s.task, self.rollout_rng, n)
+        solver.set_rollout_models([_core.PendulumDynamics(float(m), float(l), s.task.damping) for m, l in P],
+                                  average=ens)
         self.last_rollout_params = P
         return P
 

@@ -167,9 +167,14 @@ class MppiSolver {
   ///        An empty list (the default) rolls out every sample with the solver's dynamics.
   ///        Noise streams do not depend on the models, so results stay bitwise deterministic for
   ///        a given seed, model list and thread count (and equal for any thread count).
+  ///        With average = true every sample is instead rolled out in ALL the models and its
+  ///        cost is their mean (a risk-neutral ensemble planner, M times the rollouts);
+  ///        weighted_trajectories() then replays each sample in models[0].
   /// @param[in] models each non-null with the solver's (nx, nu) (nq > 0 for semi_implicit_euler);
   ///                   std::invalid_argument otherwise (the solver is then unchanged)
-  void set_rollout_models(const std::vector<DynamicsModelPtr>& models);
+  void set_rollout_models(const std::vector<DynamicsModelPtr>& models, bool average = false);
+  /// @brief Whether the rollout models are averaged per sample (set_rollout_models(.., true)).
+  bool rollout_models_averaged() const { return rollout_average_; }
   /// @brief The per-rollout models (empty: the solver's dynamics for every sample).
   const std::vector<DynamicsModelPtr>& rollout_models() const { return rollout_models_; }
 
@@ -204,6 +209,7 @@ class MppiSolver {
 
   DynamicsModelPtr dynamics_;
   std::vector<DynamicsModelPtr> rollout_models_;  ///< sample k uses [k % size] (empty: dynamics_)
+  bool rollout_average_ = false;  ///< every sample in every rollout model, mean cost
   CostModelPtr running_, terminal_;
   MppiSettings settings_;
   int nx_, nu_, K_, H_;
