@@ -13,8 +13,8 @@ from dmpc_core import _core
 from dmpc_core.agents.mpq import Q_FEATURES, MpqAgent, MpqSettings
 from dmpc_core.agents.polo import MppiAgentSettings, q_to_native
 from dmpc_core.critics.networks import QMLP, QMLPSettings
-from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, sample_biased_parameters, step_cost,
-                                      wrap_angle)
+from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, sample_biased_parameter_sets,
+                                      sample_biased_parameters, step_cost, wrap_angle)
 
 
 def test_biased_model_sampling_range_and_independence():
@@ -237,6 +237,8 @@ def test_invalid_bias_mode_and_polyak_are_rejected():
         MpqAgent(MpqSettings(bias_mode="trajectory"))
     with pytest.raises(ValueError, match="target_polyak"):
         MpqAgent(MpqSettings(target_polyak=1.0))
+    with pytest.raises(ValueError, match="ensemble_size"):
+        MpqAgent(MpqSettings(bias_mode="ensemble", ensemble_size=0))
 
 
 def test_target_polyak_averages_the_target_q_and_zero_tracks_the_online_q():
@@ -258,8 +260,101 @@ def test_target_polyak_averages_the_target_q_and_zero_tracks_the_online_q():
             torch.testing.assert_close(t, p * o + (1 - p) * n, rtol=1e-12, atol=1e-12)
 
 
+def test_biased_parameter_sets_bounds_mean_and_independence():
+    """bias_mode "rollout" draws: (n, 2) rows (m, l), each U[bias_low, bias_high] x true, independent."""
+    s = PendulumTaskSettings(mass=2.0, length=0.5)
+    P = sample_biased_parameter_sets(s, np.random.default_rng(0), 8000)
+    assert P.shape == (8000, 2)
+    assert P[:, 0].min() >= 1.8 and P[:, 0].max() <= 3.0 and P[:, 1].min() >= 0.45 and P[:, 1].max() <= 0.75
+    np.testing.assert_allclose(P.mean(0), [2.4, 0.6], rtol=0.01)
+    np.testing.assert_allclose(P.std(0), [2.0 * 0.6 / np.sqrt(12), 0.5 * 0.6 / np.sqrt(12)], rtol=0.05)
+    assert abs(np.corrcoef(P.T)[0, 1]) < 0.05
+
+
+def test_bias_mode_rollout_gives_every_sample_its_own_model_at_every_step():
+    s = _tiny(bias_mode="rollout")
+    agent = MpqAgent(s, seed=2)
+    K = s.mppi.num_samples
+    draws = []
+    orig = agent._draw_rollout_models
+
+    def spy(solver):
+        P = orig(solver)
+        assert len(solver.rollout_models) == K
+        draws.append(P)
+        return P
+
+    agent._draw_rollout_models = spy
+    st = agent.run_episode(np.array([np.pi, 0.0]))
+    T = s.task.episode_steps
+    assert len(draws) == T and all(P.shape == (K, 2) for P in draws)
+    allp = np.concatenate(draws)
+    assert len({tuple(r) for r in allp}) == T * K  # all different, across rollouts and steps
+    assert allp.min() >= 0.9 and allp.max() <= 1.5
+    np.testing.assert_allclose([st["train/model_mass"], st["train/model_length"]],
+                               [np.mean([P[:, 0].mean() for P in draws]), np.mean([P[:, 1].mean() for P in draws])],
+                               rtol=1e-12)
+    assert agent.model_params == pytest.approx((1.2, 1.2))  # the solver's own model: the mean
+    assert agent.plant.model.mass == 1.0 and agent.plant.model.length == 1.0
+    # Eq. (19) targets: a fresh set of K models for every target solve
+    before = len(draws)
+    agent._free_energy_targets(np.zeros((3, 2)), np.zeros((3, 0)), _q(0))
+    assert len(draws) == before + 3 and not np.array_equal(draws[-1], draws[-2])
+
+
+def test_bias_mode_rollout_spreads_the_rollout_costs_of_near_identical_controls():
+    """With (almost) no control noise, every sample applies the same controls: with one model the K
+    rollout costs coincide, with per-rollout models they spread (the models really differ per rollout)."""
+    spread = {}
+    for mode in ("run", "rollout", "ensemble"):
+        s = _tiny(bias_mode=mode)
+        s.mppi.noise_std = 1e-6
+        s.mppi.control_cost_weight = 0.0  # the Eq. (16) term would scale with 1 / noise_std^2
+        agent = MpqAgent(s, seed=4)
+        solver = agent._solver(1, 8, s.mppi.num_samples, 1)
+        if mode != "run":
+            P = agent._draw_rollout_models(solver)
+            assert len(P) == (s.mppi.num_samples if mode == "rollout" else s.ensemble_size)
+        solver.set_plan(np.full((8, 1), 1.0))
+        solver.set_state(np.array([np.pi - 0.5, 0.0]), 0.0)
+        r = solver.optimize()
+        spread[mode] = float(np.std(r.costs)) / float(np.mean(r.costs))
+    # "ensemble": every sample sees the same models (mean cost), so no spread either
+    assert spread["run"] < 1e-6 and spread["ensemble"] < 1e-6 and spread["rollout"] > 1e-2, spread
+
+
+def test_bias_mode_rollout_is_deterministic_under_the_seed():
+    x0 = np.array([np.pi - 0.1, 0.0])
+    res = []
+    for seed in (7, 7, 8):
+        s = MpqSettings(bias_mode="rollout", minibatches=2, batch_size=8, hidden=(16, 16))
+        s.mppi.horizon = 3
+        s.task.episode_seconds = 0.5
+        a = MpqAgent(s, seed=seed)
+        st = [a.run_episode(x0) for _ in range(2)]
+        res.append((st[-1]["train/episode_cost"], st[-1]["critic/loss_mean"], a.last_rollout_params.copy()))
+    assert res[0][0] == res[1][0] and res[0][1] == res[1][1]
+    np.testing.assert_array_equal(res[0][2], res[1][2])
+    assert res[2][0] != res[0][0] and not np.array_equal(res[2][2], res[0][2])
+
+
+def test_bias_mode_rollout_with_a_degenerate_distribution_equals_run_exactly():
+    """bias_low = bias_high: every per-rollout model equals the run's model, the noise streams are the
+    same, and the extra draws use their own stream, so acting AND learning match "run" bitwise."""
+    out = {}
+    for mode in ("run", "rollout"):
+        s = MpqSettings(bias_mode=mode, minibatches=2, batch_size=8, hidden=(16, 16))
+        s.task.bias_low = s.task.bias_high = 1.3
+        s.mppi.horizon = 3
+        s.task.episode_seconds = 0.5
+        a = MpqAgent(s, seed=1)
+        st = [a.run_episode(np.array([2.0, 0.0])) for _ in range(2)]
+        out[mode] = [(d["train/episode_cost"], d["critic/loss_mean"]) for d in st]
+    assert out["run"] == out["rollout"]
+
+
 def test_state_dict_round_trip_keeps_the_run_model_and_step_stream():
-    for mode in ("run", "step"):
+    for mode in ("run", "step", "rollout"):
         a = MpqAgent(_tiny(bias_mode=mode), seed=5)
         a.run_episode(np.array([1.0, 0.0]))
         d = a.state_dict()
@@ -267,3 +362,4 @@ def test_state_dict_round_trip_keeps_the_run_model_and_step_stream():
         b.load_state_dict(d)
         assert b.model_params == a.model_params and b.episodes == 1
         assert b.step_rng.uniform() == a.step_rng.uniform()
+        assert b.rollout_rng.uniform() == a.rollout_rng.uniform()

@@ -163,6 +163,15 @@ void bind_mppi(py::module_& m) {
       .def("set_plan", &MppiSolver::set_plan, py::arg("plan"), "Replace the (H, nu) mean plan.")
       .def("shift", &MppiSolver::shift, py::arg("num_steps") = 1,
            "Warm start: shift the plan num_steps earlier, fill the tail per settings.tail_fill.")
+      .def("set_rollout_models", &MppiSolver::set_rollout_models, py::arg("models"),
+           py::arg("average") = false,
+           "Per-rollout models: sample k is rolled out with models[k % len(models)] (an ensemble /\n"
+           "domain-randomised planner); with average=True every sample is rolled out in all models\n"
+           "and its cost is the mean. The nominal rollout keeps the solver's dynamics. [] restores\n"
+           "the solver's dynamics for every sample. Each model needs the solver's (nx, nu).")
+      .def_property_readonly("rollout_models_averaged", &MppiSolver::rollout_models_averaged)
+      .def_property_readonly("rollout_models", &MppiSolver::rollout_models,
+                             "list of per-rollout models ([]: the solver's dynamics)")
       .def_property_readonly("free_energy", &MppiSolver::free_energy, "last F (Eq. (7))")
       .def_property_readonly("result", [](const MppiSolver& s) { return MppiResult(s.result()); })
       .def(

@@ -191,8 +191,35 @@ void MppiSolver::set_state(const RefV& x, double t) {
   has_state_ = true;
 }
 
-double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_kl, const Mat* E) {
+void MppiSolver::set_rollout_models(const std::vector<DynamicsModelPtr>& models, bool average) {
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const auto& m = models[i];
+    const std::string where = "set_rollout_models: models[" + std::to_string(i) + "]";
+    if (!m) throw std::invalid_argument(where + " must not be None");
+    if (m->nx() != nx_ || m->nu() != nu_)
+      throw std::invalid_argument(where + " has (nx, nu) = (" + std::to_string(m->nx()) + ", " +
+                                  std::to_string(m->nu()) + "), expected (" + std::to_string(nx_) +
+                                  ", " + std::to_string(nu_) + ")");
+    if (settings_.integrator == Integrator::SemiImplicitEuler && m->nq() == 0)
+      throw std::invalid_argument(where + ": semi_implicit_euler needs a second-order model (nq > 0), got " +
+                                  m->name());
+  }
+  rollout_models_ = models;
+  rollout_average_ = average && !models.empty();
+  for (Worker& w : workers_) {
+    w.model_steps.clear();
+    w.model_steps.reserve(models.size());
+    for (const auto& m : models) w.model_steps.emplace_back(*m);
+  }
+}
+
+double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_kl, const Mat* E,
+                                int k) {
   const MppiSettings& s = settings_;
+  const bool own = k >= 0 && !rollout_models_.empty();
+  const std::size_t mi = own ? static_cast<std::size_t>(k) % rollout_models_.size() : 0;
+  const DynamicsModel& model = own ? *rollout_models_[mi] : *dynamics_;
+  ForwardStepData& step = own ? w.model_steps[mi] : w.step;
   const double dt = s.dt;
   const int nx = nx_;
   double* X = w.X.data();  // column t = x_t
@@ -207,7 +234,7 @@ double MppiSolver::rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_
     running_->calc(*w.running, t0_ + t * dt, Eigen::Map<const Vec>(xt, nx), v);
     cost += disc * w.running->value * dt;
     if (with_kl) cost += kl0_[t] + E->col(t).dot(SinvU_.col(t));
-    integrate_forward(*dynamics_, s.integrator, dt, w.step, xt, v.data(), xn);
+    integrate_forward(model, s.integrator, dt, step, xt, v.data(), xn);
     ++done;
     bool finite = std::isfinite(cost);
     for (int i = 0; i < nx; ++i) finite = finite && std::isfinite(xn[i]);
@@ -267,7 +294,15 @@ void MppiSolver::sample_and_rollout(int k, Worker& w) {
       e[j] = vj - u[j];  // clamped noise, used in the cost and the update
     }
   }
-  costs_[k] = rollout_cost(V, w, nullptr, true, &E);
+  if (rollout_average_) {
+    // risk-neutral ensemble: the mean path cost over all rollout models (model m is index m)
+    const int M = static_cast<int>(rollout_models_.size());
+    double sum = 0.0;
+    for (int m = 0; m < M; ++m) sum += rollout_cost(V, w, nullptr, true, &E, m);
+    costs_[k] = std::isfinite(sum) ? sum / M : kInf;
+  } else {
+    costs_[k] = rollout_cost(V, w, nullptr, true, &E, k);
+  }
 }
 
 const MppiResult& MppiSolver::optimize() {
@@ -360,7 +395,7 @@ const MppiResult& MppiSolver::optimize() {
   Worker& w0 = workers_[0];
   r.plan = U_.transpose();
   Mat states(H_ + 1, nx_);
-  r.nominal_cost = rollout_cost(U_, w0, &states, false, nullptr);
+  r.nominal_cost = rollout_cost(U_, w0, &states, false, nullptr, -1);
   r.nominal_states = states;
 
   // Highest-weight rollouts for visualisation (ties broken by sample index).
@@ -382,7 +417,7 @@ const MppiResult& MppiSolver::optimize() {
     saved_.weights[i] = w[k];
     saved_.costs[i] = costs_[k];
     Mat xs(H_ + 1, nx_);
-    rollout_cost(V_[k], w0, &xs, false, nullptr);
+    rollout_cost(V_[k], w0, &xs, false, nullptr, rollout_average_ ? 0 : k);
     saved_.states[i] = xs;
     saved_.controls[i] = V_[k].transpose();
   }

@@ -3,8 +3,8 @@ Algorithm 1), on the pendulum swing-up with a biased model.
 
 One readable loop (:meth:`MpqAgent.run_episode`):
 
-    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3; per episode, per run or per
-    control step: ``bias_mode``); the plant keeps the true ones
+    draw the model's (m, l) from U[0.9, 1.5] x true (Tables 1, 3; per episode, per run, per
+    control step, or per rollout: ``bias_mode``); the plant keeps the true ones
     for t = 1..T:
         a_t <- infinite-horizon MPPI (Eqs. 16-18) in the biased model, path cost
                sum_{t<H-1} gamma^t c(s_t, a_t) + gamma^{H-1} Q(s_{H-1}, a_{H-1})  (+ Eq. 16 KL term)
@@ -37,10 +37,10 @@ from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.targets import one_step_q_targets
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
 from dmpc_core.tasks.pendulum import (PendulumPlant, PendulumTaskSettings, random_initial_state,
-                                      sample_biased_parameters)
+                                      sample_biased_parameter_sets, sample_biased_parameters)
 
 Q_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
-BIAS_MODES = ("episode", "run", "step")
+BIAS_MODES = ("episode", "run", "step", "rollout", "ensemble")
 
 
 class AngleFeatureQMLP(QMLP):
@@ -80,6 +80,17 @@ class MpqSettings:
         "episode": a new draw per episode, for acting and for that episode's Eq. (19) targets.
         "step": the planner samples the distribution: a new draw at every control step and for
             every Eq. (19) target minibatch.
+        "rollout": every MPPI rollout samples the distribution (an ensemble / domain-randomised
+            planner, ``MppiSolver.set_rollout_models``): K new (m, l) draws, one per sample, at
+            every control step and for every Eq. (19) target solve (fixed over that solve's
+            iterations); the solver's own model (used only for its nominal rollout) is the
+            distribution's mean. Our reading of Sec. 4's "uniform distribution over them", not
+            stated by the paper (docs/results/mpq.md, fifth session).
+        "ensemble": like "rollout" but risk-neutral: ``ensemble_size`` fresh draws per control step /
+            target solve, every sample is rolled out in all of them and its path cost is the mean
+            (``set_rollout_models(.., average=True)``; ensemble_size times the rollouts). Ours, not
+            the paper's.
+    ensemble_size: models per solve in bias_mode "ensemble".
     target_polyak: Polyak factor of a target Q network for the Eq. (19) targets (0: none, the
         targets use the online Q, as MPQ Sec. 4.2 "MPQ does not use a target network").
     """
@@ -100,6 +111,7 @@ class MpqSettings:
     replay_capacity: int = 100_000
     bias_mode: str = "run"
     target_polyak: float = 0.0
+    ensemble_size: int = 4
 
     def validate(self) -> None:
         self.task.validate()
@@ -107,6 +119,8 @@ class MpqSettings:
             raise ValueError(f"bias_mode must be one of {BIAS_MODES}, got {self.bias_mode!r}")
         if not 0.0 <= self.target_polyak < 1.0:
             raise ValueError(f"target_polyak must be in [0, 1), got {self.target_polyak}")
+        if self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {self.ensemble_size}")
         if self.mppi.horizon < 1 or self.minibatches < 0 or self.batch_size < 1 or self.target_iterations < 1:
             raise ValueError("horizon, batch_size, target_iterations must be >= 1 and minibatches >= 0")
         if self.learn and not self.use_q:
@@ -142,8 +156,15 @@ class MpqAgent:
         self.model_params = (s.task.mass, s.task.length)
         # "step" mode draws from its own stream, so the per-episode stream (self.rng) is unchanged
         self.step_rng = np.random.default_rng([self.seed, 0x5EED])
+        # "rollout" mode: per-rollout draws from a third stream (the others stay unchanged)
+        self.rollout_rng = np.random.default_rng([self.seed, 0xE05E])
+        self.per_rollout = not s.true_model and s.bias_mode in ("rollout", "ensemble")
         if not s.true_model and s.bias_mode == "run":
             self.model_params = sample_biased_parameters(s.task, self.rng)
+        if self.per_rollout:
+            mid = 0.5 * (s.task.bias_low + s.task.bias_high)
+            self.model_params = (s.task.mass * mid, s.task.length * mid)
+        self.last_rollout_params: Optional[np.ndarray] = None
         self.timing = {"mppi_s": 0.0, "mppi_calls": 0, "learn_s": 0.0, "target_solves": 0, "target_s": 0.0}
 
     # -- planner ---------------------------------------------------------------------------
@@ -160,6 +181,18 @@ class MpqAgent:
                                          num_iterations=num_iterations)
         return _core.MppiSolver(dyn, self._running_cost(horizon, q), None, cfg)
 
+    def _draw_rollout_models(self, solver) -> np.ndarray:
+        """bias_mode "rollout": one fresh (m, l) per sample of ``solver`` (sample k uses row k);
+        "ensemble": ``ensemble_size`` fresh draws, every sample rolled out in all (mean cost)."""
+        s = self.settings
+        ens = s.bias_mode == "ensemble"
+        n = s.ensemble_size if ens else solver.settings.num_samples
+        P = sample_biased_parameter_sets(s.task, self.rollout_rng, n)
+        solver.set_rollout_models([_core.PendulumDynamics(float(m), float(l), s.task.damping) for m, l in P],
+                                  average=ens)
+        self.last_rollout_params = P
+        return P
+
     # -- Eq. (19) ----------------------------------------------------------------------------
     def _free_energy_targets(self, next_state, goal, target_q) -> np.ndarray:
         s = self.settings
@@ -172,6 +205,8 @@ class MpqAgent:
         zero = np.zeros((H, 1))
         out = np.empty(next_state.shape[0])
         for i, x in enumerate(next_state):
+            if self.per_rollout:
+                self._draw_rollout_models(solver)
             solver.set_plan(zero)
             solver.set_state(x, 0.0)
             out[i] = solver.optimize().free_energy
@@ -201,8 +236,13 @@ class MpqAgent:
                 solver = self._solver((self.seed * 100_003 + self.episodes) * 1009 + k, s.mppi.horizon,
                                       s.mppi.num_samples, s.mppi.num_iterations)
                 solver.set_plan(plan)
-            m_sum += self.model_params[0]
-            l_sum += self.model_params[1]
+            if self.per_rollout:
+                P = self._draw_rollout_models(solver)
+                m_sum += float(P[:, 0].mean())
+                l_sum += float(P[:, 1].mean())
+            else:
+                m_sum += self.model_params[0]
+                l_sum += self.model_params[1]
             solver.set_state(x, 0.0)
             solver.optimize()
             u = np.array(solver.action_from_policy())
@@ -227,7 +267,8 @@ class MpqAgent:
 
     def state_dict(self) -> Dict:
         return {"episodes": self.episodes, "rng": self.rng.bit_generator.state, "timing": dict(self.timing),
-                "step_rng": self.step_rng.bit_generator.state, "model_params": tuple(self.model_params)}
+                "step_rng": self.step_rng.bit_generator.state, "model_params": tuple(self.model_params),
+                "rollout_rng": self.rollout_rng.bit_generator.state}
 
     def load_state_dict(self, d: Dict) -> None:
         self.episodes = int(d["episodes"])
@@ -235,6 +276,8 @@ class MpqAgent:
         if "step_rng" in d:
             self.step_rng.bit_generator.state = d["step_rng"]
             self.model_params = tuple(float(v) for v in d["model_params"])
+        if "rollout_rng" in d:
+            self.rollout_rng.bit_generator.state = d["rollout_rng"]
         self.timing.update(d["timing"])
 
 

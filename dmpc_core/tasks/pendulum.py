@@ -66,6 +66,13 @@ def sample_biased_parameters(settings: PendulumTaskSettings, rng: np.random.Gene
     return float(m), float(l)
 
 
+def sample_biased_parameter_sets(settings: PendulumTaskSettings, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n independent (mass, length) draws of the agent's model, (n, 2): each U[bias_low, bias_high] x true
+    (the distribution of :func:`sample_biased_parameters`, vectorised; row i = (m_i, l_i))."""
+    u = rng.uniform(settings.bias_low, settings.bias_high, size=(int(n), 2))
+    return u * np.array([settings.mass, settings.length])
+
+
 def random_initial_state(rng: np.random.Generator) -> np.ndarray:
     """theta ~ U[-pi, pi), theta_dot ~ U[-1, 1]."""
     return np.array([rng.uniform(-np.pi, np.pi), rng.uniform(-1.0, 1.0)])
@@ -106,4 +113,4 @@ class PendulumPlant:
 
 
 __all__ = ["PendulumTaskSettings", "PendulumPlant", "wrap_angle", "step_cost", "sample_biased_parameters",
-           "random_initial_state"]
+           "sample_biased_parameter_sets", "random_initial_state"]

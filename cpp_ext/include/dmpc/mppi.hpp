@@ -159,6 +159,25 @@ class MppiSolver {
   ///        the published plan's start time advances by num_steps * dt.
   void shift(int num_steps = 1);
 
+  /// @brief Per-rollout models (a model ensemble / domain-randomised planner, e.g. MPQ's biased
+  ///        parameter distribution sampled per rollout): from the next optimize() on, sample k of
+  ///        every iteration is rolled out with models[k % models.size()] instead of the solver's
+  ///        dynamics. The nominal rollout (MppiResult.nominal_states / nominal_cost) keeps the
+  ///        solver's dynamics; weighted_trajectories() replays each sample with its own model.
+  ///        An empty list (the default) rolls out every sample with the solver's dynamics.
+  ///        Noise streams do not depend on the models, so results stay bitwise deterministic for
+  ///        a given seed, model list and thread count (and equal for any thread count).
+  ///        With average = true every sample is instead rolled out in ALL the models and its
+  ///        cost is their mean (a risk-neutral ensemble planner, M times the rollouts);
+  ///        weighted_trajectories() then replays each sample in models[0].
+  /// @param[in] models each non-null with the solver's (nx, nu) (nq > 0 for semi_implicit_euler);
+  ///                   std::invalid_argument otherwise (the solver is then unchanged)
+  void set_rollout_models(const std::vector<DynamicsModelPtr>& models, bool average = false);
+  /// @brief Whether the rollout models are averaged per sample (set_rollout_models(.., true)).
+  bool rollout_models_averaged() const { return rollout_average_; }
+  /// @brief The per-rollout models (empty: the solver's dynamics for every sample).
+  const std::vector<DynamicsModelPtr>& rollout_models() const { return rollout_models_; }
+
   double free_energy() const { return result_.free_energy; }
   const MppiResult& result() const { return result_; }
   const MppiTrajectories& weighted_trajectories() const { return saved_; }
@@ -175,18 +194,22 @@ class MppiSolver {
   struct Worker {
     explicit Worker(const MppiSolver& s);
     ForwardStepData step;
+    std::vector<ForwardStepData> model_steps;  ///< one per rollout model (set_rollout_models)
     std::shared_ptr<CostData> running, terminal;
     Mat X;  ///< rollout states, nx x (H + 1) (column t = x_t)
     Vec z, u_terminal;
   };
 
   void sample_and_rollout(int k, Worker& w);
-  double rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_kl, const Mat* E);
+  /// Rollout of sample k (k < 0: the nominal plan, solver's dynamics).
+  double rollout_cost(const Mat& V, Worker& w, Mat* states, bool with_kl, const Mat* E, int k);
   void fill_tail_value(Vec& u) const;
   void clamp(Eigen::Ref<Vec> u) const;
   void publish();
 
   DynamicsModelPtr dynamics_;
+  std::vector<DynamicsModelPtr> rollout_models_;  ///< sample k uses [k % size] (empty: dynamics_)
+  bool rollout_average_ = false;  ///< every sample in every rollout model, mean cost
   CostModelPtr running_, terminal_;
   MppiSettings settings_;
   int nx_, nu_, K_, H_;
