@@ -173,7 +173,7 @@ def deep_value_overhead(repeats):
         return _core.Problem(problem.dynamics, running, term, problem.horizon, problem.dt, "rk4",
                              problem.control_weight)
 
-    # The three configurations are timed round-robin (one solve each per round) so that load
+    # The configurations are timed round-robin (one solve each per round) so that load
     # changes on a shared machine affect them alike.
     configs = (("reach task cost", False),
                ("+ ValueRunningCost + ValueTerminalCost (exact, default)", ("auto", False)),

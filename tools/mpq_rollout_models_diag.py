@@ -15,16 +15,17 @@ def main():
     rng = np.random.default_rng(123)
     K = s.mppi.num_samples
     rows = []
+    true_agent = MpqAgent(MpqSettings(use_q=False, learn=False, true_model=True), seed=0)
     for trial in range(400):
         x = np.array([rng.uniform(-np.pi, np.pi), rng.uniform(-3, 3)])
         plan = rng.uniform(-2, 2, size=(8, 1))
         sol = a._solver(1000 + trial, 8, K, 1)
         P = sample_biased_parameter_sets(s.task, rng, K)
-        sol.set_rollout_models([_core.PendulumDynamics(m, l, 0.0) for m, l in P])
+        sol.set_rollout_models([_core.PendulumDynamics(m, l, s.task.damping) for m, l in P])
         sol.set_plan(plan); sol.set_state(x, 0.0); r = sol.optimize()
         fixed = a._solver(1000 + trial, 8, K, 1)  # same noise, one model at the distribution mean
         fixed.set_plan(plan); fixed.set_state(x, 0.0); rf = fixed.optimize()
-        true = MpqAgent(MpqSettings(use_q=False, learn=False, true_model=True), seed=0)._solver(1000 + trial, 8, K, 1)
+        true = true_agent._solver(1000 + trial, 8, K, 1)
         true.set_plan(plan); true.set_state(x, 0.0); rt = true.optimize()
         ml2 = P[:, 0] * P[:, 1] ** 2
         c, cf = np.array(r.costs), np.array(rf.costs)

@@ -221,7 +221,6 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
     for (Eigen::Index r = col + 1; r < nx_; ++r)
       d.lxx(r, col) = d.lxx(col, r) = 0.5 * (d.lxx(r, col) + d.lxx(col, r));
   if (project_psd_ && !psd_by_ldlt(d.ldlt, d.lxx)) {
-    ++d.psd_projections;
     d.eig.compute(d.lxx);
     d.evals = d.eig.eigenvalues().cwiseMax(0.0);
     d.M.noalias() = d.eig.eigenvectors() * d.evals.asDiagonal();  // reuse M as scratch

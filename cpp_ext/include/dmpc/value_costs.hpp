@@ -71,7 +71,6 @@ struct ValueRunningCostData : public CostData {
   Eigen::SelfAdjointEigenSolver<Mat> eig;  ///< for the optional PSD projection
   Eigen::LDLT<Mat> ldlt;                   ///< PSD test before the projection
   Vec evals;
-  long psd_projections = 0;  ///< eigendecompositions run by calc_diff (lxx was not PSD)
 };
 
 /// @brief Deep Value MPC running cost (Eq. (14)), in time-to-go form (V_t = -V_tau):
@@ -106,7 +105,7 @@ struct ValueRunningCostData : public CostData {
 /// eigenvalues to zero. It first tests lxx with a pivoted LDL^T (~0.3 us at nx = 10): when all
 /// pivots are >= 0 the matrix is already PSD and is left as it is; only otherwise does it run
 /// the nx x nx symmetric eigendecomposition (~7 us; the only path that heap-allocates, inside
-/// Eigen's SelfAdjointEigenSolver). `psd_projections` counts the decompositions.
+/// Eigen's SelfAdjointEigenSolver).
 /// Cost of calc: one critic calc_grad and one DynamicsModel::calc_drift_input_projection
 /// (f(x) and g(x)^T V_x; default one calc_diff at (x, 0)). Cost of
 /// calc_diff: one critic calc_diff (+ calc_third, or 2 calc_diff for FD), one dynamics
