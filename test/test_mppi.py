@@ -392,8 +392,6 @@ def test_ballbot_stabilise_and_reach_target():
     scaled by control_cost_weight = 0.01: with nu = 1 its spread across samples (sustained
     torques of several N m against sigma = 0.5 over 25 steps) collapses the effective sample
     size to 1 and the robot falls (checked while tuning)."""
-    if not hasattr(_core, "BallbotDynamics"):
-        pytest.skip("_core.BallbotDynamics not built (Ballbot model not on this branch)")
     from dmpc_core.tasks import ballbot as task
 
     dyn = _core.BallbotDynamics()

@@ -89,7 +89,6 @@ def test_running_cost_is_state_cost_for_exact_lqr_value():
         np.testing.assert_allclose(d["lxx"], Q, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.skipif(not hasattr(_core, "SlqSolver"), reason="SLQ solver not in this build")
 def test_proposition1_slq_reproduces_lqr_feedback():
     x0 = np.array([0.5, -0.3, 0.2])
     errs = []
@@ -164,7 +163,6 @@ def test_time_varying_value_gives_state_cost_only_with_correct_time_sign():
         assert abs(critic.derivatives(t_goal - t, x)["Vtau"]) > 1e-2
 
 
-@pytest.mark.skipif(not hasattr(_core, "SlqSolver"), reason="SLQ solver not in this build")
 def test_proposition1_finite_horizon_time_varying_value():
     Pf = np.diag([5.0, 1.0, 2.0])
     t_goal, H = 1.0, 0.3
