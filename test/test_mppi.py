@@ -31,7 +31,7 @@ def lq_solver(sigma, lam, gamma, seed=1, num_samples=2000, **kw):
                             _core.QuadraticCost(P, np.zeros((0, 0))), s)
 
 
-def riccati_first_gain(r_extra, gamma):
+def riccati_first_gain(r_extra, gamma, P=P):
     """Finite-horizon discrete LQR on the solver's discretisation; stage t costs
     gamma^t (1/2 x'Q x + 1/2 u'R u) dt + 1/2 u' r_extra u, terminal gamma^H 1/2 x'P x."""
     V = gamma**H * P
@@ -45,7 +45,7 @@ def riccati_first_gain(r_extra, gamma):
     return gains[::-1]
 
 
-def batch_quadratic(x0, r_extra, gamma):
+def batch_quadratic(x0, r_extra, gamma, P=P):
     """Total cost as 1/2 U'M U + m'U + const over the stacked plan U (H*nu): independent of the
     Riccati recursion, gives the minimiser and the Hessian."""
     nu = 1
@@ -100,6 +100,57 @@ def test_lq_mppi_converges_to_lqr_first_control():
     assert np.all(np.abs(mean_plan - U_star) < tol)
     # the tolerance separates the right answer from the LQR without the KL term
     assert tol[0] < 0.5 * abs(u_lqr - u_plain)
+
+
+def test_lq_mppi_with_an_exported_lqr_value_as_terminal_and_running_cost(tmp_path):
+    """Issue 4: the MPPI solver takes a critic (an ONNX critic bundle file, native evaluator) as
+    its terminal value, and optionally the Deep Value running cost of Eq. (14). With the exact
+    continuous LQR value V = 1/2 x'P_c x of this system the running cost is 1/2 x'Qx, so MPPI
+    with [ValueRunningCost + 1/2 u'Ru] and ValueTerminalCost solves the problem of
+    test_lq_mppi_converges_to_lqr_first_control with terminal P_c: same reference, same
+    Monte-Carlo tolerance."""
+    import scipy.linalg as sl
+
+    from dmpc_core.critics import export_value_bundle, load_bundle, quadratic_value_mlp
+
+    Pc = sl.solve_continuous_are(A, B, Q, R)
+    path = tmp_path / "lqr_value.onnx"
+    export_value_bundle(quadratic_value_mlp(Pc), path, robot="double_integrator")
+    critic = load_bundle(path, expected_nx=2, expected_ng=0).to_native()
+    sigma, lam, gamma = np.array([[4.0]]), 1.0, 0.9
+    x0 = np.array([2.0, 0.0])
+    r_kl = lam * np.linalg.inv(sigma)
+    u_lqr = (-riccati_first_gain(r_kl, gamma, Pc)[0] @ x0)[0]
+    M, m = batch_quadratic(x0, r_kl, gamma, Pc)
+    U_star = -np.linalg.solve(M, m)
+    assert U_star[0] == pytest.approx(u_lqr, rel=1e-10)
+
+    t_goal = 10.0  # time-invariant value: any t_goal
+    dyn = _core.LinearDynamics(A, B)
+    running = _core.SumCost(2, 1)
+    running.add("value", _core.ValueRunningCost(critic, dyn, R, t_goal))
+    running.add("control", _core.QuadraticCost(np.zeros((2, 2)), R))
+    terminal = _core.ValueTerminalCost(critic, t_goal, 1)
+    rng = np.random.default_rng(2)
+    for _ in range(3):  # the stage and terminal costs are those of the LQ problem
+        x, u = rng.normal(size=2), rng.normal(size=1)
+        assert running.value(0.1, x, u) == pytest.approx(0.5 * x @ Q @ x + 0.5 * u @ R @ u, rel=1e-6)
+        assert terminal.value(0.1, x, np.zeros(1)) == pytest.approx(0.5 * x @ Pc @ x, rel=1e-7)
+    s = _core.MppiSettings(num_samples=2000, horizon=H, dt=DT, noise_sigma=sigma, lambda_=lam, step_size=0.5,
+                           gamma=gamma, num_iterations=1, integrator="euler", seed=1)
+    solver = _core.MppiSolver(dyn, running, terminal, s)
+    solver.set_state(x0, 0.0)
+    plans, ess = [], []
+    for _ in range(40):
+        r = solver.optimize()
+        plans.append(r.plan[:, 0].copy())
+        ess.append(r.effective_sample_size)
+    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min(ess[20:]))
+    mean_plan = np.array(plans)[20:].mean(axis=0)
+    assert np.all(np.abs(mean_plan - U_star) < 4.0 * sd), (mean_plan[:3], U_star[:3], sd[:3])
+    # the tolerance separates this terminal value from the module's P = diag(20, 2)
+    u_other = (-riccati_first_gain(r_kl, gamma)[0] @ x0)[0]
+    assert 4.0 * sd[0] < 0.5 * abs(u_lqr - u_other), (u_lqr, u_other, sd[0])
 
 
 def test_deterministic_for_any_thread_count_and_seed_dependent():

@@ -19,6 +19,13 @@ The same holds for the finite-horizon problem with terminal cost 1/2 x'P_f x at 
 V(tau, x) = 1/2 x'P(tau)x (tau = time-to-go, dP/dtau = Q + A'P + PA - P B R^-1 B'P, P(0) = P_f)
 depends on time: there the running cost is 1/2 x'Qx only with the right sign of V_t = -V_tau,
 so this case checks the time convention through the whole chain (critic -> cost -> SLQ).
+
+The time-invariant case runs three ways: with the value as a Python critic, and (issue 4's theory
+check) exported as a critic bundle -- a real ONNX file written to disk, read back through the
+loader's checks -- evaluated by onnxruntime (make_core_critic_adapter, third derivatives by finite
+differences) and by the native C++ evaluator (exact third derivatives). The bundle is a tanh MLP
+that represents 1/2 x'Px to ~1e-8 relative (dmpc_core.critics.quadratic), so its tolerances are
+looser than the Python critic's exact ones.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ import scipy.linalg as sl
 from scipy.integrate import solve_ivp
 
 from dmpc_core import _core
+from dmpc_core.critics import export_value_bundle, load_bundle, make_core_critic_adapter, quadratic_value_mlp
 
 A = np.array([[0.0, 1.0, 0.0], [2.0, -0.1, 0.5], [0.0, 0.3, -1.0]])
 B = np.array([[0.0, 0.0], [1.0, 0.2], [0.0, 1.0]])
@@ -56,10 +64,21 @@ class QuadraticValue(_core.CriticModel):
         data.Kv = np.zeros((len(x), len(x)))
 
 
-def solve_dvmpc(dt: float, horizon_s: float, x0: np.ndarray):
+def lqr_critic(kind: str, P: np.ndarray, tmp_path=None):
+    """The value 1/2 x'Px as a critic: "python" (exact), or exported to an ONNX bundle file and
+    loaded back as "ort" (onnxruntime) or "native" (C++ CriticMLP)."""
+    if kind == "python":
+        return QuadraticValue(P)
+    path = tmp_path / "lqr_value.onnx"
+    export_value_bundle(quadratic_value_mlp(P), path, robot="linear3")
+    bundle = load_bundle(path, expected_nx=P.shape[0], expected_ng=0)
+    return make_core_critic_adapter(bundle) if kind == "ort" else bundle.to_native()
+
+
+def solve_dvmpc(dt: float, horizon_s: float, x0: np.ndarray, critic=None):
     P = sl.solve_continuous_are(A, B, Q, R)
     dyn = _core.LinearDynamics(A, B)
-    critic = QuadraticValue(P)
+    critic = QuadraticValue(P) if critic is None else critic
     t_goal = 10.0
     run = _core.ValueRunningCost(critic, dyn, R, t_goal)
     term = _core.ValueTerminalCost(critic, t_goal, 2)
@@ -89,16 +108,42 @@ def test_running_cost_is_state_cost_for_exact_lqr_value():
         np.testing.assert_allclose(d["lxx"], Q, rtol=1e-9, atol=1e-12)
 
 
-def test_proposition1_slq_reproduces_lqr_feedback():
+def test_exported_lqr_value_bundle_gives_the_state_cost(tmp_path):
+    """The bundle file, through both backends: V, V_x, V_xx of 1/2 x'Px, V_tau = 0, and the Deep
+    Value running cost 1/2 x'Qx (Eq. (14) with the exact LQR value)."""
+    P = sl.solve_continuous_are(A, B, Q, R)
+    rng = np.random.default_rng(4)
+    for kind in ("ort", "native"):
+        critic = lqr_critic(kind, P, tmp_path)
+        run = _core.ValueRunningCost(critic, _core.LinearDynamics(A, B), R, 1.0)
+        for _ in range(3):
+            x = rng.normal(size=3)
+            d = critic.derivatives(0.7, x)
+            assert d["V"] == pytest.approx(0.5 * x @ P @ x, rel=1e-7)
+            np.testing.assert_allclose(d["Vx"], P @ x, rtol=1e-7, atol=1e-8)
+            np.testing.assert_allclose(d["Vxx"], P, rtol=1e-6, atol=1e-7)
+            assert abs(d["Vtau"]) < 1e-12 and np.abs(d["Vtaux"]).max() < 1e-12
+            c = run.derivatives(0.3, x, np.zeros(2))
+            assert c["value"] == pytest.approx(0.5 * x @ Q @ x, rel=1e-6)
+            np.testing.assert_allclose(c["lx"], Q @ x, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(c["lxx"], Q, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["python", "native", "ort"])
+def test_proposition1_slq_reproduces_lqr_feedback(kind, tmp_path):
     x0 = np.array([0.5, -0.3, 0.2])
+    P = sl.solve_continuous_are(A, B, Q, R)
+    critic = lqr_critic(kind, P, tmp_path)
+    # the exported bundle represents 1/2 x'Px to ~1e-8 (module doc of dmpc_core.critics.quadratic)
+    tol = 1e-6 if kind == "python" else 1e-5
     errs = []
     for dt in (0.02, 0.01):
-        solver, res, P, K0, _ = solve_dvmpc(dt, 0.3, x0)
+        solver, res, P, K0, _ = solve_dvmpc(dt, 0.3, x0, critic)
         assert res.status == "converged", res
         u0 = solver.controls()[0]
         # 1. exact optimum of the discretised problem
-        np.testing.assert_allclose(u0, K0 @ x0, rtol=0, atol=1e-6 * np.linalg.norm(K0 @ x0))
-        np.testing.assert_allclose(solver.gains()[0], K0, atol=1e-6)
+        np.testing.assert_allclose(u0, K0 @ x0, rtol=0, atol=tol * np.linalg.norm(K0 @ x0))
+        np.testing.assert_allclose(solver.gains()[0], K0, atol=tol)
         # 2. continuous-time LQR feedback up to the discretisation error
         u_lqr = -np.linalg.solve(R, B.T @ P @ x0)
         err = np.linalg.norm(u0 - u_lqr) / np.linalg.norm(u_lqr)
@@ -194,3 +239,29 @@ def test_proposition1_finite_horizon_time_varying_value():
         assert err < 3 * dt, f"dt={dt}: relative error {err:.3e}"
         errs.append(err)
     assert 0.4 < errs[1] / errs[0] < 0.6, errs
+
+
+@pytest.mark.parametrize("P, message", [
+    (np.diag([1.0, -0.5]), "positive semi-definite"),
+    (np.array([[1.0, 0.3], [0.0, 1.0]]), "symmetric"),
+    (np.zeros((2, 2)), "zero"),
+    (np.array([[1.0, np.nan], [np.nan, 1.0]]), "finite"),
+    (np.ones(3), "square"),
+])
+def test_quadratic_value_mlp_rejects_bad_matrices(P, message):
+    with pytest.raises(ValueError, match=message):
+        quadratic_value_mlp(P)
+
+
+def test_quadratic_value_mlp_handles_a_singular_psd_matrix():
+    """Rank-deficient P (e.g. a value that ignores a state): only the range is represented."""
+    v = np.array([1.0, 2.0, -1.0])
+    P = np.outer(v, v)
+    model = quadratic_value_mlp(P, ng=2)
+    assert model.hidden == (4,)  # rank 1: two offsets x (+d, -d)
+    import torch
+    x = torch.tensor([[0.3, -0.2, 0.5], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    g = torch.tensor([[5.0, -3.0], [0.0, 1.0]], dtype=torch.float64)
+    tau = torch.tensor([0.2, 7.0], dtype=torch.float64)
+    V = model(x, g, tau).detach().numpy()
+    np.testing.assert_allclose(V, 0.5 * (x.numpy() @ v) ** 2, rtol=1e-7, atol=1e-9)

@@ -18,6 +18,7 @@ from dmpc_core.critics.networks import (
     ValueMLP,
     ValueMLPSettings,
 )
+from dmpc_core.critics.quadratic import quadratic_value_mlp
 from dmpc_core.critics.ort_critic import OrtCritic, OrtCriticAdapter, make_core_critic_adapter
 from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings, polyak_update
@@ -27,7 +28,7 @@ __all__ = [
     "CriticBundle", "CriticBundleError", "NativeCriticUnavailable", "load_bundle",
     "bundle_bytes", "export_value_bundle", "export_value_bundle_proto",
     "QMLP", "QMLPSettings", "ValueEnsemble", "ValueEnsembleSettings", "ValueMLP", "ValueMLPSettings",
-    "OrtCritic", "OrtCriticAdapter", "make_core_critic_adapter",
+    "OrtCritic", "OrtCriticAdapter", "make_core_critic_adapter", "quadratic_value_mlp",
     "ReplayBuffer", "ReplaySpec", "CriticTrainer", "CriticTrainerSettings", "polyak_update",
     "CheckpointError", "load_checkpoint", "save_checkpoint",
 ]
