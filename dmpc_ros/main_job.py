@@ -22,6 +22,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -120,9 +121,23 @@ def main(argv=None) -> int:
     ap.add_argument("--radius", type=float, nargs=2, default=(0.8, 1.5), help="goal distance range [m]")
     ap.add_argument("--learner", choices=["on", "off"], default="on")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--keep-learner", action="store_true",
+                    help="let the learner resume from OUT/learner (default: every run learns from scratch; an "
+                         "earlier OUT/learner is moved to OUT/learner.previous)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    learner_dir = out / "learner"
+    if learner_dir.exists() and not args.keep_learner and not any(s.startswith("nodes.learner.parameters.checkpoint_dir=")
+                                                                  for s in args.set):
+        # "before" and "after" must bracket THIS run's learning: the learner node resumes from its
+        # checkpoint folder, so an earlier run's critic and replay would carry over.
+        previous = out / "learner.previous"
+        if previous.exists():
+            shutil.rmtree(previous)
+        learner_dir.rename(previous)
+        print(f"[main] moved the previous learner state to {previous} (this run learns from scratch; "
+              f"--keep-learner resumes it)", flush=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 

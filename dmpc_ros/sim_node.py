@@ -9,8 +9,9 @@ go to zero (Ballbot) or to gravity compensation g(q) (Panda: what a torque-contr
 driver holds; the arm does not fall while the controller restarts).
 Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the nominal one
 (Ballbot: the origin; Panda: Franka's ready pose).
-Physics: steps of at most ``physics_dt`` (1 kHz) inside each ``1/publish_rate`` (400 Hz) period, in
-a dedicated thread paced by the wall clock (core: RK4 sub-steps; MuJoCo: its fixed step), under
+Physics: fixed steps of ``physics_dt`` (1 kHz) in a dedicated thread paced by the wall clock, as
+many per ``1/publish_rate`` (400 Hz) period as fit with the remainder carried (2, 3, 2, 3 ... steps:
+1 kHz exactly; core: RK4 steps, ``PlantSettings.fixed_step``; MuJoCo: its fixed step), under
 SCHED_FIFO at ``realtime_priority`` when it is > 0 and the OS allows it. Commands are taken by a
 ``glue.StreamReader`` thread (same priority), not by the executor.
 """
@@ -64,7 +65,7 @@ class SimNode(Node):
             u_max = p("u_max", 30.0, RO).value
             self.names, self.nx, self.nu, self.label = ballbot.JOINT_NAMES, ballbot.NX, ballbot.NU, "wheel_torque"
             self.plant = Plant(_core.BallbotDynamics(), np.zeros(ballbot.NX),
-                               PlantSettings(physics_dt=physics_dt, input_noise_std=noise, seed=seed,
+                               PlantSettings(physics_dt=physics_dt, input_noise_std=noise, seed=seed, fixed_step=True,
                                              u_min=[-u_max] * ballbot.NU, u_max=[u_max] * ballbot.NU))
             self.gravity = None
             backend = "core"

@@ -9,7 +9,7 @@ from dmpc_core import _core
 from dmpc_core.baselines import crocoddyl_panda as cp
 from dmpc_core.tasks import panda
 
-crocoddyl = pytest.importorskip("crocoddyl")
+import crocoddyl
 
 
 @pytest.mark.parametrize("threads", [1, 2])

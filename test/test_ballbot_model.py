@@ -139,7 +139,7 @@ def test_cpp_matches_casadi_lagrangian(model, lagrange, use_default):
 def test_mass_matrix_and_bias_match_pinocchio():
     """Independent rigid-body reference: pinocchio chain px -> py -> Rz -> Ry -> Rx carrying the
     base; the ball (with its rolling inertia as extra mass I_b / r_b^2) rides on the py joint."""
-    pin = pytest.importorskip("pinocchio")
+    import pinocchio as pin
     params = nonstandard_params()
     m = _core.BallbotDynamics(params)
     r_b = params.ball_radius

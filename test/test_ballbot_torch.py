@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.models.ballbot_torch import BallbotTorch, BallbotTorchParameters  # noqa: E402

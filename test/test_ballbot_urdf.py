@@ -68,7 +68,7 @@ def _pin_q(pin, pm, q5):
 
 
 def test_urdf_dynamics_and_wheel_kinematics_match_model():
-    pin = pytest.importorskip("pinocchio")
+    import pinocchio as pin
     pm = pin.buildModelFromUrdf(str(URDF))
     pd = pm.createData()
     assert [pm.names[i] for i in range(1, 6)] == [c[0] for c in CHAIN]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-mujoco = pytest.importorskip("mujoco")
+import mujoco
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.models.panda import JOINT_NAMES, Q_READY, TCP_FRAME, default_urdf_path  # noqa: E402

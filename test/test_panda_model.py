@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-pin = pytest.importorskip("pinocchio")
+import pinocchio as pin
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.models.panda import (  # noqa: E402
@@ -338,7 +338,7 @@ def test_crocoddyl_fddp_reaching():
     p_ref; the total cost equals sum_k dt * l(x_k, u_k) + l_N(x_N) recomputed independently
     (the dmpc convention), and the trajectory is a rollout of our C++ model with
     semi-implicit Euler."""
-    crocoddyl = pytest.importorskip("crocoddyl")
+    import crocoddyl
     from dmpc_core.baselines.crocoddyl_panda import (  # noqa: PLC0415
         build_crocoddyl_problem,
         resolve_setup,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("mujoco")
+import mujoco  # noqa: F401  (pinned in requirements.txt: a missing package must fail, not skip)
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.agents.panda_reach import (NG, NQ, PandaReachMpc, PandaReachSettings, check_goal,  # noqa: E402

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("mujoco")
+import rclpy
+import mujoco  # noqa: F401  (pinned in requirements.txt: a missing package must fail, not skip)
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.models.panda import JOINT_NAMES, default_urdf_path  # noqa: E402

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy
 import rclpy.executors  # noqa: E402
 
 from sensor_msgs.msg import JointState  # noqa: E402

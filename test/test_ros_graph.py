@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy
 
 from dmpc_core.agents.learner import CriticLearner, LearnerSettings  # noqa: E402
 from dmpc_core.critics.signing import sign_bundle  # noqa: E402

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy
 
 from dmpc_core.tasks import ballbot  # noqa: E402
 

@@ -23,6 +23,12 @@ class PlantSettings:
     input_noise_std: intensity of input-channel noise (0: deterministic plant).
     u_min / u_max: actuator limits applied to commands (None: unlimited).
     seed: RNG seed of the noise.
+    fixed_step: False (default): each ``step(u, duration)`` takes the fewest equal sub-steps of
+        at most ``physics_dt`` that cover ``duration`` exactly (e.g. 3 x 0.833 ms for 2.5 ms).
+        True: fixed-rate physics as in a simulator: steps of exactly ``physics_dt``, as many as
+        fit before the requested end time, the remainder carried to the next call (e.g. 2, 3,
+        2, 3 ... steps of 1 ms for 2.5 ms calls, so 1 kHz on average and at every step; the
+        state returned is that of the last whole step). The sim node uses this.
     """
 
     physics_dt: float = 1e-3
@@ -30,6 +36,7 @@ class PlantSettings:
     u_min: list[float] | None = None
     u_max: list[float] | None = None
     seed: int = 0
+    fixed_step: bool = False
 
     def validate(self) -> None:
         if not self.physics_dt > 0:
@@ -60,6 +67,7 @@ class Plant:
             raise ValueError(f"x0 must be a finite vector of size {self.model.nx}")
         self.x = x0.copy()
         self.t = float(t0)
+        self._t_target = self.t  # fixed_step: requested end time (the remainder is carried)
 
     def clip(self, u: np.ndarray) -> np.ndarray:
         s = self.settings
@@ -77,9 +85,15 @@ class Plant:
             raise ValueError(f"command must be a finite vector of size {self.model.nu}")
         if not duration > 0:
             raise ValueError("duration must be > 0")
-        # n equal sub-steps no longer than physics_dt, covering exactly `duration`
-        n = max(1, int(np.ceil(duration / self.settings.physics_dt - 1e-9)))
-        h = duration / n
+        if self.settings.fixed_step:
+            # steps of exactly physics_dt up to the requested end time; the rest is carried
+            h = self.settings.physics_dt
+            self._t_target += duration
+            n = int(np.floor((self._t_target - self.t) / h + 1e-9))
+        else:
+            # n equal sub-steps no longer than physics_dt, covering exactly `duration`
+            n = max(1, int(np.ceil(duration / self.settings.physics_dt - 1e-9)))
+            h = duration / n
         for _ in range(n):
             w = 0.0
             if self.settings.input_noise_std > 0:
