@@ -123,6 +123,9 @@ def cost_cases() -> list[Case]:
     return [
         Case("quadratic", lambda: _core.QuadraticCost(M @ M.T, np.diag([1.0, 3.0]), rng.standard_normal(4), np.ones(2)), _gauss(4, 2)),
         Case("upright", lambda: _core.UprightCost(10, 3, 3, 4, 8, 9, 40.0, 2.0), _gauss(10, 3, 0.5)),
+        Case("trajectory_quadratic",
+             lambda: _core.TrajectoryQuadraticCost(M @ M.T, np.diag([1.0, 3.0]), [-0.5, 0.1, 0.4, 2.0],
+                                                   rng.standard_normal((4, 4)), np.ones(2)), _gauss(4, 2)),
         Case("walls", lambda: _core.WallPenalty(4, 2, 0, 1, _walls(), 0.3, 5.0, 15.0),
              lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),

@@ -119,6 +119,56 @@ def set_target(track: _core.QuadraticCost, terminal: _core.QuadraticCost, target
         c.set_reference(x_ref, np.zeros(NU))
 
 
+def path_reference(points_xy, t_start: float = 0.0, stamps=None, speed: float = 0.5):
+    """Knots (times, X_ref) of a ``_core.TrajectoryQuadraticCost`` that follows a planar path
+    (e.g. the poses of a nav_msgs/Path) at rest orientation, upright.
+
+    Args:
+        points_xy: (K, 2) finite waypoints; consecutive duplicates are dropped.
+        t_start: time of the first waypoint, on the solver's clock [s].
+        stamps: (K,) waypoint times relative to any origin (e.g. the poses' header stamps),
+            strictly increasing after dropping duplicates; None: constant ``speed`` along the
+            polyline.
+        speed: [m/s] (> 0) when ``stamps`` is None.
+    Returns:
+        times (K',) starting at ``t_start``, X_ref (K', NX): positions at the waypoints, linear
+        velocity the mean of the two adjacent segments' velocities (0 at the first and last
+        waypoints: start and arrive at rest), all angles and rates 0.
+    Raises:
+        ValueError: non-finite or wrongly shaped input, no waypoint, non-increasing stamps,
+        speed <= 0.
+    """
+    P = np.asarray(points_xy, dtype=float)
+    if P.ndim != 2 or P.shape[1] != 2 or P.shape[0] < 1:
+        raise ValueError(f"points_xy must be a (K, 2) array with K >= 1, got shape {P.shape}")
+    if not np.all(np.isfinite(P)):
+        raise ValueError("path waypoints must be finite")
+    if not np.isfinite(t_start):
+        raise ValueError("t_start must be finite")
+    keep = np.concatenate([[True], np.any(np.abs(np.diff(P, axis=0)) > 1e-9, axis=1)])
+    P = P[keep]
+    if stamps is None:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        seg = np.hypot(*np.diff(P, axis=0).T) if len(P) > 1 else np.zeros(0)
+        rel = np.concatenate([[0.0], np.cumsum(seg)]) / speed
+    else:
+        s = np.asarray(stamps, dtype=float).reshape(-1)
+        if s.shape[0] != keep.shape[0] or not np.all(np.isfinite(s)):
+            raise ValueError(f"stamps must be {keep.shape[0]} finite times")
+        s = s[keep]
+        if np.any(np.diff(s) <= 0):
+            raise ValueError("path stamps must be strictly increasing")
+        rel = s - s[0]
+    times = float(t_start) + rel
+    X = np.zeros((len(P), NX))
+    X[:, PX], X[:, PY] = P[:, 0], P[:, 1]
+    if len(P) > 2:
+        v = np.diff(P, axis=0) / np.diff(times)[:, None]
+        X[1:-1, 5:7] = 0.5 * (v[:-1] + v[1:])
+    return times, X
+
+
 def tilt(x: np.ndarray) -> np.ndarray:
     """Tilt angle of the base from vertical [rad]: arccos(cos(pitch) cos(roll))."""
     x = np.atleast_2d(x)
