@@ -77,7 +77,10 @@ def run_entry_point(fn, argv: list[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        msg = " ".join(str(e).split())
+        if len(msg) > 600:  # e.g. torch's list of every missing state_dict key
+            msg = msg[:600] + " ... (DMPC_TRACEBACK=1 shows all)"
+        print(f"error: {msg}", file=sys.stderr)
         return 1 if isinstance(e, CheckpointError) else 2
     except KeyboardInterrupt:
         print("interrupted (a training run keeps its last checkpoint: continue it with --resume)", file=sys.stderr)

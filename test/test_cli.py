@@ -369,3 +369,15 @@ def test_console_entry_point_prints_one_line_and_exits_nonzero(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert_one_line_error(res.stderr, "--resume: no checkpoint at runs/polo-maze/polo_s0/checkpoint.pt")
+
+
+def test_checkpoint_of_another_configuration_is_one_short_line(tmp_path, capsys):
+    """A hash-valid checkpoint whose networks do not match the config (2 vs 3 ensemble members):
+    torch lists every missing key; the CLI line stays short and names the file."""
+    out = tmp_path / "run"
+    assert dmpc(capsys, "train", "polo-maze", *POLO_TINY, "--steps", 16, "--out", out)[0] == 0
+    code, _, err = dmpc(capsys, "train", "polo-maze", *POLO_TINY, "--set", "agent.num_members=3", "--steps", 32,
+                        "--out", out, "--resume")
+    assert code == 1
+    line = assert_one_line_error(err, str(out / "checkpoint.pt"), "does not fit")
+    assert len(line) < 800
