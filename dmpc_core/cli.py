@@ -7,10 +7,17 @@
     dmpc list                                  list the experiments
 
 Experiments live in ``dmpc_core/experiments/`` (one module each, discovered by name).
+``dmpc train NAME`` without ``--out`` writes to ``runs/NAME/...`` under the working directory.
+
+Exit codes: 0 success; 1 a checkpoint or input file is unusable (corrupted, truncated, of another
+run); 2 a usage or configuration problem (bad config key/type/value, nothing to resume, unknown
+experiment); 130 interrupted (Ctrl-C). Errors are one line ``error: ...`` on stderr naming the file
+and the problem, not a traceback (set DMPC_TRACEBACK=1 to get the traceback as well).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -47,11 +54,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.command}: give an experiment name (dmpc list)")
     from dmpc_core import experiments
 
+    if rest[0] not in experiments.available():
+        parser.error(f"unknown experiment '{rest[0]}'; available: {', '.join(experiments.available())}")
     module = experiments.load(rest[0])
     fn = getattr(module, f"{args.command}_main", None)
     if fn is None:
         parser.error(f"experiment {rest[0]} has no '{args.command}' entry point")
-    return int(fn(rest[1:]) or 0)
+    return run_entry_point(fn, rest[1:])
+
+
+def run_entry_point(fn, argv: list[str]) -> int:
+    """Call an experiment's ``train_main`` / ``eval_main``; user-facing errors become one
+    ``error: ...`` line on stderr and a non-zero exit code (see the module docstring)."""
+    from dmpc_core.critics.checkpoint import CheckpointError
+    from dmpc_core.experiments._common import CliError
+    from dmpc_core.settings import ConfigError
+
+    try:
+        return int(fn(argv) or 0)
+    except (ConfigError, CliError, CheckpointError) as e:
+        if os.environ.get("DMPC_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        msg = " ".join(str(e).split())
+        if len(msg) > 600:  # e.g. torch's list of every missing state_dict key
+            msg = msg[:600] + " ... (DMPC_TRACEBACK=1 shows all)"
+        print(f"error: {msg}", file=sys.stderr)
+        return 1 if isinstance(e, CheckpointError) else 2
+    except KeyboardInterrupt:
+        print("interrupted (a training run keeps its last checkpoint: continue it with --resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Shared plumbing of the POLO / MPQ experiments: run directory, config, logging, checkpoints.
+"""Shared plumbing of the experiments: run directory, config, logging, checkpoints, user errors.
+
+User-facing problems (a bad config, a corrupted or missing checkpoint, a missing input file) are
+raised as :class:`~dmpc_core.settings.ConfigError`, :class:`~dmpc_core.critics.checkpoint.CheckpointError`
+or :class:`CliError`; ``dmpc`` (``dmpc_core/cli.py``) prints them as one ``error: ...`` line and
+exits non-zero instead of showing a traceback.
 
 Scalars are namespaced (``train/...``, ``critic/...``, ``eval/...``, ``perf/...``) and written
 to ``<out>/scalars.csv`` (long format: step, tag, value; appended on resume) and, when the
@@ -9,30 +14,181 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import numpy as np
 import torch
 
-from dmpc_core.settings import load_yaml
+from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides
+
+#: the repository's config/ folder (default configs of the experiments)
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+#: default parent of the run directories, relative to the working directory
+RUNS_DIR = Path("runs")
 
 
-def base_parser(prog: str, default_config: str) -> argparse.ArgumentParser:
+class CliError(Exception):
+    """A user-facing problem of an experiment command (missing file, nothing to resume, ...):
+    ``dmpc`` prints ``error: <message>`` and exits with code 2."""
+
+
+def base_parser(prog: str, default_config: str | os.PathLike) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog)
-    p.add_argument("--config", default=default_config, help="YAML config (sections per settings dataclass)")
-    p.add_argument("--out", required=True, help="run directory (created)")
+    p.add_argument("--config", default=str(default_config), help="YAML config (sections per settings dataclass; "
+                   f"default {default_config})")
+    p.add_argument("--out", default=None, help="run directory (created; default runs/NAME/VARIANT_sSEED)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set agent.mppi.horizon=16 (VALUE is YAML)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt (an error if there is none)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N steps/episodes of this call without writing the final files, as if the run "
+                   "were killed; --resume continues from the last periodic checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def load_config(path: str) -> Dict:
-    return load_yaml(path)
+def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Optional[Iterable[str]] = None) -> Dict:
+    """YAML mapping of ``path`` with ``--set KEY=VALUE`` overrides applied (dotted keys).
+
+    Args:
+        sections: the allowed top-level keys (an unknown section is a ConfigError, not ignored).
+    """
+    data = load_yaml(path)
+    if sections is not None:
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ConfigError(f"{path}: unknown section(s) {unknown}; valid sections: {sorted(sections)}")
+    for key, value in parse_overrides(sets).items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"{path} (with --set {key}): {part} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    if sections is not None:
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ConfigError(f"{path} (with --set): unknown section(s) {unknown}; valid sections: {sorted(sections)}")
+    return data
+
+
+def _type_name(t) -> str:
+    return getattr(t, "__name__", None) or str(t).replace("typing.", "")
+
+
+def check_types(cls: type, data: Optional[Mapping[str, Any]], where: str) -> None:
+    """Raise ConfigError if a value of the raw mapping ``data`` does not have the type its field
+    of dataclass ``cls`` declares (recursing into nested dataclass sections).
+
+    :func:`dmpc_core.settings.from_dict` rejects unknown keys but passes values through
+    unchecked, so ``steps: "100"`` or ``learning_rate: 1e-3`` (a *string* in YAML 1.1) would only
+    fail deep inside a run. Rules: float takes int or float, int takes int, bool takes bool, str
+    takes str, list/tuple take a YAML list (elements checked when the annotation says), Optional
+    takes null; other annotations are not checked. Unknown keys are left to ``from_dict``.
+    """
+    if data is None:
+        return
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in names:
+            continue
+        problem = _type_problem(hints.get(key, Any), value, _join(where, key))
+        if problem:
+            raise ConfigError(problem)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}:{key}" if where.endswith((".yaml", ".yml")) else f"{where}.{key}"
+
+
+def _type_problem(t, value, where: str) -> Optional[str]:
+    if dataclasses.is_dataclass(t):
+        if not isinstance(value, Mapping):
+            return f"{where}: expected a section (mapping), got {type(value).__name__} {value!r}"
+        try:
+            check_types(t, value, where)
+        except ConfigError as e:
+            return str(e)
+        return None
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Union or (origin is not None and type(t).__name__ == "UnionType"):
+        if value is None and type(None) in args:
+            return None
+        problems = [_type_problem(a, value, where) for a in args if a is not type(None)]
+        return None if any(p is None for p in problems) else problems[0]
+    base = origin or t
+    hint = ""
+    if isinstance(value, str) and base in (int, float):
+        try:
+            float(value)
+            hint = " (YAML 1.1 reads numbers like 1e-3 as strings: write 1.0e-3)"
+        except ValueError:
+            pass
+    if base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is bool or base is str:
+        ok = isinstance(value, base)
+    elif base in (list, tuple, List, typing.Tuple):
+        if not isinstance(value, (list, tuple)):
+            return f"{where}: expected a list, got {type(value).__name__} {value!r}"
+        if base is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                return f"{where}: expected a list of {len(args)} values, got {len(value)}: {value!r}"
+            for i, (a, v) in enumerate(zip(args, value)):
+                p = _type_problem(a, v, f"{where}[{i}]")
+                if p:
+                    return p
+        elif args:
+            for i, v in enumerate(value):
+                p = _type_problem(args[0], v, f"{where}[{i}]")
+                if p:
+                    return p
+        return None
+    else:
+        return None  # annotation not checked (Any, numpy arrays, ...)
+    if ok:
+        return None
+    return f"{where}: expected {_type_name(base)}, got {type(value).__name__} {value!r}{hint}"
+
+
+def settings_from(cls: type, data: Optional[Mapping[str, Any]], where: str):
+    """``from_dict`` with the value types checked first (:func:`check_types`)."""
+    check_types(cls, data, where)
+    return from_dict(cls, data, where)
+
+
+def run_dir(out: Optional[str], name: str, leaf: str) -> Path:
+    """``out`` if given, else ``runs/<name>/<leaf>`` (relative to the working directory); printed."""
+    path = Path(out) if out else RUNS_DIR / name / leaf
+    print(f"{name}: run directory {path}" + ("" if out else " (default; --out DIR to choose)"), flush=True)
+    return path
+
+
+def check_resume(out: Path, resume: bool) -> Path:
+    """The checkpoint path of run directory ``out``; with ``resume`` it must exist (CliError);
+    without it an existing checkpoint is about to be overwritten (said on stderr)."""
+    ckpt = out / "checkpoint.pt"
+    if resume and not ckpt.is_file():
+        raise CliError(f"--resume: no checkpoint at {ckpt} (nothing to resume; run without --resume to start)")
+    if not resume and ckpt.exists():
+        print(f"note: {out} holds a checkpoint; starting a new run there overwrites it (--resume continues it)",
+              file=sys.stderr)
+    return ckpt
 
 
 class RunLogger:
@@ -98,23 +254,55 @@ def from_plain(obj):
     return obj
 
 
-def resume_run(ckpt: Path, agent) -> tuple:
+def resume_run(ckpt: Path, agent, meta: Optional[Dict] = None) -> tuple:
     """Restore ``agent`` (trainer, replay buffer, loop state) from the checkpoint ``ckpt``
-    written by an experiment; returns (learning curve so far, wall seconds already spent)."""
-    from dmpc_core.critics.checkpoint import load_checkpoint
+    written by an experiment; returns (learning curve so far, wall seconds already spent).
+
+    Raises:
+        CheckpointError: the file is corrupted/truncated, was written by another experiment,
+            or (``meta``, e.g. variant and seed) by a different run than this command asks for.
+    """
+    from dmpc_core.critics.checkpoint import CheckpointError, load_checkpoint
 
     extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
-    agent.load_state_dict(extra["agent"])
-    return [float(c) for c in extra["curve"]], float(extra.get("wall_s", 0.0))
+    saved = extra.get("meta") or {}
+    for key, value in (meta or {}).items():
+        if key in saved and saved[key] != value:
+            raise CheckpointError(f"checkpoint {ckpt} was written by a run with {key}={saved[key]!r}, "
+                                  f"this command asks for {key}={value!r}")
+    try:
+        agent.load_state_dict(extra["agent"])
+        return [float(c) for c in extra["curve"]], float(extra.get("wall_s", 0.0))
+    except Exception as e:  # a checkpoint of another experiment or configuration
+        raise CheckpointError(f"checkpoint {ckpt} does not fit this experiment/config: "
+                              f"{type(e).__name__}: {e}") from e
 
 
-def save_run(ckpt: Path, agent, curve, wall_s: float) -> None:
-    """Atomic checkpoint of ``agent`` (trainer, replay buffer, loop state) with the learning curve
-    and the wall seconds spent so far: what :func:`resume_run` restores."""
+def save_run(ckpt: Path, agent, curve, wall_s: float, meta: Optional[Dict] = None) -> None:
+    """Atomic checkpoint of ``agent`` (trainer, replay buffer, loop state) with the learning curve,
+    the wall seconds spent so far and ``meta`` (what run wrote it): what :func:`resume_run` restores."""
     from dmpc_core.critics.checkpoint import save_checkpoint
 
     save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall_s}))
+                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall_s,
+                                    "meta": dict(meta or {})}))
+
+
+def read_summaries(runs: str | os.PathLike) -> Dict[str, List[dict]]:
+    """``<runs>/*/summary.json`` grouped by ``variant``, each with ``_dir`` (its run directory) added;
+    CliError if there are none or one is unreadable."""
+    groups: Dict[str, List[dict]] = {}
+    files = sorted(Path(runs).glob("*/summary.json"))
+    if not files:
+        raise CliError(f"no run summaries (*/summary.json) under {runs}")
+    for f in files:
+        try:
+            d = json.loads(f.read_text())
+            groups.setdefault(d["variant"], []).append(d)
+            d["_dir"] = str(f.parent)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CliError(f"{f}: not a readable run summary ({type(e).__name__}: {e})") from None
+    return groups
 
 
 def write_json(path: Path, data: Dict) -> None:
@@ -129,4 +317,5 @@ def progress(total: int, initial: int, desc: str, disable: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=2.0)
 
 
-__all__ = ["base_parser", "load_config", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress"]
+__all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
+           "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress"]

@@ -1,14 +1,15 @@
 """``dmpc train ballbot-walls`` / ``dmpc eval ballbot-walls``: Deep Value MPC on the Ballbot.
 
-    dmpc train ballbot-walls --config config/ballbot_walls.yaml --out runs/bw --seed 0 [--resume]
-        [--iterations N] [--mode terminal|running+terminal] [--horizon SECONDS]
-    dmpc eval ballbot-walls --critic runs/bw/critic.onnx [--config ...] [--out FILE.json]
+    dmpc train ballbot-walls [--config config/ballbot_walls.yaml] [--out runs/ballbot-walls/s0] [--seed 0]
+        [--resume] [--iterations N] [--mode terminal|running+terminal] [--horizon SECONDS] [--set KEY=VALUE ...]
+    dmpc eval ballbot-walls [--critic runs/ballbot-walls/s0/critic.onnx] [--config ...] [--out FILE.json]
 
 The run directory holds ``config.yaml`` (the resolved settings), ``checkpoint.pt`` (learner with
 replay buffer, loop counter and RNG states; written atomically after every iteration),
 ``critic.onnx`` (the latest exported critic), ``metrics.csv`` and TensorBoard events
 (scalars namespaced ``train/``, ``critic/``, ``eval/``, ``time/``). ``--resume`` continues
-from ``checkpoint.pt`` exactly as if the run had not been interrupted.
+from ``checkpoint.pt`` exactly as if the run had not been interrupted (an error if there is none).
+The default run directory is ``runs/ballbot-walls/s<training.seed>`` under the working directory.
 """
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from typing import Dict, List, Optional
 import yaml
 
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
+from dmpc_core.critics.checkpoint import CheckpointError
+from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, check_resume, check_types, run_dir
 from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides, to_dict
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "ballbot_walls.yaml"
+NAME = "ballbot-walls"
+DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
 
 
 def load_config(path: Optional[str], overrides: Optional[Dict] = None) -> DmpcConfig:
@@ -40,7 +44,10 @@ def load_config(path: Optional[str], overrides: Optional[Dict] = None) -> DmpcCo
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {part} is not a section")
         node[parts[-1]] = value
+    check_types(DmpcConfig, data, str(p))
     return from_dict(DmpcConfig, data, str(p))
 
 
@@ -100,7 +107,13 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
     if resume:
         if not ckpt.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        agent.load(ckpt)
+        try:
+            agent.load(ckpt)
+        except CheckpointError:
+            raise
+        except Exception as e:  # hash-valid file of another experiment / config
+            raise CheckpointError(f"checkpoint {ckpt} does not fit this experiment/config: "
+                                  f"{type(e).__name__}: {e}") from e
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
     log = MetricsLog(out, tensorboard)
     tr = agent.config.training
@@ -143,47 +156,54 @@ def train_main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(prog="dmpc train ballbot-walls", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
-    ap.add_argument("--out", required=True, help="run directory")
+    ap.add_argument("--out", default=None, help="run directory (default runs/ballbot-walls/s<seed>)")
     ap.add_argument("--seed", type=int, default=None, help="overrides training.seed")
     ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
     ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
     ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any setting, e.g. --set actor.r=0.5 --set 'task.walls=[]' (VALUE is YAML)")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (an error if there is none)")
+    ap.add_argument("--stop-after", type=int, default=None, metavar="N",
+                    help="stop after N iterations of this call (checkpointed; --resume continues)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        overrides = parse_overrides(args.set)
-        overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
-                                            "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
-                          if v is not None})
-        cfg = load_config(args.config, overrides)
-    except ConfigError as e:
-        ap.error(str(e))
-    agent = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
-    print(json.dumps({"iterations": agent.iteration, "out": str(args.out)}))
+    overrides = parse_overrides(args.set)
+    overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
+                                        "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
+                      if v is not None})
+    cfg = load_config(args.config, overrides)  # ConfigError: `dmpc` prints it as one line
+    out = run_dir(args.out, NAME, f"s{cfg.training.seed}")
+    check_resume(out, args.resume)
+    agent = train(cfg, out, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+    print(json.dumps({"iterations": agent.iteration, "out": str(out)}))
     return 0
 
 
 def eval_main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(prog="dmpc eval ballbot-walls")
-    ap.add_argument("--critic", required=True, help="critic bundle (.onnx) exported by training")
+    ap.add_argument("--critic", default=str(RUNS_DIR / NAME / "s0" / "critic.onnx"),
+                    help="critic bundle (.onnx) exported by training (default runs/ballbot-walls/s0/critic.onnx)")
     ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
     ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
     ap.add_argument("--horizon", type=float, default=None)
     ap.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon})
-    except ConfigError as e:
-        ap.error(str(e))
+    cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon})
     from dmpc_core.agents.deep_value_mpc import Actor
     from dmpc_core.tasks.ballbot_walls import WallsTask
 
+    critic = Path(args.critic)
+    try:
+        bundle = critic.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read critic bundle {critic}: {e.strerror or e}") from None
     task = WallsTask(cfg.task)
     actor = Actor(task, cfg.actor)
-    actor.set_critic_bundle(Path(args.critic).read_bytes())
+    try:
+        actor.set_critic_bundle(bundle)
+    except Exception as e:  # not a critic bundle / another task's critic
+        raise CliError(f"{critic} is not a usable critic bundle: {type(e).__name__}: {e}") from e
     res = evaluate(task, actor)
     metrics = {k: v for k, v in res.items() if k != "episodes"}
     metrics["outcomes"] = [e.outcome for e in res["episodes"]]

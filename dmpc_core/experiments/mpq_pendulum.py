@@ -1,8 +1,8 @@
 """MPQ on the pendulum swing-up with a biased model (MPQ Sec. 4, Fig. 2, PENDULUMSWINGUP).
 
-    dmpc train mpq-pendulum --config config/mpq_pendulum.yaml --out runs/mpq/mpq_s0 --seed 0 \
-        [--variant mpq|mppi|mppi_long|softq] [--episodes N] [--resume]
-    dmpc eval mpq-pendulum --runs runs/mpq --out docs/results/mpq_pendulum.png
+    dmpc train mpq-pendulum [--config config/mpq_pendulum.yaml] [--out runs/mpq-pendulum/mpq_s0] [--seed 0] \
+        [--variant mpq|mppi|mppi_long|softq] [--episodes N] [--set KEY=VALUE ...] [--resume] [--stop-after N]
+    dmpc eval mpq-pendulum [--runs runs/mpq-pendulum] [--out runs/mpq-pendulum/mpq-pendulum.png]
 
 Variants (same seeds -> same initial states and biased-model draws):
   mpq        MPPI(H) in the biased model + learned soft Q as the last cost, Q-learning (Eq. 19)
@@ -10,26 +10,28 @@ Variants (same seeds -> same initial states and biased-model draws):
   mppi_long  MPPI(run.long_horizon) with the TRUE model, no Q (MPQ's dashed grey line)
   softq      H = 1 with learning (soft Q-learning, MPQ Table 2 "H = 1")
 Per episode ``train/episode_cost`` (sum over 200 steps of theta^2 + 0.1 theta_dot^2) is logged;
-``summary.json`` holds the curve, the MPPI throughput and the wall time.
+``summary.json`` holds the curve, the MPPI throughput and the wall time; ``checkpoint.pt`` is
+written every ``run.checkpoint_every`` episodes and at the end. The default run directory is
+``runs/mpq-pendulum/<variant>_s<seed>``; ``--resume`` needs its checkpoint (an error otherwise) and
+refuses a checkpoint of another variant or seed.
 """
 from __future__ import annotations
 
-import glob
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
 from dmpc_core.agents.mpq import MpqAgent, MpqSettings
-from dmpc_core.experiments._common import (RunLogger, resume_run, save_run, base_parser, load_config, progress,
+from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, RunLogger, base_parser, check_resume, load_config,
+                                           progress, read_summaries, resume_run, run_dir, save_run, settings_from,
                                            write_json)
-from dmpc_core.settings import from_dict
 from dmpc_core.tasks.pendulum import random_initial_state
 
-DEFAULT_CONFIG = "config/mpq_pendulum.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "mpq_pendulum.yaml"
+NAME = "mpq-pendulum"
 VARIANTS = ("mpq", "mppi", "mppi_long", "softq")
 
 
@@ -64,36 +66,45 @@ def initial_states(seed: int, n: int) -> np.ndarray:
 
 
 def train_main(argv: List[str]) -> int:
-    p = base_parser("dmpc train mpq-pendulum", DEFAULT_CONFIG)
+    p = base_parser(f"dmpc train {NAME}", DEFAULT_CONFIG)
     p.add_argument("--variant", choices=VARIANTS, default="mpq")
     p.add_argument("--episodes", type=int, default=0, help="override run.episodes")
     args = p.parse_args(argv)
-    cfg = load_config(args.config)
-    agent_s = from_dict(MpqSettings, cfg.get("agent"), f"{args.config}:agent")
-    run_s = from_dict(MpqRunSettings, cfg.get("run"), f"{args.config}:run")
+    cfg = load_config(args.config, args.set, ("agent", "run"))
+    where = args.config + (" (with --set)" if args.set else "")
+    agent_s = settings_from(MpqSettings, cfg.get("agent"), f"{where}:agent")
+    run_s = settings_from(MpqRunSettings, cfg.get("run"), f"{where}:run")
     if args.episodes > 0:
         run_s.episodes = args.episodes
     agent_s = settings_for(args.variant, agent_s, run_s)
-    out = Path(args.out)
-    logger = RunLogger(out, args.resume)
+    out = run_dir(args.out, NAME, f"{args.variant}_s{args.seed}")
+    ckpt = check_resume(out, args.resume)
+    meta = {"experiment": NAME, "variant": args.variant, "seed": args.seed}
     agent = MpqAgent(agent_s, seed=args.seed)
     x0s = initial_states(args.seed, run_s.episodes)
-    ckpt = out / "checkpoint.pt"
     curve: List[float] = []
     t_wall = time.perf_counter()
     wall_before = 0.0
-    if args.resume and ckpt.exists():
-        curve, wall_before = resume_run(ckpt, agent)
+    if args.resume:
+        curve, wall_before = resume_run(ckpt, agent, meta)
         print(f"resumed at episode {agent.episodes}")
-    bar = progress(run_s.episodes, agent.episodes, f"mpq-pendulum {args.variant} s{args.seed}", args.no_progress)
+    logger = RunLogger(out, args.resume)
+    bar = progress(run_s.episodes, agent.episodes, f"{NAME} {args.variant} s{args.seed}", args.no_progress)
+    done_here = 0
     while agent.episodes < run_s.episodes:
+        if args.stop_after is not None and done_here >= args.stop_after:
+            bar.close()
+            logger.close()
+            print(f"stopped at episode {agent.episodes} (--stop-after); --resume continues from the last checkpoint")
+            return 0
         stats = agent.run_episode(x0s[agent.episodes])
+        done_here += 1
         curve.append(stats["train/episode_cost"])
         logger.log(agent.episodes, stats)
         bar.update(1)
         bar.set_postfix(cost=f"{curve[-1]:.0f}")
         if agent.episodes % run_s.checkpoint_every == 0:
-            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall)
+            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall, meta)
     bar.close()
     wall = wall_before + time.perf_counter() - t_wall
     tm = agent.timing
@@ -108,7 +119,7 @@ def train_main(argv: List[str]) -> int:
     logger.log(agent.episodes, perf)
     write_json(out / "summary.json", {"variant": args.variant, "seed": args.seed, "horizon": m.horizon,
                                       "episode_cost": curve, **{k.split("/")[1]: v for k, v in perf.items()}})
-    save_run(ckpt, agent, curve, wall)
+    save_run(ckpt, agent, curve, wall, meta)
     logger.close()
     print(f"{args.variant}: last-5 mean episode cost {np.mean(curve[-5:]):.1f}, wall {wall:.1f} s")
     return 0
@@ -123,18 +134,15 @@ def eval_main(argv: List[str]) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p = argparse.ArgumentParser(prog="dmpc eval mpq-pendulum")
-    p.add_argument("--runs", required=True)
-    p.add_argument("--out", required=True)
+    p = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
+    p.add_argument("--runs", default=str(RUNS_DIR / NAME), help=f"folder of run directories (default runs/{NAME})")
+    p.add_argument("--out", default=None, help=f"PNG path (default RUNS/{NAME}.png)")
     p.add_argument("--title", default="")
     p.add_argument("--last", type=int, default=5, help="episodes averaged for the table")
     args = p.parse_args(argv)
-    groups: Dict[str, List[dict]] = {}
-    for f in sorted(glob.glob(str(Path(args.runs) / "*" / "summary.json"))):
-        d = json.loads(Path(f).read_text())
-        groups.setdefault(d["variant"], []).append(d)
-    if not groups:
-        raise SystemExit(f"no summary.json under {args.runs}")
+    if args.out is None:
+        args.out = str(Path(args.runs) / f"{NAME}.png")
+    groups = read_summaries(args.runs)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     style = {"mpq": ("C0", "-"), "mppi": ("C1", "-"), "mppi_long": ("0.4", "--"), "softq": ("C2", "-")}
     print(f"| variant | H | seeds | mean episode cost, last {args.last} episodes (mean +- std over seeds) | MPPI ms/call | MPPI state-steps/s | wall s/run |")

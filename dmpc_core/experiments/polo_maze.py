@@ -1,8 +1,13 @@
 """POLO exploration in a reward-free point-mass world (POLO Sec. 3.1, Fig. 2).
 
-    dmpc train polo-maze --config config/polo_maze.yaml --out runs/polo_maze/polo_s0 --seed 0 \
-        [--variant polo|greedy|random] [--steps N] [--resume]
-    dmpc eval polo-maze --runs runs/polo_maze --out docs/results/polo_maze.png [--title T]
+    dmpc train polo-maze [--config config/polo_maze.yaml] [--out runs/polo-maze/polo_s0] [--seed 0] \
+        [--variant polo|greedy|random] [--steps N] [--set KEY=VALUE ...] [--resume] [--stop-after N]
+    dmpc eval polo-maze [--runs runs/polo-maze] [--out runs/polo-maze/polo-maze.png] [--title T]
+
+The default run directory is ``runs/<name>/<variant>_s<seed>`` under the working directory, so
+``dmpc eval`` with its defaults aggregates the runs ``dmpc train`` made with its defaults.
+``--resume`` needs ``<out>/checkpoint.pt`` (an error otherwise) and refuses a checkpoint of
+another variant or seed; the ``random`` variant keeps no checkpoint (it is cheap to rerun).
 
 Variants: ``polo`` (MPPI with H from the config and the learned optimistic ensemble),
 ``greedy`` (same ensemble and learning, H = 1), ``random`` (u ~ U[-1, 1]^2 i.i.d. per step).
@@ -13,8 +18,6 @@ run) and ``value_map.npy`` / ``visited.npy`` (final aggregate value and visited 
 """
 from __future__ import annotations
 
-import glob
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +26,12 @@ from typing import Dict, List
 import numpy as np
 
 from dmpc_core.agents.polo import PoloAgent, PoloSettings
-from dmpc_core.experiments._common import (RunLogger, resume_run, save_run, base_parser, load_config, progress,
-                                           write_json)
-from dmpc_core.settings import from_dict
+from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, CliError, RunLogger, base_parser, check_resume,
+                                           load_config, progress, read_summaries, resume_run, run_dir, save_run,
+                                           settings_from, write_json)
 from dmpc_core.tasks.point_mass_worlds import ARENA, PointMassWorld, PointMassWorldSettings
 
-DEFAULT_CONFIG = "config/polo_maze.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "polo_maze.yaml"
 VARIANTS = ("polo", "greedy", "random")
 
 
@@ -45,28 +48,39 @@ class PoloRunSettings:
     checkpoint_every: int = 256
 
 
+SECTIONS = ("world", "agent", "run")
+
+
 def build(cfg: Dict, where: str):
-    world = from_dict(PointMassWorldSettings, cfg.get("world"), f"{where}:world")
-    agent = from_dict(PoloSettings, cfg.get("agent"), f"{where}:agent")
-    run = from_dict(PoloRunSettings, cfg.get("run"), f"{where}:run")
+    world = settings_from(PointMassWorldSettings, cfg.get("world"), f"{where}:world")
+    agent = settings_from(PoloSettings, cfg.get("agent"), f"{where}:agent")
+    run = settings_from(PoloRunSettings, cfg.get("run"), f"{where}:run")
     return world, agent, run
 
 
-def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str = "polo-maze") -> int:
+def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, name: str = "polo-maze") -> int:
     p = base_parser(f"dmpc train {name}", default_config)
     p.add_argument("--variant", choices=VARIANTS, default="polo")
     p.add_argument("--steps", type=int, default=0, help="override run.steps")
     args = p.parse_args(argv)
-    world_s, agent_s, run_s = build(load_config(args.config), args.config)
+    where = args.config + (" (with --set)" if args.set else "")
+    world_s, agent_s, run_s = build(load_config(args.config, args.set, SECTIONS), where)
     if args.steps > 0:
         run_s.steps = args.steps
     if args.variant == "greedy":
         agent_s.mppi.horizon = 1
-    out = Path(args.out)
-    logger = RunLogger(out, args.resume)
+    out = run_dir(args.out, name, f"{args.variant}_s{args.seed}")
+    if args.variant == "random":
+        if args.resume:
+            raise CliError("--resume: the random variant keeps no checkpoint (it is cheap: rerun it without --resume)")
+        ckpt = None
+    else:
+        ckpt = check_resume(out, args.resume)
+    meta = {"experiment": name, "variant": args.variant, "seed": args.seed}
     world = PointMassWorld(world_s)
     t_wall = time.perf_counter()
     if args.variant == "random":
+        logger = RunLogger(out, False)
         rng = np.random.default_rng(args.seed)
         curve = [world.coverage()]
         for t in range(1, run_s.steps + 1):
@@ -85,15 +99,22 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
     agent = PoloAgent(world, agent_s, seed=args.seed)
     z = agent_s.update_every
     ckpt_every = max(z, int(np.ceil(run_s.checkpoint_every / z)) * z)
-    ckpt = out / "checkpoint.pt"
     curve = [world.coverage()]
     wall_before = 0.0
-    if args.resume and ckpt.exists():
-        curve, wall_before = resume_run(ckpt, agent)
+    if args.resume:
+        curve, wall_before = resume_run(ckpt, agent, meta)
         print(f"resumed at step {agent.t}")
+    logger = RunLogger(out, args.resume)
     bar = progress(run_s.steps, agent.t, f"{name} {args.variant} s{args.seed}", args.no_progress)
+    done_here = 0
     while agent.t < run_s.steps:
+        if args.stop_after is not None and done_here >= args.stop_after:
+            bar.close()
+            logger.close()
+            print(f"stopped at step {agent.t} (--stop-after); --resume continues from the last checkpoint")
+            return 0
         stats = agent.step()
+        done_here += 1
         bar.update(1)
         if agent.t % run_s.curve_every == 0:
             curve.append(world.coverage())
@@ -102,7 +123,7 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
         if stats:
             logger.log(agent.t, stats)
         if agent.t % ckpt_every == 0 and agent.t < run_s.steps:
-            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall)
+            save_run(ckpt, agent, curve, wall_before + time.perf_counter() - t_wall, meta)
     bar.close()
     wall = wall_before + time.perf_counter() - t_wall
     tm = agent.timing
@@ -123,7 +144,7 @@ def train_main(argv: List[str], default_config: str = DEFAULT_CONFIG, name: str 
     write_json(out / "summary.json", {"variant": args.variant, "seed": args.seed, "world": world_s.world,
                                       "horizon": s.horizon, "curve_every": run_s.curve_every, "coverage": curve,
                                       "final_coverage": curve[-1], **{k.split("/")[1]: v for k, v in perf.items()}})
-    save_run(ckpt, agent, curve, wall)
+    save_run(ckpt, agent, curve, wall, meta)
     logger.close()
     print(f"{args.variant}: final coverage {curve[-1]:.3f}, wall {wall:.1f} s, "
           f"MPPI {perf['perf/mppi_ms_per_call']:.2f} ms/call")
@@ -140,16 +161,13 @@ def eval_main(argv: List[str], name: str = "polo-maze") -> int:
     import matplotlib.pyplot as plt
 
     p = argparse.ArgumentParser(prog=f"dmpc eval {name}")
-    p.add_argument("--runs", required=True)
-    p.add_argument("--out", required=True, help="PNG path")
+    p.add_argument("--runs", default=str(RUNS_DIR / name), help=f"folder of run directories (default runs/{name})")
+    p.add_argument("--out", default=None, help=f"PNG path (default RUNS/{name}.png)")
     p.add_argument("--title", default="")
     args = p.parse_args(argv)
-    groups: Dict[str, List[dict]] = {}
-    for f in sorted(glob.glob(str(Path(args.runs) / "*" / "summary.json"))):
-        d = json.loads(Path(f).read_text())
-        groups.setdefault(d["variant"], []).append(d)
-    if not groups:
-        raise SystemExit(f"no summary.json under {args.runs}")
+    if args.out is None:
+        args.out = str(Path(args.runs) / f"{name}.png")
+    groups = read_summaries(args.runs)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {"polo": "C0", "greedy": "C1", "random": "C2"}
     print("| variant | seeds | final coverage (mean +- std) | MPPI ms/call | wall s/run |")
@@ -176,14 +194,15 @@ def eval_main(argv: List[str], name: str = "polo-maze") -> int:
     axes[0].legend(loc="lower right", fontsize=8)
     axes[0].set_title(args.title or name)
     # value map + visited cells of the first POLO run
-    first = sorted(glob.glob(str(Path(args.runs) / "*" / "summary.json")))
     shown = False
-    for f in first:
-        d = json.loads(Path(f).read_text())
-        vm = Path(f).parent / "value_map.npy"
-        if d["variant"] == "polo" and vm.exists():
-            im = axes[1].imshow(np.load(vm).T, origin="lower", extent=[-ARENA, ARENA, -ARENA, ARENA], cmap="coolwarm_r")
-            vis = np.load(Path(f).parent / "visited.npy")
+    for d in groups.get("polo", []):
+        vm = Path(d["_dir"]) / "value_map.npy"
+        if vm.exists():
+            try:
+                vm_data, vis = np.load(vm), np.load(Path(d["_dir"]) / "visited.npy")
+            except (OSError, ValueError) as e:
+                raise CliError(f"{vm.parent}: unreadable value_map.npy / visited.npy ({type(e).__name__}: {e})") from None
+            im = axes[1].imshow(vm_data.T, origin="lower", extent=[-ARENA, ARENA, -ARENA, ARENA], cmap="coolwarm_r")
             n = vis.shape[0]
             cs = np.linspace(-ARENA, ARENA, n + 1)
             cc = 0.5 * (cs[:-1] + cs[1:])

@@ -3,13 +3,14 @@
 The paper gives the task (reach a target within T = 3 s from any start; walls end the episode
 with a fixed penalty; target cost = Euclidean distance) but not the arena, the wall layout
 or the penalty. Our choice (documented in docs/results/ballbot.md, figure
-``docs/results/ballbot_layout.png``), all in metres:
+``docs/results/ballbot_layout.png``). ``config/ballbot_walls.yaml`` is the source of truth for
+the layout; it ships, in metres:
 
 * arena: the square [-1.6, 1.6]^2 bounded by four walls;
-* one interior wall, the segment y = 0, x in [-0.7, 0.7], half thickness 0.05;
-* target (0, 1.0) above the wall; evaluation starts: 8 points on y = -1.0,
-  x in {+-0.15, +-0.5, +-0.85, +-1.2}. With the robot radius 0.15 the straight line from every
-  evaluation start to the target crosses the wall (it crosses y = 0 at |x| <= 0.6 < 0.9);
+* one interior wall, the segment y = 0, x in [-0.4, 0.4], half thickness 0.05;
+* target (0, 0.8) above the wall; evaluation starts: 8 points on y = -0.8,
+  x in {+-0.1, +-0.3, +-0.5, +-0.7}. With the robot radius 0.15 the straight line from every
+  evaluation start to the target crosses the wall (it crosses y = 0 at |x| <= 0.35 < 0.6);
 * training starts: uniform in the free arena (clearance > ``start_clearance``);
 * episode: T = 3 s of control steps dt; per-step cost c = ||p - g|| dt (``cost = "distance"``)
   or c = dt * [||p - g|| > tolerance] (``cost = "binary"``), p the ball position at the start
@@ -53,6 +54,10 @@ class WallsTaskSettings:
     max_tilt: tilt [rad] counted as a fall.
     input_noise_std: plant input-channel noise intensity (Eq. 1; 0 = deterministic plant).
     torque_limit: plant actuator limit |u_i| <= torque_limit [N m].
+
+    The defaults are the first layout (wall x in [-0.7, 0.7], target (0, 1), starts on y = -1),
+    kept so that code building ``WallsTaskSettings()`` directly does not change; the shipped task
+    is ``config/ballbot_walls.yaml`` (see the module docstring).
     """
 
     arena_half_size: float = 1.6
