@@ -43,6 +43,13 @@ class MppiMpcSettings:
         feedback: "none" (track the plan open loop, zero-order hold) or "lqr" (add u = K (x -
             x_nom(t)) around the plan's nominal rollout; the gain comes from the task, e.g. the
             Ballbot's upright LQR gain).
+        reset_deviation: when the measured state differs from the last plan's prediction
+            x_nom(t) by more than this (max-norm over the state vector; 0: never), the warm start
+            is dropped: the solve starts from the initial plan (e.g. after the robot was reset or
+            pushed far away: a plan shifted from a fallen robot's recovery attempt is a poor start
+            for MPPI, which moves it by one weighted average per iteration); ``control`` returns
+            the safe command instead of a policy planned for a state that far away, until the
+            next solve ends.
     """
 
     num_samples: int = 256
@@ -57,6 +64,7 @@ class MppiMpcSettings:
     seed: int = 0
     u_limit: float = 20.0
     feedback: str = "lqr"
+    reset_deviation: float = 2.0
 
     def validate(self) -> None:
         if self.num_samples < 1:
@@ -81,6 +89,8 @@ class MppiMpcSettings:
             raise ValueError("mppi.u_limit must be >= 0 (0: unbounded)")
         if self.feedback not in ("none", "lqr"):
             raise ValueError(f"mppi.feedback must be 'none' or 'lqr', got {self.feedback!r}")
+        if not self.reset_deviation >= 0:
+            raise ValueError("mppi.reset_deviation must be >= 0 (0: never)")
 
 
 @dataclass
@@ -312,9 +322,12 @@ class MppiMpcController:
             seed=m.seed, smoothing=m.smoothing, integrator=problem.integrator, tail_fill="repeat_last",
             num_saved_trajectories=0, **bounds)
         self.solver = _core.MppiSolver(problem.dynamics, self.running_cost, self.terminal_cost, self._core_settings)
+        self._initial_plan = np.zeros((H, nu))
         if initial_policy is not None and not initial_policy.empty():
-            self.solver.set_plan(np.array([initial_policy.feedforward(initial_policy.t0 + k * problem.dt)
-                                           for k in range(H)]))
+            self._initial_plan = np.array([initial_policy.feedforward(initial_policy.t0 + k * problem.dt)
+                                           for k in range(H)])
+        self.solver.set_plan(self._initial_plan)
+        self.num_resets = 0  # warm starts dropped (reset_deviation)
         self._grid_t0: float | None = None  # time of node 0 of the solver's plan grid
         self._policy: _core.Policy | None = None
         self.last_result: MppiUpdateResult | None = None
@@ -331,6 +344,15 @@ class MppiMpcController:
             raise ValueError(f"MPPI update: state must be a finite vector of size {self.problem.nx} "
                              "and t finite (non-finite or wrong-size input)")
         dt, H = self.problem.dt, self.problem.horizon
+        m = self.settings.mppi
+        if (self._policy is not None and m.reset_deviation > 0
+                and np.max(np.abs(x - self._policy.nominal_state(t))) > m.reset_deviation):
+            # the stale policy (planned for a state far from this one) would act on the robot
+            # until this solve ends: send the safe command meanwhile
+            self._policy = None
+            self.solver.set_plan(self._initial_plan)
+            self._grid_t0 = None
+            self.num_resets += 1
         # Warm start: the plan's nodes sit on a grid t_grid + k dt. Shift by the whole steps elapsed
         # (floor: node 0 is then the one whose hold interval contains t) and advance the grid by
         # exactly those steps, so that re-plans faster than dt (e.g. 100 Hz with dt = 0.02 s)
@@ -342,9 +364,9 @@ class MppiMpcController:
             if steps > 0:
                 self.solver.shift(min(steps, H))
                 self._grid_t0 += steps * dt
-        self.solver.set_state(x, t)  # raises ValueError for a non-finite / wrong-size state
-        m = self.settings.mppi
-        iters = m.initial_iterations if self._policy is None else m.iterations_per_update
+        self.solver.set_state(x, t)
+        # (initial_iterations only for the very first solve: after a reset the robot cannot wait)
+        iters = m.initial_iterations if self.num_updates == 0 else m.iterations_per_update
         start = _time.perf_counter()
         for _ in range(iters):
             r = self.solver.optimize()
@@ -376,9 +398,14 @@ class MppiMpcController:
 
     def control(self, t: float, x: np.ndarray) -> np.ndarray:
         """u(t, x) from the latest policy; the safe command if there is none or it is not finite."""
-        if self._policy is None:
+        pol = self._policy
+        if pol is None:
             return self.u_safe.copy()
-        u = self._policy.control(float(t), np.asarray(x, dtype=float))
+        x = np.asarray(x, dtype=float)
+        dev = self.settings.mppi.reset_deviation
+        if dev > 0 and np.max(np.abs(x - pol.nominal_state(float(t)))) > dev:
+            return self.u_safe.copy()  # the plan is for another state; the next update re-plans
+        u = pol.control(float(t), x)
         return u if np.all(np.isfinite(u)) else self.u_safe.copy()
 
     def is_ok(self, result) -> bool:

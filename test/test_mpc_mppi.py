@@ -160,3 +160,40 @@ def test_make_controller_needs_a_gain_for_lqr_feedback():
     with pytest.raises(ValueError, match="feedback gain"):
         make_controller(r.problem, s)
     assert isinstance(make_controller(r.problem, MpcSettings(horizon=10, dt=0.02)), MpcController)
+
+
+def test_far_state_drops_the_warm_start_and_sends_the_safe_command():
+    """A state far from the plan's prediction (e.g. the simulator reset the robot): control()
+    returns the safe command instead of the stale policy, and the next update re-plans from the
+    initial plan instead of the shifted one."""
+    c = mppi_reach(reset_deviation=2.0).mpc
+    x = np.zeros(10)
+    c.update(0.0, x)
+    c.update(0.02, x)
+    far = x.copy()
+    far[ballbot.PITCH] = 2.5  # fallen
+    assert np.any(c.control(0.03, x) != 0.0)
+    np.testing.assert_array_equal(c.control(0.03, far), np.zeros(3))
+    sets = []
+    real_set_plan = c.solver.set_plan
+
+    class Spy:
+        def set_plan(self, plan):
+            sets.append(np.asarray(plan))
+            real_set_plan(plan)
+
+        def __getattr__(self, name):
+            return getattr(c.solver_inner, name)
+
+    c.solver_inner, c.solver = c.solver, Spy()
+    c.update(0.04, far)
+    assert c.num_resets == 1 and len(sets) == 1
+    np.testing.assert_array_equal(sets[0], np.zeros((25, 3)))  # the initial plan of ReachMpc
+    c.update(0.06, far)  # the plan now predicts the fallen robot: no further reset
+    assert c.num_resets == 1
+    # reset_deviation = 0: never
+    d = mppi_reach(reset_deviation=0.0).mpc
+    d.update(0.0, x)
+    assert np.any(d.control(0.01, far) != 0.0)
+    d.update(0.02, far)
+    assert d.num_resets == 0
