@@ -53,3 +53,25 @@ def test_ballbot_graph_runs_with_mppi(tmp_path):
         assert d < d0 - 0.15, f"did not move towards the goal: {d0:.2f} m -> {d:.2f} m"
         assert float(probe.diag_value(CTRL, "mpc_rate_hz")) > 0
         assert probe.diag_value(CTRL, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
+
+
+@pytest.mark.parametrize("robot, solver, message", [
+    ("ballbot", "ilqr", "solver must be one of"),
+    ("panda", "mppi", "not supported for the Franka Panda"),
+])
+def test_controller_node_rejects_a_bad_solver_at_startup(robot, solver, message):
+    """An unknown solver name, or MPPI for the Panda, stops the node in its constructor with a
+    clear error (before any thread starts)."""
+    from rclpy.parameter import Parameter
+
+    from dmpc_core.settings import ConfigError
+    from dmpc_ros.controller_node import ControllerNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        with pytest.raises(ConfigError, match=message):
+            ControllerNode(context=context, parameter_overrides=[Parameter("robot", value=robot),
+                                                                 Parameter("reach.mpc.solver", value=solver)])
+    finally:
+        rclpy.shutdown(context=context)
