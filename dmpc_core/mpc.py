@@ -13,6 +13,7 @@ builds the one the settings select.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -336,8 +337,6 @@ class MppiMpcController:
     def update(self, t: float, x: np.ndarray) -> MppiUpdateResult:
         """Re-plan from state ``x`` (nx,) at time ``t``. Keeps the previous policy if the solve
         fails (the result's status says why)."""
-        import time as _time
-
         x = np.asarray(x, dtype=float)
         t = float(t)
         if x.shape != (self.problem.nx,) or not np.all(np.isfinite(x)) or not np.isfinite(t):
@@ -367,10 +366,10 @@ class MppiMpcController:
         self.solver.set_state(x, t)
         # (initial_iterations only for the very first solve: after a reset the robot cannot wait)
         iters = m.initial_iterations if self.num_updates == 0 else m.iterations_per_update
-        start = _time.perf_counter()
+        start = time.perf_counter()
         for _ in range(iters):
             r = self.solver.optimize()
-        solve_time = _time.perf_counter() - start
+        solve_time = time.perf_counter() - start
         plan, xs = np.asarray(r.plan), np.asarray(r.nominal_states)
         if r.num_diverged == m.num_samples:
             status, msg = "diverged", "every rollout diverged"

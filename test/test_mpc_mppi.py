@@ -197,3 +197,31 @@ def test_far_state_drops_the_warm_start_and_sends_the_safe_command():
     assert np.any(d.control(0.01, far) != 0.0)
     d.update(0.02, far)
     assert d.num_resets == 0
+
+
+def test_mppi_with_a_critic_uses_the_deep_value_terminal_cost():
+    """With a critic, the MPPI rollouts end in the blended terminal cost of Eq. (13) (LQR tail and
+    the critic's ValueTerminalCost), whose time-to-go follows set_episode."""
+    from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+    from dmpc_core.critics.bundle import load_bundle
+
+    critic = load_bundle(CriticLearner(LearnerSettings(), 10, 2, "ballbot").export()).to_native()
+    s = ReachSettings(mpc=MpcSettings(horizon=25, dt=0.02, solver="mppi"), episode_length=4.0, critic_weight=0.5)
+    r = ReachMpc(s, GOAL, critic=critic)
+    c, p = r.mpc, r.problem
+    x0 = np.zeros(10)
+    assert c.is_ok(c.update(0.0, x0))
+    pol = c.policy
+    xs, us = np.asarray(pol.x_nom), np.asarray(pol.u_ff)
+    R = np.asarray(p.control_weight)
+    running = sum(p.dt * (p.running_cost.value(k * p.dt, xs[k], us[k]) + 0.5 * us[k] @ R @ us[k]) for k in range(25))
+    t_end = 25 * p.dt
+    blended = p.terminal_cost.value(t_end, xs[-1], np.zeros(p.terminal_cost.nu))
+    tail = r.tail.value(t_end, xs[-1], np.zeros(r.tail.nu))
+    value = r.value_term.value(t_end, xs[-1], np.zeros(r.value_term.nu))
+    assert blended == pytest.approx(0.5 * tail + 0.5 * value, rel=1e-9)
+    assert c.last_result.cost == pytest.approx(running + blended, rel=1e-9)
+    assert value != pytest.approx(tail)  # the critic term is not the LQR tail
+    before = r.value_term.value(t_end, xs[-1], np.zeros(r.value_term.nu))
+    r.set_episode(-3.0, 4.0)  # less time to go: the critic sees another tau
+    assert r.value_term.value(t_end, xs[-1], np.zeros(r.value_term.nu)) != pytest.approx(before)
