@@ -1,4 +1,8 @@
-"""MPC controller node: SLQ re-planning in a worker thread, 400 Hz policy tracking, critic hot-swap.
+"""MPC controller node: SLQ or MPPI re-planning in a worker thread, 400 Hz policy tracking, critic hot-swap.
+
+``reach.mpc.solver`` (read-only parameter, from the config YAML) selects the solver: ``slq``
+(default, ``dmpc_core.mpc.MpcController``) or ``mppi`` (``dmpc_core.mpc.MppiMpcController``,
+settings ``reach.mpc.mppi.*``; Ballbot only). An unknown name is an error at startup.
 
 ``robot`` (read-only parameter) selects the task: ``ballbot`` (goal (x, y) of the base,
 ``dmpc_core.agents.reach_mpc.ReachMpc``, critics and transitions for the learner) or ``panda``
@@ -119,6 +123,7 @@ class ControllerNode(Node):
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
         s = self.settings
+        self.solver_name = s.mpc.solver  # "slq" or "mppi" (validated by the settings)
         self.period = 1.0 / s.mpc.tracking_rate
         self.probes = None if self.is_panda else ProbeSet.uniform(
             PROBE_STATE_SCALE, [s.arena_half_width] * NG, s.episode_length + s.mpc.horizon * s.mpc.dt,
@@ -199,7 +204,7 @@ class ControllerNode(Node):
         uri = self.get_parameter("critic_uri").value
         if uri:
             self.submit(("file", uri))
-        self.get_logger().info(f"{self.robot} controller: SLQ N={s.mpc.horizon} dt={s.mpc.dt} at {s.mpc.mpc_rate} Hz, "
+        self.get_logger().info(f"{self.robot} controller: {self.solver_name.upper()} N={s.mpc.horizon} dt={s.mpc.dt} at {s.mpc.mpc_rate} Hz, "
                                f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if self.key else 'off'}")
 
     # -- parameters ------------------------------------------------------------------------------
@@ -326,8 +331,8 @@ class ControllerNode(Node):
                 res = self.reach.update(t, x)
                 self.solve_times.append(res.solve_time)
                 self.mpc_times.append(time.monotonic())
-                if res.status not in ("converged", "max_iterations"):
-                    self.status_msg = f"SLQ status {res.status} (previous policy kept)"
+                if not self.reach.mpc.is_ok(res):
+                    self.status_msg = f"{self.solver_name.upper()} status {res.status} (previous policy kept)"
             delay = start + period - time.monotonic()
             # Behind schedule (solve longer than the period): straight into the next solve. The
             # solve runs without the GIL, and a thread waiting for the GIL gets it within the switch
@@ -561,6 +566,7 @@ class ControllerNode(Node):
         st.message = msg
         vals = {
             "solve_time_ms": f"{1e3 * np.median(self.solve_times):.3f}" if self.solve_times else "nan",
+            "solver": self.solver_name,
             "mpc_rate_hz": f"{self._rate(list(self.mpc_times)):.1f}",
             "tracking_rate_hz": f"{self._rate(list(self.tick_times)):.1f}",
             "critic_version": str(active.version if active else 0),

@@ -106,6 +106,11 @@ class PandaReachSettings:
 
     def validate(self) -> None:
         self.mpc.validate()
+        if self.mpc.solver != "slq":
+            # MPPI is wired for the Ballbot only: the Panda's warm starts (gravity-compensation
+            # guess after a diverged rollout) and torque-scale sampling are SLQ-specific here.
+            raise ValueError(f"mpc.solver {self.mpc.solver!r} is not supported for the Franka Panda "
+                             "(only 'slq'; MPPI is available for the Ballbot, see docs/ros.md)")
         self.cost.validate()
         if not self.episode_length > 0:
             raise ValueError("episode_length must be > 0")

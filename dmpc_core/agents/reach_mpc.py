@@ -1,7 +1,8 @@
 """Ballbot goal reaching with an optional learned critic, as run by the ROS controller node.
 
 :class:`ReachMpc` bundles one reach problem (``tasks.ballbot.make_reach_problem``), its
-receding-horizon :class:`~dmpc_core.mpc.MpcController` and, when a critic is given, the Deep Value
+receding-horizon controller (:class:`~dmpc_core.mpc.MpcController`, SLQ, or
+:class:`~dmpc_core.mpc.MppiMpcController` with ``settings.mpc.solver = "mppi"``) and, when a critic is given, the Deep Value
 MPC terminal term (Eq. 13 of deep-value-mpc)::
 
     phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau = t_goal - t, x; goal)
@@ -24,7 +25,7 @@ import numpy as np
 
 from dmpc_core import _core
 from dmpc_core.agents.learner import TRANSITION_FIELDS
-from dmpc_core.mpc import MpcController, MpcSettings
+from dmpc_core.mpc import MpcSettings, make_controller
 from dmpc_core.tasks import ballbot
 
 NG = 2  # goal = target (px, py)
@@ -98,7 +99,12 @@ class ReachMpc:
                                          s.integrator, self.problem.control_weight)
         self.goal = np.asarray(goal_xy, dtype=float)
         self.episode_start, self.episode_length = 0.0, settings.episode_length
-        self.mpc = MpcController(self.problem, s, initial_policy=ballbot.lqr_policy(self.problem, goal_xy))
+        lqr = ballbot.lqr_policy(self.problem, goal_xy)
+        # SLQ: the LQR policy is the first solve's initial guess. MPPI (solver = "mppi"): the same
+        # running and terminal costs (critic term included) in the sampled rollouts; zero initial
+        # plan (the LQR guess has no feedforward) and, with mppi.feedback = "lqr", the upright LQR
+        # gain as the tracking feedback around the MPPI nominal trajectory.
+        self.mpc = make_controller(self.problem, s, initial_policy=lqr, feedback_gain=lqr.K[0])
         self.set_goal(goal_xy)
 
     @property
@@ -106,8 +112,9 @@ class ReachMpc:
         s = self.settings
         return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
 
-    def update(self, t: float, x: np.ndarray) -> _core.SlqResult:
-        """Re-plan from state ``x`` at MPC time ``t`` (``MpcController.update``)."""
+    def update(self, t: float, x: np.ndarray):
+        """Re-plan from state ``x`` at MPC time ``t`` (``MpcController.update`` or
+        ``MppiMpcController.update``, as ``settings.mpc.solver`` selects)."""
         return self.mpc.update(t, x)
 
     def set_episode(self, t_start: float, episode_length: float) -> None:
@@ -125,9 +132,7 @@ class ReachMpc:
 
     def warm_start_from(self, other: "ReachMpc") -> None:
         """Start from another instance's latest policy (used right after a critic swap)."""
-        if other.mpc.policy is not None:
-            self.mpc.solver.set_policy(other.mpc.policy)
-            self.mpc._policy = other.mpc.policy  # valid policy from the first tick on
+        self.mpc.warm_start_from(other.mpc)  # valid policy from the first tick on
 
     def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
         """Discretised stage cost dt * (l(t, x, u) + 1/2 u'Ru) of this problem."""
