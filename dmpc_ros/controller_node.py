@@ -10,8 +10,8 @@ settings ``reach.mpc.mppi.*``; Ballbot only). An unknown name is an error at sta
 critic and no transitions: the learner is not wired for the Franka).
 
 Subscriptions: ``joint_states`` (sensor_msgs/JointState), ``goal_pose`` (geometry_msgs/PoseStamped),
-``clicked_point`` (geometry_msgs/PointStamped), ``target_path`` (nav_msgs/Path: its last pose is
-the goal), ``time_budget`` (std_msgs/Float64: episode length [s] for the next goal),
+``clicked_point`` (geometry_msgs/PointStamped), ``target_path`` (nav_msgs/Path: Ballbot: followed
+as a time-parameterised reference, parameter ``path_speed``; Panda: its last pose is the goal), ``time_budget`` (std_msgs/Float64: episode length [s] for the next goal),
 ``critic_bundle`` (std_msgs/UInt8MultiArray, reliable + transient local); Panda only:
 ``target_trajectory`` (trajectory_msgs/JointTrajectory: its last point is a joint-space goal).
 Publications: ``commands`` (Float64MultiArray, one torque per wheel / joint, RELIABLE),
@@ -109,6 +109,10 @@ class ControllerNode(Node):
         self.mpc_cpu = int(self.declare_parameter("mpc_cpu", -1, RO).value)
         self.tracking_cpu = int(self.declare_parameter("tracking_cpu", -1, RO).value)
         self.batch = self.declare_parameter("transitions_batch", 20, RO).value
+        # Ballbot target_path: speed along the polyline when the poses carry no usable stamps
+        self.path_speed = float(self.declare_parameter("path_speed", 0.5, RO).value)
+        if not self.path_speed > 0:
+            raise ValueError(f"path_speed must be > 0, got {self.path_speed}")
         path_rate = self.declare_parameter("path_rate", 10.0, RO).value
         diag_rate = self.declare_parameter("diagnostics_rate", 2.0, RO).value
         key_file = self.declare_parameter("critic_hmac_key_file", "", RO).value
@@ -146,6 +150,8 @@ class ControllerNode(Node):
         self.t0 = time.monotonic()
         self.pending_goal = None
         self.pending_joint_goal = None
+        self.pending_path = None   # Ballbot target_path: (waypoints (K, 2), stamps or None)
+        self.path_ref = None       # (times, X_ref) of the path being followed, or None
         self.pending_reach: Optional[ReachMpc] = None
         self.episode_length = s.episode_length
         self.status_msg = "waiting for state"
@@ -262,14 +268,39 @@ class ControllerNode(Node):
             return
         with self.lock:
             self.pending_goal = np.asarray(xy, float)
-            self.pending_joint_goal = None
+            self.pending_joint_goal = self.pending_path = None
         self.get_logger().info(f"new goal ({', '.join(f'{v:.3f}' for v in xy)}) from {source}")
 
     def on_path(self, msg: Path) -> None:
+        """Ballbot: follow the path (dmpc_core.tasks.ballbot.path_reference: the poses' stamps
+        when they are all set and increasing, else ``path_speed`` along the polyline; tracking
+        term on r(t), terminal term on r(t + H), goal = last pose). Panda: the last pose is the
+        TCP goal."""
         if not msg.poses:
             self.get_logger().warn("rejected target_path: no poses")
+            self.status_msg = "rejected goal: target_path has no poses"
             return
-        self.on_goal(self.point_goal(msg.poses[-1].pose.position), "target_path")
+        if self.is_panda:
+            self.on_goal(self.point_goal(msg.poses[-1].pose.position), "target_path")
+            return
+        pts = np.array([[p.pose.position.x, p.pose.position.y] for p in msg.poses], float)
+        stamps = np.array([stamp_to_float(p.header.stamp) for p in msg.poses], float)
+        if not (np.all(stamps > 0) and np.all(np.diff(stamps) > 0)):
+            stamps = None  # unstamped path (the usual nav_msgs/Path): constant speed
+        reason = next((r for r in (check_goal(p, self.settings.arena_half_width) for p in pts) if r), None)
+        if reason is None:
+            try:
+                ballbot.path_reference(pts, 0.0, stamps, self.path_speed)
+            except ValueError as e:
+                reason = str(e)
+        if reason:
+            self.get_logger().warn(f"rejected target_path: {reason}")
+            self.status_msg = f"rejected goal: {reason}"
+            return
+        with self.lock:
+            self.pending_path = (pts, stamps)
+            self.pending_goal = self.pending_joint_goal = None
+        self.get_logger().info(f"new target_path of {len(pts)} poses to ({pts[-1, 0]:.3f}, {pts[-1, 1]:.3f})")
 
     def on_trajectory(self, msg: JointTrajectory) -> None:
         """Panda: the last point of a JointTrajectory (joints named as ``joint_names``, any order)
@@ -308,20 +339,28 @@ class ControllerNode(Node):
                 x = self.x
                 fresh = self.ticks_since_state <= self.watchdog_ticks or start - self.x_time <= self.watchdog_ticks * self.period
                 goal, new_reach = self.pending_goal, self.pending_reach
-                joint_goal = self.pending_joint_goal
-                self.pending_goal = self.pending_reach = self.pending_joint_goal = None
+                joint_goal, path = self.pending_joint_goal, self.pending_path
+                self.pending_goal = self.pending_reach = self.pending_joint_goal = self.pending_path = None
             t = start - self.start_time  # continuous MPC clock
             if new_reach is not None:
-                new_reach.set_goal(self.goal)
+                if self.path_ref is not None:
+                    new_reach.set_path(*self.path_ref)
+                else:
+                    new_reach.set_goal(self.goal)
                 new_reach.set_episode(self.t0 - self.start_time, self.reach.episode_length)
                 new_reach.warm_start_from(self.reach)
                 self.reach = new_reach  # atomic reference swap: the next tick uses it
             if joint_goal is not None:  # Panda: posture + TCP goal p(q)
                 goal = self.reach.set_joint_goal(joint_goal)
-            if goal is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
-                # new goal, or the episode timed out (same goal, new episode)
+            if path is not None:  # Ballbot: the path starts now on the MPC clock
+                self.path_ref = ballbot.path_reference(path[0], t, path[1], self.path_speed)
+                self.reach.set_path(*self.path_ref)
+                self.goal = self.reach.goal
+            if goal is not None or path is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
+                # new goal or path, or the episode timed out (same goal, new episode)
                 if goal is not None:
                     self.goal = goal
+                    self.path_ref = None
                     self.reach.set_goal(goal)
                 self.t0 = start
                 self.reach.set_episode(t, self.episode_length)
@@ -435,8 +474,8 @@ class ControllerNode(Node):
         self.cmd_pub.publish(u)
         self.seq += 1
         slot = self.slot
-        store = self.store.active
-        self.info_pub.publish([self.seq, slot, time.time(), x_stamp, safe, store.version if store else 0,
+        # the version of the critic in the policy that computed this command (0: none)
+        self.info_pub.publish([self.seq, slot, time.time(), x_stamp, safe, getattr(reach, "critic_version", 0),
                                min(ticks_since, 10**6), min(age, 1e6), *u])
         self.tick_times.append(now)
         if self.recorder is None:
@@ -501,7 +540,7 @@ class ControllerNode(Node):
                     if self.is_panda:
                         raise CriticRejected("no critic is wired for the Franka Panda (the learner supports the Ballbot)")
                     cand = validate_candidate(blob, self.key, ballbot.NX, NG, self.probes, self.gate, source)
-                new = ReachMpc(self.settings, self.goal, critic=cand.critic)
+                new = ReachMpc(self.settings, self.goal, critic=cand.critic, critic_version=cand.version)
                 if kind != "rollback":
                     self.store.install(cand)
                 with self.lock:
@@ -569,7 +608,12 @@ class ControllerNode(Node):
             "solver": self.solver_name,
             "mpc_rate_hz": f"{self._rate(list(self.mpc_times)):.1f}",
             "tracking_rate_hz": f"{self._rate(list(self.tick_times)):.1f}",
-            "critic_version": str(active.version if active else 0),
+            # in use by the control loop (swapped between two ticks after validation);
+            # installed = validated and queued (they differ for up to one MPC period)
+            "critic_version": str(getattr(self.reach, "critic_version", 0)),
+            "critic_version_installed": str(active.version if active else 0),
+            "episode_length": f"{self.episode_length:.3f}",
+            "following_path": str(self.path_ref is not None).lower(),
             "critic_source": active.source if active else "",
             "critic_swaps": str(self.store.swaps),
             "critics_rejected": str(self.rejected),

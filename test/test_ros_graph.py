@@ -44,6 +44,7 @@ def graph(tmp_path_factory):
     key_file.write_bytes(KEY)
     overrides = {
         "nodes.sim.parameters.random_start": False,
+        "nodes.sim.parameters.publish_clock": True,
         "nodes.controller.parameters.critic_hmac_key_file": str(key_file),
         "nodes.learner.parameters.critic_hmac_key_file": str(key_file),
         "nodes.learner.parameters.checkpoint_dir": str(tmp / "learner"),
@@ -77,6 +78,10 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     assert len(versions - {0}) >= 2, versions
     seq = rows[:, 0]
     assert np.all(np.diff(seq) == 1), "a tracking tick's command was lost (sequence gap)"
+    # the tick at which a new critic takes over comes one tracking period after the previous
+    # tick (slot counter: a late tick skips slots): swapping costs the control loop no tick
+    swaps = np.flatnonzero(np.diff(rows[:, 5]) != 0) + 1
+    assert len(swaps) >= 2 and np.all(np.diff(rows[:, 1])[swaps - 1] == 1), rows[np.r_[swaps - 1, swaps]][:, :6]
     assert np.all(np.isfinite(rows)), "non-finite command"
     xs = np.array([x for t, x in list(probe.states) if t >= t_start])
     dist = np.hypot(xs[:, 0] - GOAL[0], xs[:, 1] - GOAL[1])
@@ -182,6 +187,89 @@ def test_goals_outside_arena_or_non_finite_are_rejected(graph):
     assert probe.wait_for(lambda: sum("rejected goal" in m for n, _, m in list(probe.logs) if n == CTRL) >= 4, 10)
     time.sleep(0.5)
     assert probe.diag_value(CTRL, "goal") == f"{GOAL[0]:.3f},{GOAL[1]:.3f}"
+
+
+def test_time_budget_sets_the_episode_length(graph):
+    from std_msgs.msg import Float64
+
+    _, probe, _ = graph
+    pub = probe.create_publisher(Float64, probe.topics["time_budget"], 10)
+    try:
+        for bad in (-1.0, float("nan")):
+            pub.publish(Float64(data=bad))
+        assert probe.wait_for(lambda: sum("rejected time_budget" in m for n, _, m in list(probe.logs) if n == CTRL) >= 2, 10)
+        pub.publish(Float64(data=6.5))
+        assert probe.wait_for(lambda: probe.diag_value(CTRL, "episode_length") == "6.500", 10), \
+            probe.diag_value(CTRL, "episode_length")
+    finally:
+        probe.destroy_publisher(pub)
+
+
+@timing_sensitive
+def test_target_path_is_followed(graph):
+    """A nav_msgs/Path without stamps is followed at path_speed (0.5 m/s): the robot passes the
+    corner of an L-shaped path instead of cutting straight to its end."""
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path
+
+    _, probe, _ = graph
+    x0 = probe.latest_state()
+    p0 = x0[:2].copy()
+    corner, end = p0 + (-0.8, 0.0), p0 + (-0.8, -0.8)
+    msg = Path()
+    msg.header.frame_id = "world"
+    for xy in (p0, corner, end):
+        ps = PoseStamped()
+        ps.pose.position.x, ps.pose.position.y = float(xy[0]), float(xy[1])
+        ps.pose.orientation.w = 1.0
+        msg.poses.append(ps)
+    pub = probe.create_publisher(Path, probe.topics["target_path"], 10)
+    try:
+        t0 = time.monotonic()
+        pub.publish(msg)
+        assert probe.wait_for(lambda: probe.diag_value(CTRL, "following_path") == "true", 10)
+
+        def arrived():
+            x = probe.latest_state()
+            return np.hypot(*(x[:2] - end)) < 0.1 and ballbot.tilt(x)[0] < np.deg2rad(5)
+
+        assert probe.wait_for(arrived, 25), f"did not reach {end}: x = {probe.latest_state()[:2]}"
+    finally:
+        probe.destroy_publisher(pub)
+    assert probe.diag_value(CTRL, "goal") == f"{end[0]:.3f},{end[1]:.3f}"
+    xs = np.array([x for t, x in list(probe.states) if t >= t0])
+    # the straight line from p0 to end passes 0.57 m from the corner
+    assert np.hypot(xs[:, 0] - corner[0], xs[:, 1] - corner[1]).min() < 0.35
+    assert np.all(ballbot.tilt(xs) < np.deg2rad(15))
+    # an empty path is refused
+    pub = probe.create_publisher(Path, probe.topics["target_path"], 10)
+    try:
+        pub.publish(Path())
+        assert probe.wait_for(lambda: any("rejected target_path" in m for n, _, m in list(probe.logs) if n == CTRL), 10)
+    finally:
+        probe.destroy_publisher(pub)
+
+
+def test_sim_clock_and_reset_service(graph):
+    """publish_clock: /clock carries the simulated time; ~/reset puts the robot back at the
+    nominal start (random_start is off in this graph)."""
+    from rosgraph_msgs.msg import Clock
+
+    _, probe, _ = graph
+    clocks = []
+    sub = probe.create_subscription(Clock, "/clock", lambda m: clocks.append((time.monotonic(), m.clock.sec + 1e-9 * m.clock.nanosec)), 50)
+    try:
+        assert probe.wait_for(lambda: len(clocks) >= 200, 10), len(clocks)
+    finally:
+        probe.destroy_subscription(sub)
+    c = np.array(clocks)
+    assert np.all(np.diff(c[:, 1]) > 0)
+    sim_rate = (c[-1, 1] - c[0, 1]) / (c[-1, 0] - c[0, 0])
+    assert 0.5 < sim_rate < 1.5, sim_rate  # paced by the wall clock
+    t_reset = time.monotonic()
+    resp = probe.call_trigger("/ballbot_sim/reset", 10.0)
+    assert resp is not None and resp.success, resp
+    assert probe.wait_for(lambda: any(t >= t_reset and np.hypot(x[0], x[1]) < 0.02 for t, x in list(probe.states)), 5)
 
 
 @timing_sensitive

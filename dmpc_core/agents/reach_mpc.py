@@ -78,13 +78,31 @@ class ReachMpc:
         model: the Ballbot model (a new one if None).
     """
 
-    def __init__(self, settings: ReachSettings, goal_xy=(0.0, 0.0), critic=None, model=None):
+    def __init__(self, settings: ReachSettings, goal_xy=(0.0, 0.0), critic=None, model=None,
+                 critic_version: int = 0):
         settings.validate()
         self.settings = settings
         self.model = model or _core.BallbotDynamics()
         s = settings.mpc
-        self.problem, self.track, self.tail = ballbot.make_reach_problem(
+        base, track, tail = ballbot.make_reach_problem(
             tuple(goal_xy), s.horizon, s.dt, settings.cost, s.integrator, self.model)
+        # The tracking term and the LQR tail follow a reference r(t): one knot for a goal, the
+        # waypoints of a path (set_path); the tail is evaluated at the horizon's end, r(t + H).
+        x_goal = np.asarray(track.x_ref, float)[None, :]
+        zero_r = np.zeros((ballbot.NU, ballbot.NU))
+        self.track = _core.TrajectoryQuadraticCost(track.Q, zero_r, [0.0], x_goal)
+        self.tail = _core.TrajectoryQuadraticCost(tail.Q, zero_r, [0.0], x_goal)
+        running = _core.SumCost(ballbot.NX, ballbot.NU)
+        running.add("track", self.track)
+        c = settings.cost
+        running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
+                                                 c.w_tilt, c.w_tilt_rate))
+        self.problem = _core.Problem(self.model, running, self.tail, s.horizon, s.dt, s.integrator,
+                                     base.control_weight)
+        #: version of the critic in this instance (0: none); reported by the node's ticks
+        self.critic_version = int(critic_version) if critic is not None else 0
+        #: (times, X_ref) of the path being followed, or None (a goal)
+        self.path = None
         self.critic = critic
         self.value_term = None
         if critic is not None:
@@ -124,9 +142,27 @@ class ReachMpc:
             self.value_term.t_goal = self.t_goal
 
     def set_goal(self, goal_xy) -> None:
-        """Move the target (between solves only)."""
+        """Move the target (between solves only); ends any path being followed."""
         self.goal = np.asarray(goal_xy, dtype=float).copy()
-        ballbot.set_target(self.track, self.tail, self.goal)
+        x_ref = np.zeros((1, ballbot.NX))
+        x_ref[0, ballbot.PX], x_ref[0, ballbot.PY] = self.goal
+        for c in (self.track, self.tail):
+            c.set_trajectory([0.0], x_ref)
+        self.path = None
+        if self.critic is not None:
+            self.critic.set_goal(self.goal)
+
+    def set_path(self, times, X_ref) -> None:
+        """Follow a path (between solves only): knots ``times`` on the MPC clock and ``X_ref``
+        (K, NX), e.g. from :func:`dmpc_core.tasks.ballbot.path_reference`. The running tracking
+        term follows r(t), the terminal LQR term r(t + H); the goal (and the critic's goal) is the
+        last waypoint."""
+        times = np.asarray(times, dtype=float)
+        X_ref = np.asarray(X_ref, dtype=float)
+        for c in (self.track, self.tail):
+            c.set_trajectory(times, X_ref)
+        self.goal = X_ref[-1, [ballbot.PX, ballbot.PY]].copy()
+        self.path = (times.copy(), X_ref.copy())
         if self.critic is not None:
             self.critic.set_goal(self.goal)
 
