@@ -91,6 +91,34 @@ def test_reaches_goal_and_hot_swaps_learned_critics(graph):
     assert probe.diag_value(CTRL, "critics_rejected") == "0", probe.diag_value(CTRL, "last_reject_reason")
 
 
+def _at_goal(probe):
+    x = probe.latest_state()
+    return x is not None and np.hypot(x[0] - GOAL[0], x[1] - GOAL[1]) < 0.1 and ballbot.tilt(x)[0] < np.deg2rad(5)
+
+
+@timing_sensitive
+def test_learner_survives_a_controller_restart(graph):
+    """The controller process is SIGKILLed and started again. The learner keeps running with its
+    replay buffer, the new controller gets a critic from it (the latest bundle is transient-local
+    on critic_bundle) and sends transitions again; after a simulator reset (the robot fell while
+    no controller ran) it reaches the goal."""
+    launcher, probe, _ = graph
+    n0 = int(probe.diag_value("dmpc_learner", "transitions"))
+    launcher.kill_node(CTRL)
+    t_kill = time.monotonic()
+    launcher.start_node(launcher.spec(CTRL))
+    assert probe.wait_for(lambda: (d := probe.last_diag(CTRL)) is not None and d[0] > t_kill + 0.5 and d[3] == "OK", 90)
+    assert "dmpc_learner" not in launcher.dead()
+    assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critic_version") or 0) > 0, 30), \
+        probe.diag_value(CTRL, "last_reject_reason")
+    resp = probe.call_trigger("/ballbot_sim/reset", 10.0)
+    assert resp is not None and resp.success
+    probe.send_goal(GOAL)
+    assert probe.wait_for(lambda: _at_goal(probe), 40), f"did not reach {GOAL}: x = {probe.latest_state()}"
+    assert probe.wait_for(lambda: int(probe.diag_value("dmpc_learner", "transitions")) > n0, 30)
+    assert "dmpc_learner" not in launcher.dead()
+
+
 @timing_sensitive
 def test_learner_killed_controller_keeps_its_critic(graph):
     launcher, probe, _ = graph
