@@ -1,4 +1,4 @@
-"""Shared pieces of the Franka launch files (imports launch / launch_ros only when called).
+"""Shared pieces of the launch files (imports launch / launch_ros only when called).
 
 The graph always comes from :func:`dmpc_ros.graph.build_graph` on the config YAML (one source of
 truth); the launch files differ only in the variant and the non-dmpc nodes they add.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import yaml
 
@@ -29,16 +29,18 @@ def truthy(value: str) -> bool:
     return str(value).lower() in ("true", "on", "1", "yes")
 
 
-def dmpc_nodes(config: str, learner: bool, variant: Optional[str] = None) -> List:
+def dmpc_nodes(config: str, learner: bool, variant: Optional[str] = None, exclude: Sequence[str] = ()) -> List:
     """launch_ros Nodes of the dmpc graph (build_graph raises a clear ValueError for
-    ``learner=True`` on a config without a learner node, e.g. the Franka's)."""
+    ``learner=True`` on a config without a learner node, e.g. the Franka's), without the nodes
+    whose executable is in ``exclude`` (e.g. ``sim_node`` on hardware)."""
     from launch_ros.actions import Node
 
     overrides: Dict[str, object] = {"learner": learner}
     if variant:
         overrides["variant"] = variant
     return [Node(package=PACKAGE, executable=s.executable, name=s.name, parameters=[s.parameters],
-                 remappings=s.remappings, output="screen") for s in build_graph(config, overrides)]
+                 remappings=s.remappings, output="screen") for s in build_graph(config, overrides)
+            if s.executable not in exclude]
 
 
 def write_controllers_file(config: str, variant: Optional[str] = None) -> str:

@@ -3,34 +3,24 @@
     ros2 launch dmpc_ros ballbot_sim.launch.py [config:=FILE] [learner:=true|false] [mode:=sim|hardware]
 
 The node graph comes from the config YAML through dmpc_ros.graph.build_graph (the same specs
-`python -m dmpc_ros.launcher` starts without launch_ros).
+`python -m dmpc_ros.launcher` starts without launch_ros). mode:=hardware starts the same graph
+without the simulator node: the robot's driver must then publish joint_states and take commands
+on the config's topics.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from dmpc_ros.graph import build_graph
+from dmpc_ros.launch_support import dmpc_nodes, resolve, truthy
 
 DEFAULT_CONFIG = "ballbot_sim.yaml"
 
 
-def graph_actions(context, default_config=DEFAULT_CONFIG, drop=()):
-    config = LaunchConfiguration("config").perform(context)
-    if not os.path.isabs(config):
-        config = os.path.join(get_package_share_directory("dmpc_ros"), "config", config)
-    learner = LaunchConfiguration("learner").perform(context).lower() in ("true", "on", "1")
-    mode = LaunchConfiguration("mode").perform(context)
-    actions = []
-    for spec in build_graph(config, {"learner": learner}):
-        if spec.executable in drop or (mode == "hardware" and spec.executable == "sim_node"):
-            continue
-        actions.append(Node(package="dmpc_ros", executable=spec.executable, name=spec.name,
-                            parameters=[spec.parameters], remappings=spec.remappings, output="screen"))
-    return actions
+def graph_actions(context):
+    config = resolve("config", LaunchConfiguration("config").perform(context))
+    learner = truthy(LaunchConfiguration("learner").perform(context))
+    hardware = LaunchConfiguration("mode").perform(context) == "hardware"
+    return dmpc_nodes(config, learner, exclude=("sim_node",) if hardware else ())
 
 
 def generate_launch_description():

@@ -115,6 +115,36 @@ def test_launch_files_generate_the_graph(launch_file):
                     e.execute(ctx)
 
 
+def test_launch_support_builds_the_nodes_from_the_graph(monkeypatch):
+    """dmpc_nodes (used by every launch file) with a stand-in for launch_ros.actions.Node, so that
+    the part of the launch files that is ours runs here too: the YAML's graph, the learner switch
+    and the hardware mode's exclusion of the simulator."""
+    import types
+
+    from dmpc_ros import launch_support
+
+    class Node:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    actions = types.ModuleType("launch_ros.actions")
+    actions.Node = Node
+    pkg = types.ModuleType("launch_ros")
+    pkg.actions = actions
+    monkeypatch.setitem(sys.modules, "launch_ros", pkg)
+    monkeypatch.setitem(sys.modules, "launch_ros.actions", actions)
+    nodes = launch_support.dmpc_nodes(str(CONFIG), learner=True)
+    specs = build_graph(str(CONFIG), {"learner": True})
+    assert [n.kwargs["executable"] for n in nodes] == [s.executable for s in specs] == \
+        ["sim_node", "controller_node", "learner_node"]
+    for n, s in zip(nodes, specs):
+        assert n.kwargs["package"] == "dmpc_ros" and n.kwargs["name"] == s.name
+        assert n.kwargs["parameters"] == [s.parameters] and n.kwargs["remappings"] == s.remappings
+    hw = launch_support.dmpc_nodes(str(CONFIG), learner=False, exclude=("sim_node",))
+    assert [n.kwargs["executable"] for n in hw] == ["controller_node"]
+    assert launch_support.truthy("True") and not launch_support.truthy("off")
+    assert launch_support.resolve("config", str(CONFIG)) == str(CONFIG)
+
 # -- Franka graph (no DDS) ------------------------------------------------------------------------
 def test_franka_graph_and_variants():
     """One YAML, three graphs: sim (sim + controller), gazebo and hardware (controller only, their
