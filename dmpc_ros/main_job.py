@@ -204,6 +204,7 @@ def main(argv=None) -> int:
                 "after": summarize(phases["after"]),
                 "critic_swaps": int(d[4]["critic_swaps"]), "critic_version_final": int(d[4]["critic_version"]),
                 "critics_rejected": int(d[4]["critics_rejected"]),
+                "solver": d[4].get("solver", "slq"),
                 "learner": dl[4] if dl else None,
                 "tracking_rate_hz_median": float(np.median(rates["tracking_rate_hz"][:, 1])) if len(rates["tracking_rate_hz"]) else None,
                 "mpc_rate_hz_median": float(np.median(rates["mpc_rate_hz"][:, 1])) if len(rates["mpc_rate_hz"]) else None,
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
 
     print(f"  tracking rate {num(summary['tracking_rate_hz_median'], '.1f')} Hz (target 400), "
           f"MPC rate {num(summary['mpc_rate_hz_median'], '.1f')} Hz, "
-          f"SLQ solve {num(summary['solve_time_ms_median'], '.2f')} ms (medians)")
+          f"{summary['solver'].upper()} solve {num(summary['solve_time_ms_median'], '.2f')} ms (medians)")
     print(f"  wall time {summary['wall_time_s']:.0f} s; figures and summary.json in {out}")
     return 0
 
