@@ -33,3 +33,23 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def reach_mpc_rate(settings=None, goal=(0.0, 0.0), repeats: int = 50) -> tuple:
+    """(updates per second, median solve_time [ms]) of a Ballbot ``ReachMpc``'s controller
+    updated back to back from the upright state at rest (the bare core, no ROS)."""
+    import numpy as np
+
+    from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
+
+    r = ReachMpc(settings or ReachSettings(), goal)
+    x = np.zeros(10)
+    r.mpc.update(0.0, x)
+    k = [0]
+    solve = []
+
+    def step():
+        k[0] += 1
+        solve.append(r.mpc.update(0.01 * k[0], x).solve_time)
+
+    return 1.0 / median_time(step, repeats, warmup=3), 1e3 * float(statistics.median(solve))

@@ -27,26 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, median_time, table  # noqa: E402
+from _common import machine_line, reach_mpc_rate, table  # noqa: E402
 
 
 def rate(solver: str, horizon: int, dt: float, num_samples: int, repeats: int) -> tuple:
-    from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
+    from dmpc_core.agents.reach_mpc import ReachSettings
     from dmpc_core.mpc import MpcSettings, MppiMpcSettings
 
     s = ReachSettings(mpc=MpcSettings(horizon=horizon, dt=dt, solver=solver,
                                       mppi=MppiMpcSettings(num_samples=num_samples or 256, num_threads=1)))
-    r = ReachMpc(s, (0.8, 0.0))
-    x = np.zeros(10)
-    r.mpc.update(0.0, x)
-    k = [0]
-    solve = []
-
-    def step():
-        k[0] += 1
-        solve.append(r.mpc.update(0.01 * k[0], x).solve_time)
-
-    return 1.0 / median_time(step, repeats, warmup=3), 1e3 * float(np.median(solve))
+    return reach_mpc_rate(s, (0.8, 0.0), repeats)
 
 
 class Delayed:

@@ -30,24 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, median_time, table  # noqa: E402
+from _common import machine_line, reach_mpc_rate, table  # noqa: E402
 
 
 def bare_core_rate(repeats: int) -> tuple:
     """(updates per second, median SLQ solve_time [ms]) of MpcController.update back to back."""
-    from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
-
-    r = ReachMpc(ReachSettings(), (0.0, 0.0))
-    x = np.zeros(10)
-    r.mpc.update(0.0, x)
-    k = [0]
-    solve = []
-
-    def step():
-        k[0] += 1
-        solve.append(r.mpc.update(0.01 * k[0], x).solve_time)
-
-    return 1.0 / median_time(step, repeats, warmup=3), 1e3 * float(np.median(solve))
+    return reach_mpc_rate(repeats=repeats)
 
 
 def start_feed(probe, duration: float, stamps_out: str) -> subprocess.Popen:

@@ -143,7 +143,30 @@ class MpcSettings:
         self.mppi.validate()
 
 
-class MpcController:
+class _PolicyController:
+    """What the receding-horizon controllers share: the latest good policy, its evaluation with
+    the safe command as fallback, and the success test of an update."""
+
+    OK_STATUSES: tuple = ()
+    u_safe: np.ndarray
+    _policy: "_core.Policy | None"
+
+    @property
+    def policy(self) -> _core.Policy | None:
+        """The latest good policy (None before the first successful solve)."""
+        return self._policy
+
+    def is_ok(self, result) -> bool:
+        """Whether ``result`` (of ``update``) produced a new policy."""
+        return result.status in self.OK_STATUSES
+
+    def _evaluate(self, pol: _core.Policy, t: float, x: np.ndarray) -> np.ndarray:
+        """u(t, x) of ``pol``; the safe command if it is not finite."""
+        u = pol.control(float(t), x)
+        return u if np.all(np.isfinite(u)) else self.u_safe.copy()
+
+
+class MpcController(_PolicyController):
     """Receding-horizon SLQ controller.
 
     Args:
@@ -198,21 +221,11 @@ class MpcController:
         self.num_updates += 1
         return result
 
-    @property
-    def policy(self) -> _core.Policy | None:
-        """The latest good policy (None before the first successful solve)."""
-        return self._policy
-
     def control(self, t: float, x: np.ndarray) -> np.ndarray:
         """u(t, x) from the latest policy; the safe command if there is none or it is not finite."""
         if self._policy is None:
             return self.u_safe.copy()
-        u = self._policy.control(float(t), np.asarray(x, dtype=float))
-        return u if np.all(np.isfinite(u)) else self.u_safe.copy()
-
-    def is_ok(self, result) -> bool:
-        """Whether ``result`` (of :meth:`update`) produced a new policy."""
-        return result.status in self.OK_STATUSES
+        return self._evaluate(self._policy, t, np.asarray(x, dtype=float))
 
     def warm_start_from(self, other: "MpcController") -> None:
         """Start from another controller's latest policy (e.g. right after a critic swap): it is
@@ -253,7 +266,7 @@ class MppiUpdateResult:
     message: str = ""
 
 
-class MppiMpcController:
+class MppiMpcController(_PolicyController):
     """Receding-horizon MPPI with the interface of :class:`MpcController`.
 
     The sampled rollouts use the problem's dynamics, its running cost plus the control cost
@@ -390,11 +403,6 @@ class MppiMpcController:
         self.num_updates += 1
         return result
 
-    @property
-    def policy(self) -> _core.Policy | None:
-        """The latest good policy (None before the first successful solve)."""
-        return self._policy
-
     def control(self, t: float, x: np.ndarray) -> np.ndarray:
         """u(t, x) from the latest policy; the safe command if there is none or it is not finite."""
         pol = self._policy
@@ -404,11 +412,7 @@ class MppiMpcController:
         dev = self.settings.mppi.reset_deviation
         if dev > 0 and np.max(np.abs(x - pol.nominal_state(float(t)))) > dev:
             return self.u_safe.copy()  # the plan is for another state; the next update re-plans
-        u = pol.control(float(t), x)
-        return u if np.all(np.isfinite(u)) else self.u_safe.copy()
-
-    def is_ok(self, result) -> bool:
-        return result.status in self.OK_STATUSES
+        return self._evaluate(pol, t, x)
 
     def warm_start_from(self, other: "MppiMpcController") -> None:
         """Start from another MPPI controller's plan (e.g. right after a critic swap): its plan is
