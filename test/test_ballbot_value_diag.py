@@ -53,7 +53,7 @@ def test_agreement_tells_the_way_round_from_the_straight_line():
     a_e, a_g = agreement(euclid, task, GOAL), agreement(geo, task, GOAL)
     assert a_g["n"][0] >= 10
     assert a_g["cos_p"][0] > 0.99 and a_g["frac_p"][0] == 1.0 and a_g["frac_a"][0] == 1.0
-    assert a_g["corr_geo"][0] > 0.99
+    assert a_g["corr_geo"][0] > 0.99 and a_g["cos_vp"][0] > 0.999  # V(p + lead v): gradients aligned
     # under the wall the straight direction is off the way round
     assert a_e["cos_p"][0] < 0.75 and a_e["frac_p"][0] < 0.5
     assert a_e["cos_p_euclid"][0] > 0.99
@@ -81,3 +81,19 @@ def test_native_value_fn_matches_the_exported_network():
         e[j] = h
         fd = (fn(taus, X + e)[0] - fn(taus, X - e)[0]) / (2 * h)
         np.testing.assert_allclose(Vx[:, j], fd, rtol=1e-4, atol=1e-6)
+
+
+def test_scaled_native_critic_scales_value_and_gradient():
+    pytest.importorskip("torch")
+    from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+    from dmpc_core.experiments.ballbot_value_diag import scaled_native_critic
+
+    learner = CriticLearner(LearnerSettings(hidden=(8,)), ballbot.NX, 2, robot="ballbot")
+    b = learner.export()
+    X = np.random.default_rng(1).normal(0.0, 0.5, (4, ballbot.NX))
+    taus = np.array([0.5, 1.0, 2.0, 3.0])
+    V1, Vx1 = native_value_fn(scaled_native_critic(b, 1.0), GOAL)(taus, X)
+    V3, Vx3 = native_value_fn(scaled_native_critic(b, 3.0), GOAL)(taus, X)
+    assert np.abs(V1).max() > 1e-6
+    np.testing.assert_allclose(V3, 3.0 * V1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(Vx3, 3.0 * Vx1, rtol=1e-12, atol=1e-14)

@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--margin", type=float, default=0.05)
     ap.add_argument("--taus", type=float, nargs="+", default=[2.5, 1.5, 0.5])
     ap.add_argument("--grid", type=int, default=41)
+    ap.add_argument("--eval-scales", type=float, nargs="*", default=[],
+                    help="also run the actor (the first run's config) from the 8 evaluation starts with each --run "
+                         "critic's output multiplied by these factors (direction vs magnitude)")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -111,12 +114,25 @@ def main(argv=None) -> int:
             for k, tau in enumerate(r["tau"]):
                 print(f"    tau {tau:.1f}: cos(-dV/dp, geo) {r['cos_p'][k]:+.2f} (>0.9: {r['frac_p'][k]:.2f}), "
                       f"cos(a*, geo) {r['cos_a'][k]:+.2f} (>0.9: {r['frac_a'][k]:.2f}), "
-                      f"cos(-dV/dp, straight) {r['cos_p_euclid'][k]:+.2f}, corr(V, geo) {r['corr_geo'][k]:+.2f}, "
+                      f"cos(-dV/dp, straight) {r['cos_p_euclid'][k]:+.2f}, cos(dV/dv, dV/dp) {r['cos_vp'][k]:+.2f}, "
+                      f"corr(V, geo) {r['corr_geo'][k]:+.2f}, "
                       f"corr(V, euclid) {r['corr_euclid'][k]:+.2f}, |a*| {r['acc_norm'][k]:.2f}")
         print("  eval starts, tau 3: x | V | -dV/dp | -dV/dv | a*")
         for i, st in enumerate(starts):
             print(f"    {st[0]:+.1f} | {V[i]:6.2f} | ({-Vx[i, 0]:+.2f}, {-Vx[i, 1]:+.2f}) | "
                   f"({-Vx[i, 5]:+.2f}, {-Vx[i, 6]:+.2f}) | ({acc[i, 0]:+.2f}, {acc[i, 1]:+.2f})")
+    for name, _, crit in runs:
+        for sc in args.eval_scales:
+            from dmpc_core.agents.deep_value_mpc import Actor, evaluate
+            from dmpc_core.experiments.ballbot_value_diag import scaled_native_critic
+
+            actor = Actor(task, cfg.actor)
+            actor.critic = scaled_native_critic(crit.read_bytes(), sc)
+            res = evaluate(task, actor)
+            print(f"actor with {name} x {sc:g}: successes {int(round(8 * res['eval/success_rate']))}/8, "
+                  f"walls {res['eval/wall_hits']:.0f}, falls {res['eval/falls']:.0f}, "
+                  f"mean final distance {res['eval/final_distance']:.2f} m, mean cost {res['eval/mean_cost']:.2f}")
+            report[name][f"eval_x{sc:g}"] = {k: v for k, v in res.items() if k != "episodes"}
     if args.png:
         plot_fields(fields, task, goal, args.png)
         print(f"wrote {args.png}")

@@ -52,6 +52,18 @@ def native_value_fn(critic, goal) -> ValueFn:
     return fn
 
 
+def scaled_native_critic(bundle_bytes: bytes, scale: float):
+    """The native critic of a bundle with its output multiplied by ``scale`` (V -> scale * V):
+    to test whether a critic fails by its direction or by its magnitude."""
+    from dmpc_core.critics.bundle import load_bundle
+
+    b = load_bundle(bundle_bytes)
+    b.arrays = dict(b.arrays)
+    b.arrays["output_scale"] = np.asarray(b.arrays["output_scale"], float) * float(scale)
+    b.arrays["output_bias"] = np.asarray(b.arrays["output_bias"], float) * float(scale)
+    return b.to_native()
+
+
 def input_matrix(model, x: np.ndarray) -> np.ndarray:
     """g(x) = df/du (nx, nu) of a control-affine model, row by row from ``drift_input_projection``."""
     nx = x.shape[0]
@@ -112,6 +124,8 @@ def agreement(field: ValueField, task: WallsTask, goal, region=None, margin: flo
     * cos_p / cos_a: mean cosine between -dV/dp (resp. a*) and -grad geo;
     * frac_p / frac_a: fraction of points where that cosine is > 0.9 (within 25 degrees);
     * cos_p_euclid: mean cosine between -dV/dp and the straight direction to the goal;
+    * cos_vp: mean cosine between dV/dv and dV/dp (1 for a value of p + lead * v, like the oracle's;
+      DMPC's greedy input follows dV/dv, the position gradient enters only through the drift);
     * corr_geo / corr_euclid: correlation of V with the geodesic / Euclidean distance;
     * acc_norm: median |a*| [m/s^2]; n: points used."""
     goal = np.asarray(goal, float)
@@ -127,7 +141,7 @@ def agreement(field: ValueField, task: WallsTask, goal, region=None, margin: flo
     geo = task.geodesic_distance(np.stack([PX, PY], axis=-1), goal, margin)
     euc = np.hypot(PX - goal[0], PY - goal[1])
     out: Dict[str, list] = {k: [] for k in ("tau", "cos_p", "frac_p", "cos_a", "frac_a", "cos_p_euclid",
-                                            "corr_geo", "corr_euclid", "acc_norm", "n")}
+                                            "cos_vp", "corr_geo", "corr_euclid", "acc_norm", "n")}
     for k, tau in enumerate(field.taus):
         cp = _cos(-field.dVdp[k], geo_dir)[mask]
         ca = _cos(field.acc[k], geo_dir)[mask]
@@ -139,6 +153,7 @@ def agreement(field: ValueField, task: WallsTask, goal, region=None, margin: flo
         out["cos_a"].append(float(np.mean(ca)))
         out["frac_a"].append(float(np.mean(ca > 0.9)))
         out["cos_p_euclid"].append(float(np.mean(ce)))
+        out["cos_vp"].append(float(np.mean(_cos(field.dVdv[k], field.dVdp[k])[mask])))
         out["corr_geo"].append(float(np.corrcoef(v, geo[mask])[0, 1]) if np.std(v) > 0 else float("nan"))
         out["corr_euclid"].append(float(np.corrcoef(v, euc[mask])[0, 1]) if np.std(v) > 0 else float("nan"))
         out["acc_norm"].append(float(np.median(np.linalg.norm(field.acc[k][mask], axis=-1))))
@@ -148,7 +163,7 @@ def agreement(field: ValueField, task: WallsTask, goal, region=None, margin: flo
 
 def plot_fields(fields: Dict[str, ValueField], task: WallsTask, goal, path, stride: int = 3) -> None:
     """One row per field (name -> ValueField), one column per tau: V (colour, per-panel scale),
-    -dV/dp (black arrows, unit length) and a* (red arrows, unit length), walls, target, eval starts."""
+    -dV/dp (wide black arrows, unit length) and a* (red arrows, unit length), walls, target, eval starts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,10 +181,10 @@ def plot_fields(fields: Dict[str, ValueField], task: WallsTask, goal, path, stri
             im = ax.pcolormesh(X, Y, f.V[k], shading="auto", cmap="viridis")
             fig.colorbar(im, ax=ax, fraction=0.046)
             sl = (slice(None, None, stride), slice(None, None, stride))
-            for vec, col in ((-f.dVdp[k], "k"), (f.acc[k], "red")):
+            for vec, col, wid in ((-f.dVdp[k], "k", 0.008), (f.acc[k], "red", 0.004)):
                 n = np.maximum(np.linalg.norm(vec, axis=-1, keepdims=True), 1e-12)
                 u = (vec / n)[sl]
-                ax.quiver(X[sl], Y[sl], u[..., 0], u[..., 1], color=col, scale=30, width=0.004)
+                ax.quiver(X[sl], Y[sl], u[..., 0], u[..., 1], color=col, scale=30, width=wid)
             for w in task.segments:
                 ax.plot([w[0], w[2]], [w[1], w[3]], color="w", lw=4 * s.wall_half_thickness / 0.05,
                         solid_capstyle="round")
@@ -178,8 +193,9 @@ def plot_fields(fields: Dict[str, ValueField], task: WallsTask, goal, path, stri
             ax.plot(st[:, 0], st[:, 1], "o", color="w", ms=4)
             ax.set_aspect("equal")
             ax.set_title(f"{name}, tau = {f.taus[k]:.1f} s", fontsize=9)
-    fig.suptitle("V at rest, upright; black: -dV/dp, red: ball acceleration of u* = -R^-1 g' V_x (unit arrows)",
+    fig.suptitle("V at rest, upright; black (wide): -dV/dp; red: ball acceleration of the DMPC greedy input\n"
+                 "u* = -R^-1 g' V_x (unit arrows; they coincide where the value's velocity and position gradients agree)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=65)
     plt.close(fig)
