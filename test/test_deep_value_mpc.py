@@ -382,3 +382,50 @@ def test_actor_wall_term_derivatives_and_far_field():
     # default: no wall term (the paper's actor sees the walls only through the value)
     act0, _ = _actor_near_wall()
     assert "walls" not in dict(act0.nominal_terms())
+
+
+def test_terminal_weight_adds_q_f_at_the_episode_end_only():
+    """task.terminal_weight: q_f = w ||p(T) - g|| on the last step of an episode that reaches T
+    (the last transition, done, carries it); no q_f with the default 0."""
+    cfg = small_config()
+    cfg.task.episode_time = 0.3
+    g, st = np.asarray(cfg.task.target, float), [0.5, -0.8]
+    base = DeepValueMpc(cfg)
+    e0 = run_episode(base.task, base.actor, st, g, base.plant)
+    cfg.task.terminal_weight = 4.0
+    agent = DeepValueMpc(cfg)
+    e1 = run_episode(agent.task, agent.actor, st, g, agent.plant)
+    assert e0.outcome == e1.outcome == "timeout"
+    np.testing.assert_array_equal(e1.xs, e0.xs)  # the actor does not see q_f
+    np.testing.assert_allclose(e1.costs[:-1], e0.costs[:-1])
+    np.testing.assert_allclose(e1.costs[-1] - e0.costs[-1], 4.0 * e1.final_distance, rtol=1e-12)
+    tr = transitions(e1, agent.task, n_step=60)
+    np.testing.assert_allclose(tr["cost"][0], e1.total_cost)
+    cfg.task.terminal_weight = -1.0
+    with pytest.raises(ValueError, match="terminal_weight"):
+        DeepValueMpc(cfg)
+
+
+def test_init_critic_loads_a_saved_critic_into_both_networks(tmp_path):
+    """training.init_critic: the critic and its target start from the saved state (not zero)."""
+    import torch
+
+    cfg = small_config()
+    cfg.training.input_normalization, cfg.training.zero_init_output = "task", True
+    src = DeepValueMpc(cfg)
+    with torch.no_grad():
+        for layer in src.learner.trainer.model.layers:
+            layer.reset_parameters()
+    path = tmp_path / "critic.pt"
+    torch.save({"model": src.learner.trainer.model.state_dict(), "loss": 0.0}, path)
+    cfg.training.init_critic = str(path)
+    agent = DeepValueMpc(cfg)
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(5, 10)))
+    gt, tt = torch.zeros(5, 2, dtype=torch.float64), torch.ones(5, 1, dtype=torch.float64)
+    with torch.no_grad():
+        ref = src.learner.trainer.model(x, gt, tt).numpy()
+        assert np.abs(ref).max() > 1e-3
+        for net in (agent.learner.trainer.model, agent.learner.trainer.target):
+            np.testing.assert_allclose(net(x, gt, tt).numpy(), ref)
+    agent.actor.critic.set_goal(np.zeros(2))
+    assert agent.actor.critic.value(1.0, x[0].numpy()) == pytest.approx(float(ref[0]), rel=1e-9, abs=1e-12)

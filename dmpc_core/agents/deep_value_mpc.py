@@ -169,6 +169,11 @@ class TrainingSettings:
     train_input_noise_std: input-channel noise intensity (Eq. 1) of the TRAINING plant only
         (exploration); the evaluation plant keeps ``task.input_noise_std``. 0 = use
         ``task.input_noise_std`` for training too.
+    init_critic: path of a critic state (``{"model": state_dict}``, as written by
+        ``tools/ballbot_oracle_critic.py --critic-cache``) loaded into the critic and its target
+        network before the first iteration, instead of the zero-output initialisation. A
+        departure (the paper starts from an untrained critic) for diagnosis: does Algorithm 1
+        keep, improve or destroy a value the actor can use? "" (default) = off.
     seed: seeds the episode sampler, the plant noise, torch and the trainer.
     torch_threads: torch intra-op threads.
     """
@@ -187,6 +192,7 @@ class TrainingSettings:
     curriculum_distance: list = field(default_factory=list)
     curriculum_iterations: int = 10
     train_input_noise_std: float = 0.0
+    init_critic: str = ""
     seed: int = 0
     torch_threads: int = 1
 
@@ -355,6 +361,8 @@ def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, rec
         if outcome != "timeout":
             break
     xe = xs[-1]
+    if outcome == "timeout" and costs:  # Eq. (4) termination cost q_f (task.terminal_weight, 0 = none)
+        costs[-1] += task.terminal_cost(xe, goal)
     return EpisodeResult(np.asarray(xs), np.asarray(costs), np.asarray(goal, float), outcome,
                          float(np.hypot(xe[0] - goal[0], xe[1] - goal[1])), solve_time,
                          np.asarray(actor_costs[:len(costs)]))
@@ -433,6 +441,11 @@ class DeepValueMpc:
             self.set_task_normalization()
         elif tr.input_normalization != "data":
             raise ValueError("training.input_normalization must be 'task' or 'data'")
+        if tr.init_critic:  # departure (diagnosis): start from a given critic, e.g. the oracle fit
+            state = torch.load(tr.init_critic)
+            for net in (self.learner.trainer.model, self.learner.trainer.target):
+                net.load_state_dict(state["model"])
+            self.learner.normalization_fitted = True
         self.iteration = 0
         self.bundle = self.learner.export()
         self.actor.set_critic_bundle(self.bundle)

@@ -84,6 +84,7 @@ class WallsTaskSettings:
     max_tilt: float = 0.7
     input_noise_std: float = 0.0
     torque_limit: float = 30.0
+    terminal_weight: float = 0.0
 
     def validate(self) -> None:
         if self.cost not in ("distance", "binary"):
@@ -104,8 +105,8 @@ class WallsTaskSettings:
                 raise ValueError(f"{name} must be [xmin, xmax, ymin, ymax] with min < max")
         if len(self.target) != 2 or any(len(s) != 2 for s in self.eval_starts) or not self.eval_starts:
             raise ValueError("target and eval_starts entries must be [x, y]")
-        if min(self.wall_penalty, self.fall_penalty, self.input_noise_std) < 0:
-            raise ValueError("penalties and noise must be >= 0")
+        if min(self.wall_penalty, self.fall_penalty, self.input_noise_std, self.terminal_weight) < 0:
+            raise ValueError("penalties, terminal_weight and noise must be >= 0")
 
 
 class WallsTask:
@@ -232,6 +233,11 @@ class WallsTask:
         if s.cost == "distance":
             return d * s.control_dt
         return s.control_dt * float(d > s.tolerance)
+
+    def terminal_cost(self, x: np.ndarray, goal: np.ndarray) -> float:
+        """q_f of an episode that reaches T at state ``x`` (``terminal_weight`` * distance)."""
+        w = self.settings.terminal_weight
+        return float(w * np.hypot(x[PX] - goal[0], x[PY] - goal[1])) if w > 0 else 0.0
 
     # -- sampling ----------------------------------------------------------------------------
     def _sample_free(self, rng: np.random.Generator, region) -> np.ndarray:
