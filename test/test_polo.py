@@ -316,3 +316,29 @@ def test_polo_smoke_covers_more_than_random_exploration():
         polo.append(agent.world.coverage())
     rand = [random_exploration_coverage(PointMassWorldSettings(world="box"), steps, seed=s)[-1] for s in range(4)]
     assert min(polo) > max(rand), (polo, rand)
+
+
+# ---------------------------------------------------------------------------------------------
+def test_plan_starts_keeps_the_best_of_the_straight_full_throttle_starts():
+    """Multi-start (opt-in, sixth session): with nearly no sampling noise a single warm-started MPPI
+    solve stays at rest, while the straight full-throttle start towards a far, cheap terminal
+    region is kept (its nominal cost is lower) and its first control is applied."""
+    target = np.array([0.3, -1.2, 0.0, 0.0])  # 1.5 m to the right of the start (-1.2, -1.2)
+    actions, costs = {}, {}
+    for d in (0, 8):
+        agent = _small_agent(horizon=16, plan_starts=d, learn=False)
+        agent.settings.mppi.noise_std = 1e-3
+        agent.terminal_cost = lambda model=None: _core.QuadraticCost(np.diag([1.0, 1.0, 0.0, 0.0]), np.zeros((2, 2)), target)
+        agent.solver = agent._build_solver(np.zeros((16, 2)))
+        x = np.array(agent.world.state)
+        actions[d] = agent.act(x)
+        plan = np.array(agent.solver.plan)
+        agent.solver.set_plan(plan)
+        agent.solver.set_state(x, 0.0)
+        costs[d] = agent.solver.optimize().nominal_cost
+    assert np.linalg.norm(actions[0]) < 0.05, actions
+    np.testing.assert_allclose(actions[8], [1.0, 0.0], atol=0.05)  # the start pointing at the target
+    assert costs[8] < costs[0] - 0.1, costs
+    assert len(agent.start_plans()) == 8 and agent.start_plans()[2].shape == (16, 2)
+    with pytest.raises(ValueError):
+        PoloSettings(plan_starts=-1).validate()

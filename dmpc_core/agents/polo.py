@@ -162,6 +162,13 @@ class PoloSettings:
         is a fan of wedges around the centre, not a random function with local bumps everywhere
         (docs/results/polo.md, fifth session). A departure from POLO (which does not specify the
         initialisation); needs value_inputs "position".
+    plan_starts: 0 (default, as POLO: the acting MPPI warm-starts from its shifted plan only) or
+        D > 0 (multi-start, a departure from POLO): every step the acting MPPI is additionally solved
+        from D straight full-throttle plans (u = u_max (cos 2 pi j / D, sin 2 pi j / D) over the whole
+        horizon) and the plan with the lowest nominal cost (running + gamma^H terminal) is kept.
+        MPPI is a local optimiser: in the open box its samples reach only ~0.3 m around a nominal
+        that has come to rest, while the lowest optimistic values lie ~1 m away (docs/results/polo.md,
+        sixth session). Costs D + 1 solves per step; the greedy baseline (H = 1) gets the same starts.
     replay_capacity: states kept.
     learn: False freezes the ensemble (ablation).
     """
@@ -184,6 +191,7 @@ class PoloSettings:
     value_inputs: str = "state"
     value_position_scale: float = 1.0
     value_unit_spread: float = 0.0
+    plan_starts: int = 0
     replay_capacity: int = 100_000
     learn: bool = True
 
@@ -198,6 +206,8 @@ class PoloSettings:
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
         if not self.value_position_scale > 0:
             raise ValueError("value_position_scale must be > 0")
+        if self.plan_starts < 0:
+            raise ValueError("plan_starts must be >= 0")
         if self.value_unit_spread < 0:
             raise ValueError("value_unit_spread must be >= 0")
         if self.value_unit_spread > 0 and self.value_inputs != "position":
@@ -265,11 +275,28 @@ class PoloAgent:
         """One MPPI optimisation from x; returns the first control."""
         t0 = time.perf_counter()
         self.solver.set_state(x, 0.0)
-        self.solver.optimize()
+        r = self.solver.optimize()
+        if self.settings.plan_starts > 0:
+            best_cost, best_plan = r.nominal_cost, np.array(r.plan)
+            for plan in self.start_plans():
+                self.solver.set_plan(plan)
+                self.solver.set_state(x, 0.0)
+                r = self.solver.optimize()
+                if r.nominal_cost < best_cost:
+                    best_cost, best_plan = r.nominal_cost, np.array(r.plan)
+            self.solver.set_plan(best_plan)
         u = np.array(self.solver.action_from_policy())
         self.timing["mppi_s"] += time.perf_counter() - t0
         self.timing["mppi_calls"] += 1
         return u
+
+    def start_plans(self) -> List[np.ndarray]:
+        """The ``plan_starts`` straight full-throttle plans [H, 2] of the multi-start option."""
+        d, h = self.settings.plan_starts, self.settings.mppi.horizon
+        if self.nu != 2:
+            raise ValueError("plan_starts needs a planar (nu = 2) world")
+        return [np.tile(self.u_max * np.array([np.cos(a), np.sin(a)]), (h, 1))
+                for a in 2 * np.pi * np.arange(d) / max(d, 1)]
 
     # -- Eq. (7) targets ---------------------------------------------------------------------
     def _target_solver(self, terminal):
