@@ -82,6 +82,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """``data["a"]["b"]["c"] = value`` for ``key = "a.b.c"``, creating missing sections; a
+    ConfigError naming ``where`` if a part on the way is not a section."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {part} is not a section")
+    node[parts[-1]] = value
+
+
 def parse_overrides(items) -> dict:
     """Command-line ``--set KEY=VALUE`` items: ``["actor.r=0.5", "task.walls=[]"]`` -> ``{"actor.r": 0.5, "task.walls": []}`` (YAML values)."""
     out = {}

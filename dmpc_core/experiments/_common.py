@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 import torch
 
-from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides
+from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides, set_dotted
 
 #: the repository's config/ folder (default configs of the experiments)
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -67,14 +67,7 @@ def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Opt
         if unknown:
             raise ConfigError(f"{path}: unknown section(s) {unknown}; valid sections: {sorted(sections)}")
     for key, value in parse_overrides(sets).items():
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"{path} (with --set {key}): {part} is not a section")
-            node = nxt
-        node[parts[-1]] = value
+        set_dotted(data, key, value, f"{path} (with --set {key})")
     if sections is not None:
         unknown = sorted(set(data) - set(sections))
         if unknown:

@@ -26,7 +26,7 @@ import yaml
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
 from dmpc_core.critics.checkpoint import CheckpointError
 from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, check_resume, check_types, run_dir
-from dmpc_core.settings import ConfigError, from_dict, load_yaml, parse_overrides, to_dict
+from dmpc_core.settings import from_dict, load_yaml, parse_overrides, set_dotted, to_dict
 
 NAME = "ballbot-walls"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
@@ -38,15 +38,8 @@ def load_config(path: Optional[str], overrides: Optional[Dict] = None) -> DmpcCo
     p = Path(path) if path else DEFAULT_CONFIG
     data = load_yaml(p)
     for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {key}: {part} is not a section")
-        node[parts[-1]] = value
+        if value is not None:
+            set_dotted(data, key, value, f"override {key}")
     check_types(DmpcConfig, data, str(p))
     return from_dict(DmpcConfig, data, str(p))
 
