@@ -69,6 +69,18 @@ def batch_quadratic(x0, r_extra, gamma, P=P):
     return M, m
 
 
+def averaged_plan(solver, x0, calls=40, skip=20):
+    """Mean plan over MPPI calls ``skip..calls`` from ``x0`` (one iteration each, warm started),
+    and the smallest effective sample size among them."""
+    solver.set_state(x0, 0.0)
+    plans, ess = [], []
+    for _ in range(calls):
+        r = solver.optimize()
+        plans.append(r.plan[:, 0].copy())
+        ess.append(r.effective_sample_size)
+    return np.array(plans)[skip:].mean(axis=0), min(ess[skip:])
+
+
 def test_lq_mppi_converges_to_lqr_first_control():
     """With Sigma-weighted KL term, the MPPI fixed point is the mean of the Boltzmann
     distribution pi*(A) ~ exp(-C_task/lambda) N(0, Sigma) (Eq. (6)): for linear dynamics and
@@ -82,20 +94,12 @@ def test_lq_mppi_converges_to_lqr_first_control():
     U_star = -np.linalg.solve(M, m)
     assert U_star[0] == pytest.approx(u_lqr, rel=1e-10)  # two independent references agree
 
-    solver = lq_solver(sigma, lam, gamma)
-    solver.set_state(x0, 0.0)
-    plans, ess = [], []
-    for _ in range(40):
-        r = solver.optimize()
-        plans.append(r.plan[:, 0].copy())
-        ess.append(r.effective_sample_size)
-    plans = np.array(plans)
+    mean_plan, min_ess = averaged_plan(lq_solver(sigma, lam, gamma), x0)
     # Monte-Carlo error: the self-normalised importance-sampling estimate of the mean of pi*
     # has standard deviation about sqrt(Var_pi*(u_t) / ESS); Var_pi* = lambda (M^-1)_tt.
     # (ESS of the averaged calls: the first calls, far from the optimum, have a small ESS)
-    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min(ess[20:]))
+    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min_ess)
     tol = 4.0 * sd  # the mean over 20 calls is tighter still; 4 sd of a single estimate
-    mean_plan = plans[20:].mean(axis=0)
     assert abs(mean_plan[0] - u_lqr) < tol[0], (mean_plan[0], u_lqr, tol[0])
     assert np.all(np.abs(mean_plan - U_star) < tol)
     # the tolerance separates the right answer from the LQR without the KL term
@@ -138,15 +142,8 @@ def test_lq_mppi_with_an_exported_lqr_value_as_terminal_and_running_cost(tmp_pat
         assert terminal.value(0.1, x, np.zeros(1)) == pytest.approx(0.5 * x @ Pc @ x, rel=1e-7)
     s = _core.MppiSettings(num_samples=2000, horizon=H, dt=DT, noise_sigma=sigma, lambda_=lam, step_size=0.5,
                            gamma=gamma, num_iterations=1, integrator="euler", seed=1)
-    solver = _core.MppiSolver(dyn, running, terminal, s)
-    solver.set_state(x0, 0.0)
-    plans, ess = [], []
-    for _ in range(40):
-        r = solver.optimize()
-        plans.append(r.plan[:, 0].copy())
-        ess.append(r.effective_sample_size)
-    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min(ess[20:]))
-    mean_plan = np.array(plans)[20:].mean(axis=0)
+    mean_plan, min_ess = averaged_plan(_core.MppiSolver(dyn, running, terminal, s), x0)
+    sd = np.sqrt(lam * np.diag(np.linalg.inv(M)) / min_ess)
     assert np.all(np.abs(mean_plan - U_star) < 4.0 * sd), (mean_plan[:3], U_star[:3], sd[:3])
     # the tolerance separates this terminal value from the module's P = diag(20, 2)
     u_other = (-riccati_first_gain(r_kl, gamma)[0] @ x0)[0]
