@@ -150,7 +150,7 @@ class ControllerNode(Node):
         self.t0 = time.monotonic()
         self.pending_goal = None
         self.pending_joint_goal = None
-        self.pending_path = None   # Ballbot target_path: (waypoints (K, 2), stamps or None)
+        self.pending_path = None   # Ballbot target_path: (times from 0, X_ref) of path_reference
         self.path_ref = None       # (times, X_ref) of the path being followed, or None
         self.pending_reach: Optional[ReachMpc] = None
         self.episode_length = s.episode_length
@@ -289,8 +289,8 @@ class ControllerNode(Node):
             stamps = None  # unstamped path (the usual nav_msgs/Path): constant speed
         reason = next((r for r in (check_goal(p, self.settings.arena_half_width) for p in pts) if r), None)
         if reason is None:
-            try:
-                ballbot.path_reference(pts, 0.0, stamps, self.path_speed)
+            try:  # knot times from 0; the MPC thread shifts them to the time it takes the path
+                ref = ballbot.path_reference(pts, 0.0, stamps, self.path_speed)
             except ValueError as e:
                 reason = str(e)
         if reason:
@@ -298,7 +298,7 @@ class ControllerNode(Node):
             self.status_msg = f"rejected goal: {reason}"
             return
         with self.lock:
-            self.pending_path = (pts, stamps)
+            self.pending_path = ref
             self.pending_goal = self.pending_joint_goal = None
         self.get_logger().info(f"new target_path of {len(pts)} poses to ({pts[-1, 0]:.3f}, {pts[-1, 1]:.3f})")
 
@@ -353,7 +353,7 @@ class ControllerNode(Node):
             if joint_goal is not None:  # Panda: posture + TCP goal p(q)
                 goal = self.reach.set_joint_goal(joint_goal)
             if path is not None:  # Ballbot: the path starts now on the MPC clock
-                self.path_ref = ballbot.path_reference(path[0], t, path[1], self.path_speed)
+                self.path_ref = (path[0] + t, path[1])
                 self.reach.set_path(*self.path_ref)
                 self.goal = self.reach.goal
             if goal is not None or path is not None or t - (self.t0 - self.start_time) > self.reach.episode_length:
