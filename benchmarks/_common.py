@@ -40,7 +40,7 @@ def reach_mpc_rate(settings=None, goal=(0.0, 0.0), repeats: int = 50) -> tuple:
     updated back to back from the upright state at rest (the bare core, no ROS)."""
     import numpy as np
 
-    from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
+    from dmpc_core.control.reach_mpc import ReachMpc, ReachSettings
 
     r = ReachMpc(settings or ReachSettings(), goal)
     x = np.zeros(10)

@@ -31,7 +31,7 @@ from _common import machine_line, reach_mpc_rate, table  # noqa: E402
 
 
 def rate(solver: str, horizon: int, dt: float, num_samples: int, repeats: int) -> tuple:
-    from dmpc_core.agents.reach_mpc import ReachSettings
+    from dmpc_core.control.reach_mpc import ReachSettings
     from dmpc_core.mpc import MpcSettings, MppiMpcSettings
 
     s = ReachSettings(mpc=MpcSettings(horizon=horizon, dt=dt, solver=solver,
@@ -58,7 +58,7 @@ class Delayed:
 
 
 def feedback_check() -> None:
-    from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
+    from dmpc_core.control.reach_mpc import ReachMpc, ReachSettings
     from dmpc_core.mpc import MpcSettings, MppiMpcSettings
     from dmpc_core.sim import Plant, PlantSettings, simulate_closed_loop
     from dmpc_core.tasks import ballbot

@@ -5,8 +5,8 @@
 settings ``reach.mpc.mppi.*``; Ballbot only). An unknown name is an error at startup.
 
 ``robot`` (read-only parameter) selects the task: ``ballbot`` (goal (x, y) of the base,
-``dmpc_core.agents.reach_mpc.ReachMpc``, critics and transitions for the learner) or ``panda``
-(Franka Panda, goal = TCP position (x, y, z), ``dmpc_core.agents.panda_reach.PandaReachMpc``; no
+``dmpc_core.control.reach_mpc.ReachMpc``, critics and transitions for the learner) or ``panda``
+(Franka Panda, goal = TCP position (x, y, z), ``dmpc_core.control.panda_reach.PandaReachMpc``; no
 critic and no transitions: the learner is not wired for the Franka).
 
 Subscriptions: ``joint_states`` (sensor_msgs/JointState), ``goal_pose`` (geometry_msgs/PoseStamped),
@@ -46,9 +46,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
-from dmpc_core.agents.critic_gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
 from dmpc_core.agents import panda_reach
-from dmpc_core.agents.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
+from dmpc_core.control.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
 from dmpc_core.critics.signing import read_key
 from dmpc_core.models import panda as panda_model
 from dmpc_core.settings import ConfigError

@@ -6,7 +6,7 @@ Transition layout (``transitions`` topic, std_msgs/Float64MultiArray, row-major)
     layout.dim[1]: label "state:10,goal:2,time_to_go:1,cost:1,next_state:10,next_time_to_go:1,done:1",
                    size W (= 26 for the Ballbot), stride W
 
-The field order is ``dmpc_core.agents.learner.TRANSITION_FIELDS``; the label lists each field
+The field order is ``dmpc_core.critics.learner.TRANSITION_FIELDS``; the label lists each field
 with its width so a subscriber can check it matches what it expects.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, UInt8MultiArray
 
-from dmpc_core.agents.reach_mpc import field_widths, pack_rows, unpack_rows
+from dmpc_core.control.reach_mpc import field_widths, pack_rows, unpack_rows
 from dmpc_core.settings import from_dict, to_dict
 
 #: RELIABLE, keep-last 10: commands and states (ros2_control forward controllers use reliable).

@@ -1,7 +1,7 @@
 """Critic learner node: transitions in, signed ONNX critic bundles out.
 
 Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_ros.glue), feeds
-``dmpc_core.agents.learner.CriticLearner`` (the code ``dmpc train`` uses), runs one update
+``dmpc_core.critics.learner.CriticLearner`` (the code ``dmpc train`` uses), runs one update
 (K minibatches) every ``update_period`` seconds in a worker thread, and every ``push_every``
 updates exports the target critic, appends the HMAC trailer when ``critic_hmac_key_file`` is set,
 writes ``<checkpoint_dir>/critic_v<N>.onnx`` and publishes the bytes on ``critic_bundle``
@@ -23,8 +23,8 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, UInt8MultiArray
 
-from dmpc_core.agents.learner import CriticLearner, LearnerSettings
-from dmpc_core.agents.reach_mpc import NG
+from dmpc_core.critics.learner import CriticLearner, LearnerSettings
+from dmpc_core.control.reach_mpc import NG
 from dmpc_core.critics.signing import read_key, sign_bundle
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot

@@ -4,7 +4,7 @@
 
 Starts sim, controller and learner as separate processes (dmpc_ros.launcher) and drives episodes
 from an observer node: reset the simulator to a random start, publish a goal on ``goal_pose``,
-watch the JointStates until the robot is at the goal (dmpc_core.agents.reach_mpc.reach_status: 10 cm,
+watch the JointStates until the robot is at the goal (dmpc_core.control.reach_mpc.reach_status: 10 cm,
 upright within 5 deg, slower than 0.2 m/s, held 0.5 s), falls (tilt > 30 deg) or the episode
 times out. Three phases:
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmpc_core.agents.reach_mpc import reach_status
+from dmpc_core.control.reach_mpc import reach_status
 from dmpc_core.tasks import ballbot
 
 

@@ -147,7 +147,7 @@ def build_expressions(form: str = "lagrange", alpha_trig=None):
         M = m_b' E^T E + m_B J_c^T J_c + J_w^T I J_w,
         h = m_B J_c^T (Jdot_c v + g e_z) + J_w^T (I Jdot_w v + w x I w),
     with m_b' = m_b + I_b / r_b^2 and E = [I_2 0]: far fewer operations, used for the C code.
-    Both forms are compared numerically in test/test_ballbot_model.py.
+    Both forms are compared numerically in test/agreement/test_ballbot_model.py.
     alpha_trig: optional (cos alpha, sin alpha) expressions, see wheel_rate_expression.
     """
     q, v, a, tau, p = _symbols()
@@ -247,7 +247,7 @@ def build_forward_function() -> ca.Function:
     trigonometric inputs (d cos(q_k)/dq_k = -sin(q_k), d sin(q_k)/dq_k = cos(q_k)); nothing
     depends on px, py. The 5 x 5 solve is the symbolic LDL^T of ldlt_solve, and the common
     subexpressions of M, h, S^T and the solve are merged (ca.cse). No derivatives are output.
-    Tested equal to the dyn function followed by a dense solve (test/test_mppi_rollout.py).
+    Tested equal to the dyn function followed by a dense solve (test/agreement/test_mppi_rollout.py).
     """
     q, v, _, tau, p = _symbols()
     tr = ca.SX.sym("trig", 6)

@@ -17,7 +17,7 @@ One readable loop (:meth:`DeepValueMpc.run_iteration`):
         export the target network, rebuild the actor's native critic
         every eval_every iterations: the 8 fixed starts -> success, cost, wall hits
 
-The critic is the shared :class:`dmpc_core.agents.learner.CriticLearner`; the actor only sees
+The critic is the shared :class:`dmpc_core.critics.learner.CriticLearner`; the actor only sees
 its Polyak-averaged target network, exported as an ONNX bundle and evaluated natively
 (``CriticBundle.to_native()`` -> ``_core.CriticMLP``). Costs and the SLQ problem are rebuilt
 when the critic changes (the cost objects hold the critic; building them takes microseconds).
@@ -32,7 +32,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from dmpc_core import _core
-from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+from dmpc_core.critics.learner import CriticLearner, LearnerSettings
 from dmpc_core.costs import BoxBarrierCost
 from dmpc_core.critics.bundle import load_bundle
 from dmpc_core.critics.training import CriticTrainerSettings
@@ -135,7 +135,7 @@ class TrainingSettings:
         and balancing is left to the upright nominal terms (Appendix B). The critic must see
         states the inputs act on: with a position-only value g' dV/dx = 0 and the Eq. (14)
         running cost telescopes against the heuristic, so the DMPC actor ignores the value
-        (test/test_value_mpc_telescoping.py). Empty: full-state critic.
+        (test/agreement/test_value_mpc_telescoping.py). Empty: full-state critic.
     episodes_per_iteration: episodes collected before each critic update.
     updates_per_iteration: ``learner.update()`` calls (each K minibatches of N) per iteration.
     eval_every: evaluate on the fixed starts every this many iterations (and at 0 and the end).

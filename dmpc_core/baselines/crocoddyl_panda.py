@@ -22,7 +22,7 @@ gravity-compensating torque there), so the control regulariser does not pull the
 Crocoddyl scales each running node's cost by dt (``IntegratedActionModelEuler``) and
 leaves the terminal node (built with dt = 0) unscaled -- the same convention as dmpc's
 ``_core.Problem`` (stage cost dt * l(x_k, u_k), terminal cost unscaled);
-``test/test_panda_model.py`` checks this by recomputing the total cost.
+``test/agreement/test_panda_model.py`` checks this by recomputing the total cost.
 
 The identical dmpc problem (see :func:`resolve_setup` for the arrays)::
 

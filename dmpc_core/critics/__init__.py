@@ -7,6 +7,9 @@
 * :mod:`~dmpc_core.critics.ort_critic` - onnxruntime evaluation and per-state adapter.
 * :mod:`~dmpc_core.critics.replay`, :mod:`~dmpc_core.critics.targets`,
   :mod:`~dmpc_core.critics.training`, :mod:`~dmpc_core.critics.checkpoint` - learning.
+* :mod:`~dmpc_core.critics.learner` - CriticLearner, the learning half of Algorithm 1 shared by
+  ``dmpc train`` and the learner node.
+* :mod:`~dmpc_core.critics.gate` - the validation gate and store a controller installs critics through.
 """
 from dmpc_core.critics.bundle import CriticBundle, CriticBundleError, NativeCriticUnavailable, load_bundle
 from dmpc_core.critics.export import bundle_bytes, export_value_bundle, export_value_bundle_proto

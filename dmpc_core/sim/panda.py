@@ -11,7 +11,7 @@ Both backends share the :class:`~dmpc_core.sim.plant.Plant` interface (``reset(x
   damping, armature and friction loss (the URDF has no ``<dynamics>`` tags and the pinocchio model
   has none either), fixed time step ``physics_dt`` (1 kHz default). URDF position limits become
   MuJoCo joint-limit constraints (``joint_limits=True``); away from the limits both engines integrate
-  ``M(q) vdot + b(q, v) = u`` (``- d v`` with ``joint_damping`` d in both). ``test/test_franka_sim.py`` checks M(q), the bias and gravity
+  ``M(q) vdot + b(q, v) = u`` (``- d v`` with ``joint_damping`` d in both). ``test/agreement/test_franka_sim.py`` checks M(q), the bias and gravity
   torques against pinocchio and a torque rollout against the core integrator.
 
 Torques are clipped to the URDF effort limits (87 N m for joints 1-4, 12 N m for 5-7) in both.

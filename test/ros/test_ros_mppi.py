@@ -14,7 +14,7 @@ from dmpc_core.tasks import ballbot  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.yaml")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "config", "ballbot_sim.yaml")
 CTRL = "ballbot_controller"
 GOAL = (0.6, 0.0)
 

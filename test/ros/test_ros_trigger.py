@@ -16,7 +16,7 @@ from dmpc_core.tasks import ballbot  # noqa: E402
 pytestmark = pytest.mark.ros
 timing_sensitive = pytest.mark.flaky(reruns=2, reruns_delay=2)  # see test_ros_graph.py
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.yaml")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "config", "ballbot_sim.yaml")
 PERIOD = 1.0 / 400.0  # tracking period of config/ballbot_sim.yaml
 
 

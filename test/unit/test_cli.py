@@ -25,7 +25,7 @@ from dmpc_core.cli import main
 from dmpc_core.critics.checkpoint import _HEADER
 from dmpc_core.experiments._common import check_types, read_scalars
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 POLO_TINY = ["--set", "agent.mppi.num_samples=16", "--set", "agent.mppi.horizon=8", "--set", "agent.gradient_steps=4",
              "--set", "agent.target_samples=8", "--set", "agent.target_horizon=4", "--set", "agent.num_members=2",

@@ -61,7 +61,7 @@ def test_agreement_tells_the_way_round_from_the_straight_line():
 
 def test_native_value_fn_matches_the_exported_network():
     torch = pytest.importorskip("torch")
-    from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+    from dmpc_core.critics.learner import CriticLearner, LearnerSettings
     from dmpc_core.critics.bundle import load_bundle
 
     torch.manual_seed(0)
@@ -85,7 +85,7 @@ def test_native_value_fn_matches_the_exported_network():
 
 def test_scaled_native_critic_scales_value_and_gradient():
     pytest.importorskip("torch")
-    from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+    from dmpc_core.critics.learner import CriticLearner, LearnerSettings
     from dmpc_core.experiments.ballbot_value_diag import scaled_native_critic
 
     learner = CriticLearner(LearnerSettings(hidden=(8,)), ballbot.NX, 2, robot="ballbot")

@@ -1,7 +1,7 @@
 """Franka Panda end-effector reaching by receding-horizon SLQ, as run by the ROS controller node.
 
 :class:`PandaReachMpc` has the interface the controller node uses for the Ballbot's
-:class:`~dmpc_core.agents.reach_mpc.ReachMpc` (``mpc``, ``goal``, ``set_goal``, ``set_episode``,
+:class:`~dmpc_core.control.reach_mpc.ReachMpc` (``mpc``, ``goal``, ``set_goal``, ``set_episode``,
 ``warm_start_from``, ``stage_cost``) plus the Panda's command conventions
 (:meth:`PandaReachMpc.command`, :meth:`PandaReachMpc.safe_command`). The optimal control problem
 is the reach task of :mod:`dmpc_core.tasks.panda` / :mod:`dmpc_core.baselines.crocoddyl_panda`

@@ -19,11 +19,11 @@ from dmpc_core import _core  # noqa: E402
 from dmpc_core.models.panda import JOINT_NAMES, default_urdf_path  # noqa: E402
 
 pytestmark = pytest.mark.ros
-# the same policy as test/test_ros_graph.py: timing-sensitive tests on a shared machine are
+# the same policy as test/ros/test_ros_graph.py: timing-sensitive tests on a shared machine are
 # re-run up to twice; a failure that persists is a real failure
 timing_sensitive = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "franka_sim.yaml")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "config", "franka_sim.yaml")
 CTRL = "franka_controller"
 SIM = "franka_sim"
 GOAL = (0.45, 0.25, 0.45)   # reachable TCP goal [m], ~0.3 m from the ready pose

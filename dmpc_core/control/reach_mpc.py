@@ -13,7 +13,7 @@ horizon * dt`` (:meth:`ReachMpc.set_episode`), so that the time-to-go of the hor
 equals the episode's remaining time.
 
 :class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
-(:data:`dmpc_core.agents.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
+(:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
 ``dt * (l(t, x, u) + 1/2 u' R u)``.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from dmpc_core import _core
-from dmpc_core.agents.learner import TRANSITION_FIELDS
+from dmpc_core.critics.learner import TRANSITION_FIELDS
 from dmpc_core.mpc import MpcSettings, make_controller
 from dmpc_core.tasks import ballbot
 

@@ -5,7 +5,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROS_MODULES = {"rclpy", "launch", "launch_ros", "std_msgs", "sensor_msgs", "geometry_msgs", "nav_msgs",
                "trajectory_msgs", "visualization_msgs", "diagnostic_msgs", "std_srvs", "rcl_interfaces",
                "builtin_interfaces", "rosgraph_msgs", "dmpc_ros"}

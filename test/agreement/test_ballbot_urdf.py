@@ -11,7 +11,7 @@ import pytest
 
 from dmpc_core import _core
 
-URDF = Path(__file__).resolve().parents[1] / "urdf" / "ballbot.urdf"
+URDF = Path(__file__).resolve().parents[2] / "urdf" / "ballbot.urdf"
 CHAIN = [("px", "prismatic", (1, 0, 0)), ("py", "prismatic", (0, 1, 0)), ("yaw", "continuous", (0, 0, 1)),
          ("pitch", "revolute", (0, 1, 0)), ("roll", "revolute", (1, 0, 0))]
 WHEELS = ["wheel_1_joint", "wheel_2_joint", "wheel_3_joint"]

@@ -1,4 +1,4 @@
-"""Panda reach MPC of the ROS controller (dmpc_core.agents.panda_reach), without ROS: closed loop
+"""Panda reach MPC of the ROS controller (dmpc_core.control.panda_reach), without ROS: closed loop
 on the MuJoCo plant (an engine independent of the MPC's pinocchio model), goal checks, torque
 conventions."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import mujoco  # noqa: F401  (pinned in requirements.txt: a missing package must fail, not skip)
 
 from dmpc_core import _core  # noqa: E402
-from dmpc_core.agents.panda_reach import (NG, NQ, PandaReachMpc, PandaReachSettings, check_goal,  # noqa: E402
+from dmpc_core.control.panda_reach import (NG, NQ, PandaReachMpc, PandaReachSettings, check_goal,  # noqa: E402
                                           check_joint_goal, tcp_error)
 from dmpc_core.models.panda import Q_READY  # noqa: E402
 from dmpc_core.sim.panda import PandaSimSettings, make_panda_plant, random_start  # noqa: E402

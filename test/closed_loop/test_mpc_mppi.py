@@ -6,8 +6,8 @@ import inspect
 import numpy as np
 import pytest
 
-from dmpc_core.agents.panda_reach import PandaReachSettings
-from dmpc_core.agents.reach_mpc import ReachMpc, ReachSettings
+from dmpc_core.control.panda_reach import PandaReachSettings
+from dmpc_core.control.reach_mpc import ReachMpc, ReachSettings
 from dmpc_core.mpc import MpcController, MpcSettings, MppiMpcController, MppiMpcSettings, make_controller
 from dmpc_core.settings import ConfigError, from_dict
 from dmpc_core.sim import Plant, PlantSettings, simulate_closed_loop
@@ -202,7 +202,7 @@ def test_far_state_drops_the_warm_start_and_sends_the_safe_command():
 def test_mppi_with_a_critic_uses_the_deep_value_terminal_cost():
     """With a critic, the MPPI rollouts end in the blended terminal cost of Eq. (13) (LQR tail and
     the critic's ValueTerminalCost), whose time-to-go follows set_episode."""
-    from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+    from dmpc_core.critics.learner import CriticLearner, LearnerSettings
     from dmpc_core.critics.bundle import load_bundle
 
     critic = load_bundle(CriticLearner(LearnerSettings(), 10, 2, "ballbot").export()).to_native()

@@ -25,7 +25,7 @@ import pytest
 from dmpc_core import _core
 from test_native_critic import ControlAffine3
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARCHS = [(10, 2, (12, 12, 12)), (3, 0, (5,)), (1, 0, (4, 7)), (15, 1, (9, 13, 6, 5)), (4, 2, (16, 16)),
          (7, 3, (3, 1, 6))]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dmpc_core.agents.critic_gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
-from dmpc_core.agents.learner import TRANSITION_FIELDS, CriticLearner, LearnerSettings
-from dmpc_core.agents.reach_mpc import (ReachMpc, ReachSettings, TransitionRecorder, check_goal, pack_rows,
+from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.critics.learner import TRANSITION_FIELDS, CriticLearner, LearnerSettings
+from dmpc_core.control.reach_mpc import (ReachMpc, ReachSettings, TransitionRecorder, check_goal, pack_rows,
                                         unpack_rows)
 from dmpc_core.critics.signing import CriticSignatureError, sign_bundle, verify_and_strip
 from dmpc_core.mpc import MpcSettings

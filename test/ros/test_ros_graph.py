@@ -15,7 +15,7 @@ import pytest
 
 import rclpy
 
-from dmpc_core.agents.learner import CriticLearner, LearnerSettings  # noqa: E402
+from dmpc_core.critics.learner import CriticLearner, LearnerSettings  # noqa: E402
 from dmpc_core.critics.signing import sign_bundle  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ros
 # are re-run up to twice (pytest-rerunfailures); a failure that persists is a real failure.
 timing_sensitive = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "ballbot_sim.yaml")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "config", "ballbot_sim.yaml")
 KEY = b"test-shared-key-0123456789"
 CTRL = "ballbot_controller"
 GOAL = (1.0, 0.5)

@@ -14,7 +14,7 @@ import pytest
 from dmpc_ros.graph import build_graph, load_config
 
 pytestmark = pytest.mark.ros
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "ballbot_sim.yaml"
 FRANKA = ROOT / "config" / "franka_sim.yaml"
 NODES = ("sim_node", "controller_node", "learner_node")
@@ -36,9 +36,9 @@ def test_build_graph_from_config_and_overrides():
 
 def test_node_parameters_match_the_settings_dataclasses():
     """Every controller/learner parameter in the config maps onto a settings field (typos fail)."""
-    from dmpc_core.agents.critic_gate import GateSettings
-    from dmpc_core.agents.learner import LearnerSettings
-    from dmpc_core.agents.reach_mpc import ReachSettings
+    from dmpc_core.critics.gate import GateSettings
+    from dmpc_core.critics.learner import LearnerSettings
+    from dmpc_core.control.reach_mpc import ReachSettings
     from dmpc_core.settings import from_dict
 
     cfg = load_config(CONFIG)
@@ -173,7 +173,7 @@ def test_franka_graph_and_variants():
 
 
 def test_franka_node_parameters_match_the_settings_dataclasses():
-    from dmpc_core.agents.panda_reach import PandaReachSettings
+    from dmpc_core.control.panda_reach import PandaReachSettings
     from dmpc_core.settings import from_dict
 
     p = load_config(FRANKA)["nodes"]["controller"]["parameters"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dmpc_core.agents.learner import CriticLearner, LearnerSettings
+from dmpc_core.critics.learner import CriticLearner, LearnerSettings
 from dmpc_core.critics.bundle import load_bundle
 from dmpc_core.critics.checkpoint import CheckpointError
 

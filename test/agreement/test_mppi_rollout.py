@@ -21,7 +21,7 @@ import pytest
 
 from dmpc_core import _core
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_derivation():

@@ -1,0 +1,1 @@
+"""Controllers that the ROS nodes deploy (no ROS imports): the Ballbot and Panda reach MPCs."""
