@@ -1,7 +1,8 @@
 """onnxruntime evaluation of critic bundles (CPU execution provider, float64).
 
 :class:`OrtCritic` evaluates batches and returns a dict of numpy arrays keyed by the bundle's
-output names. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
+output names. Its session runs :attr:`CriticBundle.runtime_model_bytes`, the graph exported
+again from the validated weights, never the graph a received bundle carries. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
 critic: ``evaluate(x, goal, time_to_go) -> (V, Vx, Vxx, Vtau, Vtaux)``. The abstract
 ``_core.CriticModel`` (with a Python-subclassable trampoline) comes from the ``critics-cpp``
 branch; until it is merged the adapter is a plain Python class, and
