@@ -192,3 +192,15 @@ def test_bounded_wait_and_bounded_stuck_readers(tmp_path, monkeypatch):
             time.sleep(0.05)
     else:
         pytest.fail("stuck reader slots were not released")
+
+
+def test_load_bundle_reads_paths_through_the_safe_reader(tmp_path):
+    from dmpc_core.critics.bundle import load_bundle
+
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * 2048)
+    with pytest.raises(CriticBundleError, match="above the limit of 1024"):
+        load_bundle(big, max_bytes=1024)
+    os.mkfifo(tmp_path / "p.onnx")
+    with pytest.raises(CriticBundleError, match="FIFO"):
+        load_bundle(tmp_path / "p.onnx")
