@@ -58,7 +58,10 @@ class OrtCritic:
                 if want is not None and got != want:
                     raise CriticBundleError(f"critic bundle has {name}={got}, expected {want}")
         self.bundle = bundle
-        self.session = bundle.session(intra_op_threads)
+        try:
+            self.session = bundle.session(intra_op_threads)
+        except Exception as e:  # rebuilding or compiling the graph failed: still the loader's error
+            raise CriticBundleError(f"cannot build an onnxruntime session for this critic ({type(e).__name__}: {e})") from e
         self._outputs = list(bundle.output_names)
 
     @property

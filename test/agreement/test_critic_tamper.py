@@ -129,3 +129,14 @@ def test_signed_critic_edited_and_rehashed_fails_the_mac(good, edit):
     with pytest.raises(CriticRejected, match="does not verify"):
         validate_candidate(_edited(good, edit, rehash=True) + tail, key, NX, NG, probes, GateSettings(),
                            robot="ballbot", task="reach")
+
+
+def test_session_build_failures_are_loader_errors(good, monkeypatch):
+    b = load_bundle(good, expected_nx=NX, expected_ng=NG)
+
+    def broken_export(*a, **k):
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr("dmpc_core.critics.export.export_value_bundle_proto", broken_export)
+    with pytest.raises(CriticBundleError, match="exporter failed"):
+        OrtCritic(b)
