@@ -50,6 +50,7 @@ from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, Pr
 from dmpc_core.control import panda_reach
 from dmpc_core.control.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
 from dmpc_core.critics.signing import read_key
+from dmpc_core.critics.source import read_critic_source
 from dmpc_core.models import panda as panda_model
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
@@ -530,16 +531,13 @@ class ControllerNode(Node):
                 else:
                     source = arg if kind == "file" else "topic"
                     if kind == "file":
-                        try:
-                            with open(arg, "rb") as f:
-                                blob = f.read()
-                        except OSError as e:
-                            raise CriticRejected(f"cannot read {arg}: {e}") from e
+                        blob = read_critic_source(arg, max_bytes=self.gate.max_bundle_bytes)
                     else:
                         blob = arg
                     if self.is_panda:
                         raise CriticRejected("no critic is wired for the Franka Panda (the learner supports the Ballbot)")
-                    cand = validate_candidate(blob, self.key, ballbot.NX, NG, self.probes, self.gate, source)
+                    cand = validate_candidate(blob, self.key, ballbot.NX, NG, self.probes, self.gate, source,
+                                              robot=self.robot, task="reach", store=self.store)
                 new = ReachMpc(self.settings, self.goal, critic=cand.critic, critic_version=cand.version)
                 if kind != "rollback":
                     self.store.install(cand)
@@ -548,7 +546,7 @@ class ControllerNode(Node):
                 msg = f"critic v{cand.version} from {cand.source} active (max |V| on probes {cand.max_abs_probe_value:.3g})"
                 self.get_logger().info(msg)
                 fut.set_result((True, msg))
-            except (CriticRejected, ValueError) as e:
+            except Exception as e:  # CriticRejected, CriticSourceError or a failed ReachMpc build
                 self.rejected += 1
                 self.reject_reason = str(e)
                 self.get_logger().error(f"rejected critic: {e} (keeping v{self.store.active.version if self.store.active else 0})")

@@ -25,7 +25,7 @@ from std_msgs.msg import Float64MultiArray, UInt8MultiArray
 
 from dmpc_core.critics.learner import CriticLearner, LearnerSettings
 from dmpc_core.control.reach_mpc import NG
-from dmpc_core.critics.signing import read_key, sign_bundle
+from dmpc_core.critics.signing import CriticHeader, read_key, sign_bundle
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
 from dmpc_ros.glue import run_node, QOS_CRITIC, QOS_TRANSITIONS, bytes_msg, declare_settings, read_settings, transitions_from_msg
@@ -107,7 +107,8 @@ class LearnerNode(Node):
                     data = self.learner.export()
                     version = self.learner.trainer.exports
                     (self.ckpt_dir / f"critic_v{version}.onnx").write_bytes(data)
-                    blob = sign_bundle(data, self.key) if self.key else data
+                    header = CriticHeader(self.get_fully_qualified_name(), version, self.learner.robot, "reach")
+                    blob = sign_bundle(data, self.key, header) if self.key else data
                     self.pub.publish(bytes_msg(blob))
                     self.pushes += 1
                     self.get_logger().info(f"pushed critic v{version} after {self.updates} updates "

@@ -10,6 +10,8 @@
 * :mod:`~dmpc_core.critics.learner` - CriticLearner, the learning half of Algorithm 1 shared by
   ``dmpc train`` and the learner node.
 * :mod:`~dmpc_core.critics.gate` - the validation gate and store a controller installs critics through.
+* :mod:`~dmpc_core.critics.signing` - the signed trailer (HMAC over a learner/version/robot/task
+  header and the bytes) and key files; :mod:`~dmpc_core.critics.source` - safe critic file reads.
 """
 from dmpc_core.critics.bundle import CriticBundle, CriticBundleError, NativeCriticUnavailable, load_bundle
 from dmpc_core.critics.export import bundle_bytes, export_value_bundle, export_value_bundle_proto

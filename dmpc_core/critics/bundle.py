@@ -2,17 +2,24 @@
 
 :func:`load_bundle` rejects anything the controller must not run, raising
 :class:`CriticBundleError` (a ``ValueError``) with a message naming the problem:
-corrupt/truncated file, wrong format metadata, opset outside :data:`SUPPORTED_OPSETS`,
-operators outside :data:`ALLOWED_OPS`, missing/renamed/misshaped inputs or outputs, dimensions
-that do not match the robot model (``expected_nx``/``expected_ng``/``expected_nu``),
-non-finite weights and a content hash mismatch (tampered weights).
+oversized, corrupt or truncated file, strings that are not UTF-8, wrong format metadata,
+duplicate metadata keys, opset outside :data:`SUPPORTED_OPSETS`, operators outside
+:data:`ALLOWED_OPS`, missing/renamed/misshaped inputs or outputs, dimensions that do not match the
+robot model (``expected_nx``/``expected_ng``/``expected_nu``), external or non-float64 or
+misshaped or non-finite weights, and a whole-model content hash mismatch (edited graph, weights
+or metadata). Any other failure while reading a bundle (an unforeseen decoder error on crafted
+bytes) is also raised as :class:`CriticBundleError`: callers handle one error type.
 
-A validated :class:`CriticBundle` gives the metadata, the weight arrays, an onnxruntime
-session factory, :meth:`CriticBundle.to_torch` and :meth:`CriticBundle.to_native` (builds
-``_core.CriticMLP`` for tanh value bundles; other bundles are ONNX-only and say so).
+A validated :class:`CriticBundle` gives the metadata, the weight arrays,
+:meth:`CriticBundle.to_torch` and :meth:`CriticBundle.to_native` (builds ``_core.CriticMLP``
+for tanh value bundles; other bundles are ONNX-only and say so) and an onnxruntime session
+factory. The session never runs the received graph: it runs the graph the exporter builds from
+the validated weights (:attr:`CriticBundle.runtime_model_bytes`), so onnxruntime and the native
+evaluator compute the same function of the same weights whatever a received graph contains.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -49,6 +56,13 @@ ALLOWED_OPS = frozenset(
 )
 
 KINDS = ("value", "value_ensemble", "q")
+
+#: Largest critic bundle read (bytes); the 3 x 12 Ballbot critic is ~26 kB.
+MAX_BUNDLE_BYTES = 8 * 1024 * 1024
+#: Bounds on the network structure named by the metadata (checked before anything is built).
+MAX_LAYERS = 32
+MAX_WIDTH = 4096
+MAX_MEMBERS = 64
 
 _DOUBLE = onnx.TensorProto.DOUBLE
 
@@ -89,11 +103,15 @@ class CriticBundle:
         kind: "value", "value_ensemble" or "q".
         nx, ng, nu: state, goal and action widths (nu = 0 unless kind == "q").
         hidden: hidden layer widths; activation: "tanh" or "softplus".
-        discount, version, training_step, robot, content_sha256: from the metadata.
+        discount, version, training_step, robot, content_sha256: from the metadata
+            (content_sha256: the verified whole-model hash).
         metadata: all ``metadata_props`` as strings.
         arrays: initializer name -> float64 numpy array (read-only copies).
-        model_bytes: the serialized ONNX model.
+        model_bytes: the serialized ONNX model as received (never run, see
+            :attr:`runtime_model_bytes`).
         opset: default-domain opset version.
+        weights_sha256: sha256 over the initializer names, shapes and float64 values in name
+            order: two bundles with equal ``weights_sha256`` evaluate the same function.
     """
 
     kind: str
@@ -111,6 +129,8 @@ class CriticBundle:
     arrays: Dict[str, np.ndarray]
     model_bytes: bytes = field(repr=False)
     opset: int = 17
+    weights_sha256: str = ""
+    _runtime: Optional[bytes] = field(default=None, repr=False, compare=False)
 
     # -- structure -----------------------------------------------------------------------
     @property
@@ -133,15 +153,29 @@ class CriticBundle:
         return w, b
 
     # -- evaluators ----------------------------------------------------------------------
+    @property
+    def runtime_model_bytes(self) -> bytes:
+        """The ONNX model onnxruntime runs: exported again from the validated weights
+        (:meth:`to_torch`), so whatever nodes a received graph holds never run. Built on first
+        use (~0.5 s) and kept."""
+        if self._runtime is None:
+            from dmpc_core.critics.export import export_value_bundle_proto
+
+            proto = export_value_bundle_proto(
+                self.to_torch(), discount=self.discount, version=self.version,
+                training_step=self.training_step, robot=self.robot)
+            self._runtime = proto.SerializeToString()
+        return self._runtime
+
     def session(self, intra_op_threads: int = 1):
-        """A new onnxruntime CPU InferenceSession (float64) for this bundle."""
+        """A new onnxruntime CPU InferenceSession (float64) of :attr:`runtime_model_bytes`."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(intra_op_threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        return ort.InferenceSession(self.model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(self.runtime_model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
     @property
     def native_unsupported_reason(self) -> Optional[str]:
@@ -263,43 +297,101 @@ def _check_io(kind_of_io: str, actual, expected: Dict[str, Tuple]) -> None:
             raise CriticBundleError(f"{kind_of_io} {v.name!r} has shape {dims}; expected {shown}")
 
 
+def weights_sha256(arrays: Dict[str, np.ndarray]) -> str:
+    """sha256 over the names, shapes and little-endian float64 values of ``arrays``, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name], dtype="<f8")
+        h.update(json.dumps([name, list(a.shape)]).encode("utf-8"))
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _text_fields(proto: onnx.ModelProto, graph: bool):
+    g = proto.graph
+    if not graph:
+        for p in proto.metadata_props:
+            yield "metadata key", p.key
+            yield "metadata value", p.value
+        return
+    for o in proto.opset_import:
+        yield "opset domain", o.domain
+    for n in g.node:
+        yield "operator type", n.op_type
+        yield "operator domain", n.domain
+        for v in (*n.input, *n.output):
+            yield "node input/output", v
+    for group, what in ((g.input, "graph input"), (g.output, "graph output"), (g.initializer, "initializer name")):
+        for v in group:
+            yield what, v.name
+
+
+def _require_text(proto: onnx.ModelProto, graph: bool) -> None:
+    """Every name the loader reads (metadata, or the graph's names) must be a str: a string field
+    that is not valid UTF-8 decodes to bytes in the protobuf runtime (``str.join`` refuses them)."""
+    try:
+        "".join(v for _, v in _text_fields(proto, graph))
+    except TypeError:
+        what, v = next((w, v) for w, v in _text_fields(proto, graph) if not isinstance(v, str))
+        raise CriticBundleError(f"a {what} is not valid UTF-8 text ({bytes(v)[:40]!r}): corrupt bundle") from None
+
+
 def load_bundle(
     path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview],
     expected_nx: Optional[int] = None,
     expected_ng: Optional[int] = None,
     expected_nu: Optional[int] = None,
+    max_bytes: int = MAX_BUNDLE_BYTES,
 ) -> CriticBundle:
     """Read and validate a critic bundle.
 
     Args:
-        path_or_bytes: file path, or the serialized ONNX model (e.g. received on a topic).
+        path_or_bytes: file path (read with
+            :func:`dmpc_core.critics.source.read_critic_source`: regular files only), or the
+            serialized ONNX model (e.g. received on a topic).
         expected_nx: state width of the robot model (None: not checked).
         expected_ng: goal width of the task (None: not checked).
         expected_nu: action width (Q bundles only; None: not checked).
+        max_bytes: size limit of the bundle.
     Returns:
         the validated :class:`CriticBundle`.
     Raises:
-        CriticBundleError: with a message naming what is wrong.
+        CriticBundleError: with a message naming what is wrong (every failure, whatever its cause).
     """
-    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        data = bytes(path_or_bytes)
-        source = "<bytes>"
-    else:
-        source = os.fspath(path_or_bytes)
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise CriticBundleError(f"cannot read critic bundle {source}: {e}") from e
+    source = "<bytes>"
+    try:
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            data = bytes(path_or_bytes)
+        elif isinstance(path_or_bytes, (str, os.PathLike)):
+            from dmpc_core.critics.source import read_critic_source
+
+            source = os.fspath(path_or_bytes)
+            data = read_critic_source(source, max_bytes=max_bytes, timeout=10.0)
+        else:
+            raise CriticBundleError(f"a critic bundle is a path or bytes, got {type(path_or_bytes).__name__}")
+        return _load(data, source, expected_nx, expected_ng, expected_nu, max_bytes)
+    except CriticBundleError:
+        raise
+    except Exception as e:  # unforeseen decoder failures on crafted bytes: still the loader's error
+        raise CriticBundleError(f"critic bundle {source} is invalid ({type(e).__name__}: {e})") from e
+
+
+def _load(data: bytes, source: str, expected_nx, expected_ng, expected_nu, max_bytes: int) -> CriticBundle:
     if not data:
         raise CriticBundleError(f"critic bundle {source} is empty")
+    if len(data) > max_bytes:
+        raise CriticBundleError(f"critic bundle {source} is {len(data)} bytes, above the limit of {max_bytes}")
     try:
         proto = onnx.load_from_string(data)
     except Exception as e:  # protobuf DecodeError and friends
         raise CriticBundleError(f"critic bundle {source} is corrupt or truncated (ONNX decode error: {e})") from e
     graph = proto.graph
+    _require_text(proto, graph=False)
 
     # -- metadata ------------------------------------------------------------------------
+    keys = [p.key for p in proto.metadata_props]
+    if len(set(keys)) != len(keys):
+        raise CriticBundleError(f"critic bundle {source} repeats metadata keys {sorted({k for k in keys if keys.count(k) > 1})[:4]}")
     meta = {p.key: p.value for p in proto.metadata_props}
     if meta.get("dmpc.format") != FORMAT:
         raise CriticBundleError(
@@ -309,7 +401,7 @@ def load_bundle(
     if meta.get("dmpc.format_version") != FORMAT_VERSION:
         raise CriticBundleError(
             f"unsupported critic bundle format version {meta.get('dmpc.format_version')!r}; "
-            f"this loader reads version {FORMAT_VERSION!r}"
+            f"this loader reads version {FORMAT_VERSION!r} (re-export the critic with this version)"
         )
     from dmpc_core.critics.export import REQUIRED_METADATA
 
@@ -324,11 +416,13 @@ def load_bundle(
     nu = _meta_int(meta, "dmpc.nu", 1) if kind == "q" else 0
     try:
         hidden = json.loads(meta["dmpc.hidden"])
-        if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
+        if not isinstance(hidden, list) or not 0 < len(hidden) <= MAX_LAYERS or not all(
+                isinstance(h, int) and not isinstance(h, bool) and 0 < h <= MAX_WIDTH for h in hidden):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CriticBundleError(
-            f"metadata dmpc.hidden must be a JSON list of positive ints, got {meta['dmpc.hidden']!r}"
+            f"metadata dmpc.hidden must be a JSON list of 1..{MAX_LAYERS} ints in 1..{MAX_WIDTH}, "
+            f"got {meta['dmpc.hidden'][:80]!r}"
         ) from None
     activation = meta["dmpc.activation"]
     if activation not in SUPPORTED_ACTIVATIONS:
@@ -340,8 +434,20 @@ def load_bundle(
     training_step = _meta_int(meta, "dmpc.training_step", 0)
     sha = meta["dmpc.content_sha256"]
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
-        raise CriticBundleError(f"metadata dmpc.content_sha256 is not a sha256 hex digest: {sha!r}")
+        raise CriticBundleError(f"metadata dmpc.content_sha256 is not a sha256 hex digest: {sha[:80]!r}")
+    got_sha = content_sha256(proto)
+    if got_sha != sha:
+        raise CriticBundleError(
+            f"content hash mismatch: the model hashes to {got_sha[:16]}..., metadata says {sha[:16]}... "
+            "(edited or corrupted graph, weights or metadata)"
+        )
+    _require_text(proto, graph=True)
     num_members = _meta_int(meta, "dmpc.num_members", 1) if kind == "value_ensemble" else 1
+    for name, v in (("nx", nx), ("ng", ng), ("nu", nu)):
+        if v > MAX_WIDTH:
+            raise CriticBundleError(f"metadata dmpc.{name}={v} is above the limit of {MAX_WIDTH}")
+    if num_members > MAX_MEMBERS:
+        raise CriticBundleError(f"metadata dmpc.num_members={num_members} is above the limit of {MAX_MEMBERS}")
 
     # -- robot model dimensions ----------------------------------------------------------
     for name, got, want in (("nx", nx, expected_nx), ("ng", ng, expected_ng), ("nu", nu, expected_nu)):
@@ -368,6 +474,8 @@ def load_bundle(
         raise CriticBundleError(f"unsupported operator(s) {bad}; allowed: {sorted(ALLOWED_OPS)}")
     if len(proto.functions):
         raise CriticBundleError("critic bundles may not contain local ONNX functions")
+    if len(proto.training_info) or len(graph.sparse_initializer):
+        raise CriticBundleError("critic bundles may not contain training graphs or sparse initializers")
 
     # -- inputs / outputs ----------------------------------------------------------------
     init_names = [t.name for t in graph.initializer]
@@ -404,8 +512,13 @@ def load_bundle(
     arrays: Dict[str, np.ndarray] = {}
     for t in graph.initializer:
         if t.data_type != _DOUBLE:
+            raise CriticBundleError(f"initializer {t.name!r} has element type {t.data_type}; expected DOUBLE (11)")
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            raise CriticBundleError(f"initializer {t.name!r} refers to external data; critic bundles are self-contained")
+        if tuple(t.dims) != want_inits[t.name]:
             raise CriticBundleError(
-                f"initializer {t.name!r} is {onnx.TensorProto.DataType.Name(t.data_type)}; expected DOUBLE"
+                f"initializer {t.name!r} has shape {list(t.dims)}; expected {list(want_inits[t.name])} "
+                f"(dmpc.hidden={hidden}, nz={nz})"
             )
         try:
             arr = np.array(numpy_helper.to_array(t), dtype=np.float64)
@@ -423,12 +536,6 @@ def load_bundle(
     for name, arr in arrays.items():
         if name.endswith("input_std") and not np.all(arr > 0):
             raise CriticBundleError(f"initializer {name!r} must be positive (it divides the inputs)")
-    got_sha = content_sha256(graph.initializer)
-    if got_sha != sha:
-        raise CriticBundleError(
-            f"content hash mismatch: weights hash to {got_sha[:16]}..., metadata says {sha[:16]}... "
-            "(tampered or corrupted weights)"
-        )
     try:
         onnx.checker.check_model(proto)
     except Exception as e:
@@ -438,5 +545,5 @@ def load_bundle(
         kind=kind, nx=nx, ng=ng, nu=nu, hidden=tuple(hidden), activation=activation,
         discount=discount, version=version, training_step=training_step,
         robot=meta["dmpc.robot"], content_sha256=sha, metadata=meta, arrays=arrays,
-        model_bytes=data, opset=opset,
+        model_bytes=data, opset=opset, weights_sha256=weights_sha256(arrays),
     )

@@ -15,9 +15,15 @@ Bundle contract (shared with the native C++ evaluator ``_core.CriticMLP``):
   and ``kappa`` [1]; member k is V_k = members.k + prior_beta * priors.k and the outputs are
   those of the soft-min aggregate (see ``networks.py``). A native evaluator can rebuild each
   prefixed set as one ``CriticMLP`` and aggregate itself.
-* ``metadata_props``: see :data:`REQUIRED_METADATA` and :func:`build_metadata`.
-  ``dmpc.content_sha256`` is the sha256 of the raw little-endian bytes of all initializers,
-  concatenated in ascending name order (names themselves are not hashed).
+* ``metadata_props``: see :data:`REQUIRED_METADATA` and :func:`build_metadata`; each key once.
+  ``dmpc.content_sha256`` is the sha256 of the whole model (graph, initializers, opsets and all
+  other metadata): of ``ModelProto.SerializeToString(deterministic=True)`` of the model with the
+  ``dmpc.content_sha256`` entry removed (:func:`content_sha256`). A changed node, a rewired
+  input, an altered weight or metadata value no longer matches it. (Format version 1 hashed the
+  initializers only; such bundles are refused and must be re-exported.) The hash detects
+  corruption and edits by anyone who does not recompute it; authenticity comes from the HMAC
+  trailer (``signing.py``), and onnxruntime never runs a received graph: it runs one rebuilt from
+  the validated weights (``CriticBundle.session``).
 
 How the derivatives get into the graph: the torch.onnx TorchScript exporter in this torch
 version cannot trace ``torch.func`` transforms (``jacrev``/``vmap`` fail with "Unsupported
@@ -34,7 +40,7 @@ import json
 import os
 import tempfile
 import warnings
-from typing import Dict, Iterable, Mapping, Optional, Union
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 import onnx
@@ -45,7 +51,9 @@ from torch import nn
 from dmpc_core.critics.networks import QMLP, ValueEnsemble, ValueMLP
 
 FORMAT = "critic-bundle"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+#: Metadata key of the whole-model hash.
+HASH_KEY = "dmpc.content_sha256"
 OPSET = 17
 
 VALUE_OUTPUTS = ("value", "dvalue_dx", "d2value_dx2", "dvalue_dt", "d2value_dtdx")
@@ -109,13 +117,14 @@ def expected_output_shapes(kind: str, nx: int, nu: int = 0) -> Dict[str, tuple]:
     }
 
 
-def content_sha256(initializers: Iterable[onnx.TensorProto]) -> str:
-    """sha256 over the raw bytes of the initializers, in ascending name order."""
-    h = hashlib.sha256()
-    for t in sorted(initializers, key=lambda t: t.name):
-        arr = numpy_helper.to_array(t)
-        h.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
-    return h.hexdigest()
+def content_sha256(model: onnx.ModelProto) -> str:
+    """sha256 (hex) of the whole model without its ``dmpc.content_sha256`` metadata entry."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [p for p in m.metadata_props if p.key != HASH_KEY]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    return hashlib.sha256(m.SerializeToString(deterministic=True)).hexdigest()
 
 
 def model_kind(model: nn.Module) -> str:
@@ -161,8 +170,8 @@ def build_metadata(
         meta["dmpc.kappa"] = repr(float(model.kappa))
         meta["dmpc.prior_beta"] = repr(float(model.prior_beta))
     for k, v in (extra or {}).items():
-        if not k.startswith("dmpc.") and k in meta:
-            continue
+        if str(k) in meta or str(k) == HASH_KEY:
+            raise ValueError(f"extra metadata may not override {k!r}")
         meta[str(k)] = str(v)
     return meta
 
@@ -290,12 +299,14 @@ def export_value_bundle_proto(
         model, discount=discount, version=version, training_step=training_step, robot=robot,
         extra=extra_metadata,
     )
-    meta["dmpc.content_sha256"] = content_sha256(proto.graph.initializer)
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     proto.producer_name = "dmpc_core.critics"
+    digest = content_sha256(proto)  # before the entry exists
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = HASH_KEY, digest
     onnx.checker.check_model(proto)
     return proto
 
@@ -331,4 +342,4 @@ def export_value_bundle(model: CriticModel, path: Union[str, os.PathLike], **kwa
     """
     proto = export_value_bundle_proto(model, **kwargs)
     write_bytes_atomic(path, proto.SerializeToString())
-    return next(p.value for p in proto.metadata_props if p.key == "dmpc.content_sha256")
+    return next(p.value for p in proto.metadata_props if p.key == HASH_KEY)

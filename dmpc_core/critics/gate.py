@@ -2,26 +2,41 @@
 
 A candidate critic (bytes from a file or a topic) passes, in order:
 
-1. signature: :func:`dmpc_core.critics.signing.verify_and_strip` (HMAC-SHA256 when a key is set);
-2. contract: :func:`dmpc_core.critics.bundle.load_bundle` with the robot's expected ``nx``/``ng``;
-3. evaluator: the native ``_core.CriticMLP`` is built (single tanh value networks);
-4. safety gate: on a fixed set of probe points (state, goal, time-to-go) the value, its gradient
+1. size: at most ``GateSettings.max_bundle_bytes``;
+2. signature: :func:`dmpc_core.critics.signing.verify` (HMAC-SHA256 over a header naming the
+   learner, version, robot and task, and the bytes). Unsigned critics pass only with
+   ``GateSettings.allow_unsigned``;
+3. header: signed for this controller's robot and task;
+4. freshness: the version is above every version already accepted from the same learner
+   (:meth:`CriticStore.check_fresh`; a replayed older critic is refused);
+5. contract: :func:`dmpc_core.critics.bundle.load_bundle` with the robot's expected ``nx``/``ng``;
+   the header's version and robot equal the bundle's metadata;
+6. evaluator: the native ``_core.CriticMLP`` is built (single tanh value networks);
+7. safety gate: on a fixed set of probe points (state, goal, time-to-go) the value, its gradient
    and Hessian are finite and ``|V| <= max_abs_value``.
 
-Anything failing raises :class:`CriticRejected` with the reason; nothing here touches the
-control path, so callers run it in a worker thread. :class:`CriticStore` keeps the active
-version and the previous ones for rollback.
+Anything failing raises :class:`CriticRejected` with the reason, whatever the cause (a loader
+or evaluator error of any type is wrapped): a caller's worker thread handles one error type and
+goes on with the next candidate. Nothing here touches the control path, so callers run it in a
+worker thread. :class:`CriticStore` keeps the active critic, the previous distinct ones for
+rollback, and the highest version accepted per learner; :meth:`CriticStore.install` checks
+freshness again atomically, so two candidates validated concurrently cannot both pass as newest.
+Unsigned critics (when allowed) are ordered by their ``dmpc.version`` under the learner name
+:data:`UNSIGNED`.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from dmpc_core.critics.bundle import CriticBundle, CriticBundleError, NativeCriticUnavailable, load_bundle
-from dmpc_core.critics.signing import CriticSignatureError, verify_and_strip
+from dmpc_core.critics.bundle import MAX_BUNDLE_BYTES, CriticBundle, load_bundle
+from dmpc_core.critics.signing import verify
+
+#: Learner identity under which unsigned critics (if allowed) are ordered.
+UNSIGNED = "(unsigned)"
 
 
 class CriticRejected(ValueError):
@@ -34,15 +49,24 @@ class GateSettings:
     max_abs_value: bound on |V| over the probe set (a critic predicting more is refused).
     num_probes: number of probe points.
     seed: seed of the probe set (fixed: every candidate sees the same points).
+    allow_unsigned: accept critics without a valid HMAC trailer (no key configured, or no
+        trailer). Off: only critics signed with the configured key pass.
+    max_bundle_bytes: largest critic accepted (bytes, trailer included).
     """
 
     max_abs_value: float = 1.0e5
     num_probes: int = 64
     seed: int = 12345
+    allow_unsigned: bool = False
+    max_bundle_bytes: int = MAX_BUNDLE_BYTES
 
     def validate(self) -> None:
         if not self.max_abs_value > 0 or self.num_probes < 1:
             raise ValueError("max_abs_value must be > 0 and num_probes >= 1")
+        if not isinstance(self.allow_unsigned, bool):
+            raise ValueError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
+        if not 0 < self.max_bundle_bytes <= MAX_BUNDLE_BYTES:
+            raise ValueError(f"max_bundle_bytes must be in 1..{MAX_BUNDLE_BYTES}")
 
 
 @dataclass
@@ -65,28 +89,44 @@ class ProbeSet:
 
 @dataclass
 class Candidate:
-    """A critic that passed the gate."""
+    """A critic that passed the gate.
+
+    Attributes:
+        learner: authenticated publisher identity (:data:`UNSIGNED` for an unsigned critic).
+        signed: True if the HMAC verified.
+    """
 
     bundle: CriticBundle
     critic: Any  # _core.CriticMLP
     version: int
     source: str
     max_abs_probe_value: float
+    learner: str = UNSIGNED
+    signed: bool = False
 
 
-def validate_candidate(blob: bytes, key: Optional[bytes], nx: int, ng: int, probes: ProbeSet,
-                       settings: GateSettings, source: str = "") -> Candidate:
-    """Run the whole gate on ``blob``; returns the accepted :class:`Candidate`.
-
-    Raises:
-        CriticRejected: naming the failed check.
-    """
-    try:
-        data = verify_and_strip(blob, key)
-        bundle = load_bundle(data, expected_nx=nx, expected_ng=ng)
-        critic = bundle.to_native()
-    except (CriticSignatureError, CriticBundleError, NativeCriticUnavailable) as e:
-        raise CriticRejected(str(e)) from e
+def _run_gate(blob, key, nx, ng, probes, settings, source, robot, task, store) -> Candidate:
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise CriticRejected(f"a critic must be bytes, got {type(blob).__name__}")
+    if len(blob) > settings.max_bundle_bytes:
+        raise CriticRejected(f"critic is {len(blob)} bytes, above the limit of {settings.max_bundle_bytes}")
+    v = verify(blob, key, allow_unsigned=settings.allow_unsigned)
+    h = v.header
+    learner = h.learner if h is not None else UNSIGNED
+    if h is not None:
+        if (h.robot, h.task) != (robot, task):
+            raise CriticRejected(f"critic is signed for robot {h.robot!r} task {h.task!r}; this controller runs "
+                                 f"robot {robot!r} task {task!r}")
+        if store is not None:
+            store.check_fresh(learner, h.version)
+    bundle = load_bundle(v.data, expected_nx=nx, expected_ng=ng, max_bytes=settings.max_bundle_bytes)
+    if bundle.robot != robot:
+        raise CriticRejected(f"critic bundle is for robot {bundle.robot!r}; this controller runs {robot!r}")
+    if h is not None and h.version != bundle.version:
+        raise CriticRejected(f"signed header says version {h.version} but the bundle is dmpc.version={bundle.version}")
+    if h is None and store is not None:
+        store.check_fresh(learner, bundle.version)
+    critic = bundle.to_native()
     worst = 0.0
     for x, g, tau in zip(probes.states, probes.goals, probes.taus):
         critic.set_goal(g)
@@ -96,29 +136,74 @@ def validate_candidate(blob: bytes, key: Optional[bytes], nx: int, ng: int, prob
         if not all(np.all(np.isfinite(p)) for p in parts):
             raise CriticRejected(f"critic output is not finite at probe state {np.round(x, 3).tolist()}")
         worst = max(worst, float(abs(d.V)))
-    if worst > settings.max_abs_value:
+    if not worst <= settings.max_abs_value:
         raise CriticRejected(f"critic predicts |V| = {worst:.3g} > bound {settings.max_abs_value:.3g} on the probe set")
-    return Candidate(bundle, critic, int(bundle.version), source, worst)
+    return Candidate(bundle, critic, int(bundle.version), source, worst, learner, h is not None)
+
+
+def validate_candidate(blob: bytes, key: Optional[bytes], nx: int, ng: int, probes: ProbeSet,
+                       settings: GateSettings, source: str = "", *, robot: str, task: str,
+                       store: Optional["CriticStore"] = None) -> Candidate:
+    """Run the whole gate on ``blob``; returns the accepted :class:`Candidate`.
+
+    Args:
+        blob: critic bytes (signed or, if ``settings.allow_unsigned``, plain).
+        key: the shared HMAC key (None: none configured; then only ``allow_unsigned`` lets critics pass).
+        nx, ng: the robot's state width and the task's goal width.
+        probes: the probe set; settings: bounds and signature policy.
+        source: where the blob came from (for messages).
+        robot, task: what this controller runs; a critic signed (or exported) for another is refused.
+        store: when given, a version not above the last one accepted from the same learner is
+            refused before the bundle is even parsed (checked again by :meth:`CriticStore.install`).
+    Raises:
+        CriticRejected: naming the failed check (every failure, whatever its cause).
+    """
+    try:
+        return _run_gate(blob, key, nx, ng, probes, settings, source, robot, task, store)
+    except CriticRejected:
+        raise
+    except Exception as e:  # signature, loader, evaluator or any unforeseen error: one type out
+        raise CriticRejected(str(e) or type(e).__name__) from e
 
 
 @dataclass
 class CriticStore:
-    """Active critic plus history for rollback (thread-safe).
+    """Active critic, history for rollback and the highest version accepted per learner (thread-safe).
 
-    ``install`` makes a candidate active and pushes the previous one on the history;
-    ``rollback`` re-activates the most recent previous one.
+    ``install`` refuses a stale version, makes a candidate active and keeps the previous one for
+    rollback; ``rollback`` re-activates the most recent previous critic whose weights differ
+    from the active one's.
     """
 
     history_size: int = 5
     active: Optional[Candidate] = None
     history: List[Candidate] = field(default_factory=list)
     swaps: int = 0
+    latest: Dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
-    def install(self, c: Candidate) -> Optional[Candidate]:
+    def _check_fresh(self, learner: str, version: int) -> None:
+        last = self.latest.get(learner)
+        if last is not None and version <= last:
+            raise CriticRejected(f"stale critic: version {version} from learner {learner!r} is not newer than "
+                                 f"version {last} already accepted (replayed or out of order)")
+
+    def check_fresh(self, learner: str, version: int) -> None:
+        """Raise :class:`CriticRejected` if ``version`` is not above the last accepted from ``learner``."""
         with self._lock:
+            self._check_fresh(learner, int(version))
+
+    def install(self, c: Candidate) -> Optional[Candidate]:
+        """Make ``c`` active (after a freshness check); returns the previously active critic.
+
+        Raises:
+            CriticRejected: ``c`` is not newer than the last critic accepted from its learner.
+        """
+        with self._lock:
+            self._check_fresh(c.learner, c.version)
+            self.latest[c.learner] = c.version
             prev = self.active
             if prev is not None:
                 self.history.append(prev)
@@ -128,10 +213,18 @@ class CriticStore:
             return prev
 
     def rollback(self) -> Optional[Candidate]:
-        """The re-activated previous critic, or None (nothing to roll back to)."""
+        """The re-activated previous distinct critic, or None (nothing to roll back to).
+
+        History entries with the same weights as the active critic are skipped (and dropped):
+        rolling back always changes the function the controller evaluates. Rolling back never
+        lowers the per-learner version bounds: a replay of a rolled-back-from critic stays stale.
+        """
         with self._lock:
-            if not self.history:
-                return None
-            self.active = self.history.pop()
-            self.swaps += 1
-            return self.active
+            current = self.active.bundle.weights_sha256 if self.active is not None else None
+            while self.history:
+                c = self.history.pop()
+                if c.bundle.weights_sha256 != current:
+                    self.active = c
+                    self.swaps += 1
+                    return c
+            return None

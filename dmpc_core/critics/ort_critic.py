@@ -1,7 +1,8 @@
 """onnxruntime evaluation of critic bundles (CPU execution provider, float64).
 
 :class:`OrtCritic` evaluates batches and returns a dict of numpy arrays keyed by the bundle's
-output names. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
+output names. Its session runs :attr:`CriticBundle.runtime_model_bytes`, the graph exported
+again from the validated weights, never the graph a received bundle carries. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
 critic: ``evaluate(x, goal, time_to_go) -> (V, Vx, Vxx, Vtau, Vtaux)``. The abstract
 ``_core.CriticModel`` (with a Python-subclassable trampoline) comes from the ``critics-cpp``
 branch; until it is merged the adapter is a plain Python class, and
@@ -57,7 +58,10 @@ class OrtCritic:
                 if want is not None and got != want:
                     raise CriticBundleError(f"critic bundle has {name}={got}, expected {want}")
         self.bundle = bundle
-        self.session = bundle.session(intra_op_threads)
+        try:
+            self.session = bundle.session(intra_op_threads)
+        except Exception as e:  # rebuilding or compiling the graph failed: still the loader's error
+            raise CriticBundleError(f"cannot build an onnxruntime session for this critic ({type(e).__name__}: {e})") from e
         self._outputs = list(bundle.output_names)
 
     @property

@@ -197,9 +197,12 @@ def good_bytes():
 
 
 def _rehash(proto):
+    """The serialized model with its whole-model hash recomputed (an edit by someone who knows
+    the hash rule: only a structural check or the HMAC can catch it)."""
+    digest = content_sha256(proto)
     for p in proto.metadata_props:
         if p.key == "dmpc.content_sha256":
-            p.value = content_sha256(proto.graph.initializer)
+            p.value = digest
     return proto.SerializeToString()
 
 
@@ -245,7 +248,7 @@ def test_reject_wrong_input_width(good_bytes):
     proto = onnx.load_from_string(good_bytes)
     proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = NX + 1
     with pytest.raises(CriticBundleError, match="input 'state' has shape"):
-        load_bundle(proto.SerializeToString(), expected_nx=NX)
+        load_bundle(_rehash(proto), expected_nx=NX)
 
 
 def test_reject_nan_weights(good_bytes):
@@ -263,7 +266,7 @@ def test_reject_missing_derivative_output(good_bytes):
     del proto.graph.output[:]
     proto.graph.output.extend(keep)
     with pytest.raises(CriticBundleError, match=r"missing \['d2value_dx2'\]"):
-        load_bundle(proto.SerializeToString())
+        load_bundle(_rehash(proto))
 
 
 def test_reject_unsupported_operator(good_bytes):
@@ -271,14 +274,14 @@ def test_reject_unsupported_operator(good_bytes):
     node = next(n for n in proto.graph.node if n.op_type == "Tanh")
     node.op_type = "Sin"  # same signature, so the graph stays valid ONNX
     with pytest.raises(CriticBundleError, match=r"unsupported operator\(s\) \['Sin'\]"):
-        load_bundle(proto.SerializeToString())
+        load_bundle(_rehash(proto))
 
 
 def test_reject_unsupported_opset(good_bytes):
     proto = onnx.load_from_string(good_bytes)
     proto.opset_import[0].version = 11
     with pytest.raises(CriticBundleError, match="opset 11 is outside the supported range"):
-        load_bundle(proto.SerializeToString())
+        load_bundle(_rehash(proto))
 
 
 def test_reject_tampered_weight(good_bytes):
@@ -304,7 +307,7 @@ def test_reject_wrong_hidden_metadata(good_bytes):
         if p.key == "dmpc.hidden":
             p.value = "[12, 12]"
     with pytest.raises(CriticBundleError, match="unexpected initializer"):
-        load_bundle(proto.SerializeToString())
+        load_bundle(_rehash(proto))
 
 
 def test_export_refuses_nan_model():
@@ -344,7 +347,7 @@ def test_reject_weights_exposed_as_inputs(good_bytes):
     w = next(t for t in proto.graph.initializer if t.name == "layers.0.weight")
     proto.graph.input.append(helper.make_tensor_value_info(w.name, w.data_type, list(w.dims)))
     with pytest.raises(CriticBundleError, match="also graph inputs"):
-        load_bundle(proto.SerializeToString())
+        load_bundle(_rehash(proto))
 
 
 def test_failed_export_keeps_previous_file(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import rclpy
 
 from dmpc_core.critics.learner import CriticLearner, LearnerSettings  # noqa: E402
-from dmpc_core.critics.signing import sign_bundle  # noqa: E402
+from dmpc_core.critics.signing import CriticHeader, sign_bundle  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -40,6 +40,7 @@ def learning_graph_overrides(tmp) -> dict:
     update from 64 transitions on, no random starts, /clock on."""
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
+    key_file.chmod(0o600)  # read_key refuses key files others can read
     return {
         "nodes.sim.parameters.random_start": False,
         "nodes.sim.parameters.publish_clock": True,
@@ -119,6 +120,10 @@ def _bundle(nx=ballbot.NX, ng=2):
     return learner.export()
 
 
+def _signed(data, version=1, learner="/test_operator"):
+    return sign_bundle(data, KEY, CriticHeader(learner, version, "ballbot", "reach"))
+
+
 def _wait_rejected(probe, n_before, timeout=20):
     assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critics_rejected")) > n_before, timeout)
     return probe.diag_value(CTRL, "last_reject_reason")
@@ -130,9 +135,10 @@ def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
     good = _bundle()
     cases = [
         (good, "unsigned"),                                             # no HMAC trailer
-        (sign_bundle(good, b"wrong key"), "does not verify"),           # wrong key
-        (sign_bundle(good[: len(good) // 2], KEY), "corrupt"),          # truncated, validly signed
-        (sign_bundle(_bundle(nx=4), KEY), "nx=4"),                      # other robot's dimensions
+        (sign_bundle(good, b"wrong key", CriticHeader("/test_operator", 1, "ballbot", "reach")),
+         "does not verify"),                                            # wrong key
+        (_signed(good[: len(good) // 2]), "corrupt"),                   # truncated, validly signed
+        (_signed(_bundle(nx=4)), "nx=4"),                               # other robot's dimensions
     ]
     for blob, why in cases:
         n = int(probe.diag_value(CTRL, "critics_rejected"))
@@ -145,17 +151,27 @@ def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
     n = int(probe.diag_value(CTRL, "critics_rejected"))
     assert probe.set_parameter(CTRL, "critic_uri", str(bad)).successful
     assert "unsigned" in _wait_rejected(probe, n)
+    fifo = tmp_path / "fifo.onnx"                                       # a FIFO never blocks the critic thread
+    os.mkfifo(fifo)
+    n = int(probe.diag_value(CTRL, "critics_rejected"))
+    assert probe.set_parameter(CTRL, "critic_uri", str(fifo)).successful
+    assert "FIFO" in _wait_rejected(probe, n)
     resp = probe.call_trigger(f"/{CTRL}/reload_critic")
     assert resp is not None and not resp.success and "rejected" in resp.message
     assert probe.diag_value(CTRL, "critic_version") == v
     # a valid signed file is accepted; rollback returns to the previous version
     fresh = tmp_path / "fresh.onnx"
-    fresh.write_bytes(sign_bundle(good, KEY))
+    fresh.write_bytes(_signed(good))
     assert probe.set_parameter(CTRL, "critic_uri", str(fresh)).successful
     assert probe.wait_for(lambda: probe.diag_value(CTRL, "critic_source") == str(fresh), 20)
     resp = probe.call_trigger(f"/{CTRL}/rollback_critic")
     assert resp.success, resp.message
     assert probe.wait_for(lambda: probe.diag_value(CTRL, "critic_version") == v and probe.diag_value(CTRL, "critic_source") == "topic", 10)
+    # re-publishing the captured signed critic is a replay: refused as stale, the active one stays
+    n = int(probe.diag_value(CTRL, "critics_rejected"))
+    probe.push_critic(_signed(good))
+    assert "stale" in _wait_rejected(probe, n)
+    assert probe.diag_value(CTRL, "critic_source") == "topic"
     # invalid settings are refused by the parameter callback
     res = probe.set_parameter(CTRL, "reach.critic_weight", 2.0)
     assert res is not None and not res.successful

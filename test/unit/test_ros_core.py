@@ -1,17 +1,24 @@
-"""Plain-Python pieces behind the ROS nodes: HMAC trailer, critic gate, transitions, goal checks."""
+"""Plain-Python pieces behind the ROS nodes: critic gate, transitions, goal checks (signing, replay
+and rollback: test_critic_gate.py, test_critic_signing.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.critics.gate import CriticRejected, GateSettings, ProbeSet, validate_candidate
 from dmpc_core.critics.learner import TRANSITION_FIELDS, CriticLearner, LearnerSettings
 from dmpc_core.control.reach_mpc import (ReachMpc, ReachSettings, TransitionRecorder, check_goal, pack_rows,
                                         unpack_rows)
-from dmpc_core.critics.signing import CriticSignatureError, sign_bundle, verify_and_strip
+from dmpc_core.critics.signing import CriticHeader, sign_bundle
 from dmpc_core.mpc import MpcSettings
 
 PROBES = ProbeSet.uniform([3, 3, 1, .3, .3, 2, 2, 2, 2, 2], [5, 5], 9.0, 32, 0)
+KEY = b"k" * 16
+
+
+def _gate(blob, nx=10, settings=None):
+    signed = sign_bundle(blob, KEY, CriticHeader("/learner", 1, "ballbot", "reach"))
+    return validate_candidate(signed, KEY, nx, 2, PROBES, settings or GateSettings(), "t", robot="ballbot", task="reach")
 
 
 @pytest.fixture(scope="module")
@@ -19,29 +26,15 @@ def bundle():
     return CriticLearner(LearnerSettings(), 10, 2, "ballbot").export()
 
 
-def test_hmac_trailer(bundle):
-    key = b"k" * 16
-    signed = sign_bundle(bundle, key)
-    assert verify_and_strip(signed, key) == bundle
-    assert verify_and_strip(signed, None) == bundle        # no key: trailer stripped
-    with pytest.raises(CriticSignatureError, match="unsigned"):
-        verify_and_strip(bundle, key)
-    tampered = bytearray(signed)
-    tampered[100] ^= 1
-    with pytest.raises(CriticSignatureError, match="does not verify"):
-        verify_and_strip(bytes(tampered), key)
-
-
 def test_gate_accepts_good_and_names_the_problem_otherwise(bundle):
-    g = GateSettings()
-    c = validate_candidate(bundle, None, 10, 2, PROBES, g, "t")
-    assert c.version == 1 and np.isfinite(c.max_abs_probe_value)
+    c = _gate(bundle)
+    assert c.version == 1 and c.signed and np.isfinite(c.max_abs_probe_value)
     with pytest.raises(CriticRejected, match="nx"):
-        validate_candidate(bundle, None, 4, 2, PROBES, g)
+        _gate(bundle, nx=4)
     with pytest.raises(CriticRejected, match="corrupt"):
-        validate_candidate(bundle[:200], None, 10, 2, PROBES, g)
+        _gate(bundle[:200])
     with pytest.raises(CriticRejected, match="bound"):
-        validate_candidate(bundle, None, 10, 2, PROBES, GateSettings(max_abs_value=c.max_abs_probe_value / 2))
+        _gate(bundle, settings=GateSettings(max_abs_value=c.max_abs_probe_value / 2))
 
 
 def test_gate_rejects_non_finite_critic_outputs():
@@ -53,17 +46,7 @@ def test_gate_rejects_non_finite_critic_outputs():
             layer.bias.fill_(1e3)                         # tanh saturates at +1
         learner.trainer.target.layers[-1].weight.fill_(1e308)  # 12 x 1e308 overflows to inf
     with pytest.raises(CriticRejected, match="not finite|non-finite"):
-        validate_candidate(learner.export(), None, 10, 2, PROBES, GateSettings())
-
-
-def test_store_rollback(bundle):
-    s = CriticStore()
-    a = validate_candidate(bundle, None, 10, 2, PROBES, GateSettings(), "a")
-    b = validate_candidate(bundle, None, 10, 2, PROBES, GateSettings(), "b")
-    assert s.rollback() is None
-    s.install(a)
-    s.install(b)
-    assert s.active.source == "b" and s.rollback().source == "a" and s.rollback() is None
+        _gate(learner.export())
 
 
 def test_goal_check():
