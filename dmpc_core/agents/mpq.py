@@ -85,7 +85,7 @@ class MpqSettings:
             every control step and for every Eq. (19) target solve (fixed over that solve's
             iterations); the solver's own model (used only for its nominal rollout) is the
             distribution's mean. Our reading of Sec. 4's "uniform distribution over them", not
-            stated by the paper (docs/results/mpq.md, fifth session).
+            stated by the paper (docs/results/mpq.md).
         "ensemble": like "rollout" but risk-neutral: ``ensemble_size`` fresh draws per control step /
             target solve, every sample is rolled out in all of them and its path cost is the mean
             (``set_rollout_models(.., average=True)``; ensemble_size times the rollouts). Ours, not
