@@ -110,7 +110,8 @@ def goal(args) -> int:
 
 def watch(args) -> int:
     probe, _ = _probe(args.config)
-    keys = ("solver", "mpc_rate_hz", "tracking_rate_hz", "critic_version", "critic_swaps", "critics_rejected", "goal")
+    keys = ("solver", "mpc_rate_hz", "tracking_rate_hz", "critic_version", "critic_source", "critic_swaps",
+            "critics_rejected", "goal")
     try:
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
