@@ -1,4 +1,4 @@
-"""Shared pytest setup: make test/ helpers (factory.py) importable."""
+"""Shared pytest setup: make the helpers in test/ (factory.py, tool_module.py) importable."""
 import sys
 from pathlib import Path
 

@@ -3,17 +3,15 @@ this fails when the committed page is stale, i.e. a setting, default or docstrin
 regenerating it."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("gen_config_reference", ROOT / "tools" / "gen_config_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("gen_config_reference")
 
 
 def test_committed_configuration_reference_is_current():
