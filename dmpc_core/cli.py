@@ -4,7 +4,8 @@
     dmpc train NAME [--config YAML] [...]      run an experiment's training loop
     dmpc eval NAME [...]                       evaluate a trained experiment
     dmpc launch CONFIG [...]                   start a ROS 2 node graph here (see dmpc_ros)
-    dmpc list                                  list the experiments
+    dmpc list                                  list the experiments dmpc train can run
+    dmpc train NAME --help                     that experiment's options and settings (defaults)
 
 Experiments live in ``dmpc_core/experiments/`` (one module each, discovered by name).
 ``dmpc train NAME`` without ``--out`` writes to ``runs/NAME/...`` under the working directory.
@@ -50,17 +51,56 @@ def main(argv: list[str] | None = None) -> int:
             print("dmpc launch needs the dmpc_ros package (dmpc_ros/launcher.py)", file=sys.stderr)
             return 2
         os.execv(sys.executable, [sys.executable, "-m", "dmpc_ros.launcher", *rest])
-    if not rest:
-        parser.error(f"{args.command}: give an experiment name (dmpc list)")
     from dmpc_core import experiments
 
+    if not rest or rest[0] in ("-h", "--help"):
+        print(f"usage: dmpc {args.command} NAME [options]   (dmpc {args.command} NAME --help for its options)\n\n"
+              f"experiments: {', '.join(experiments.available())}")
+        if not rest:
+            print(f"dmpc {args.command}: give an experiment name", file=sys.stderr)
+        return 0 if rest else 2
     if rest[0] not in experiments.available():
         parser.error(f"unknown experiment '{rest[0]}'; available: {', '.join(experiments.available())}")
     module = experiments.load(rest[0])
     fn = getattr(module, f"{args.command}_main", None)
     if fn is None:
         parser.error(f"experiment {rest[0]} has no '{args.command}' entry point")
+    if args.command == "train" and any(a in ("-h", "--help") for a in rest[1:]):
+        return train_help(rest[0], module, fn)
     return run_entry_point(fn, rest[1:])
+
+
+def train_help(name: str, module, fn) -> int:
+    """``dmpc train NAME --help``: the experiment's own options, then every setting its config
+    file can hold (``--set KEY=VALUE``), with the default and what it does."""
+    from dmpc_core.experiments import settings_of
+    from dmpc_core.settings import describe
+
+    try:
+        fn(["--help"])
+    except SystemExit:  # argparse's help exits 0 after printing
+        pass
+    declared = settings_of(module)
+    default_config = getattr(module, "DEFAULT_CONFIG", None)
+    print(f"\nsettings of {name} (config file sections; default values; override one with --set KEY=VALUE"
+          + (f"; the shipped config is {_relative(default_config)})" if default_config else ")"))
+    if not declared:
+        print("  (this experiment declares no SETTINGS)")
+    for section, cls in declared.items():
+        prefix = f"{section}." if section else ""
+        for key, tname, default, text in describe(cls, prefix):
+            line = f"  {key} = {default!r}  ({tname})"
+            print(line + (f"  {' '.join(text.split())}" if text else ""))
+    return 0
+
+
+def _relative(path) -> str:
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_entry_point(fn, argv: list[str]) -> int:

@@ -106,3 +106,84 @@ def parse_overrides(items) -> dict:
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {key}: value is not valid YAML ({e})") from None
     return out
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Per-field text of a settings dataclass, from the ``Attributes:`` section of its docstring.
+
+    An entry is a line ``name: text`` (or ``a / b: text`` for several fields described together),
+    continued by the more-indented lines below it. Fields the docstring does not describe are
+    missing from the result.
+    """
+    import inspect
+
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:" or
+                     line.strip().startswith("Attributes:"))
+    except StopIteration:
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    first = lines[start].strip()[len("Attributes:"):].strip()
+    body = ([first] if first else []) + lines[start + 1:]
+    indent = min((len(line) - len(line.lstrip()) for line in body if line.strip()), default=0)
+    out: dict[str, str] = {}
+    current: list[str] = []
+    import re
+
+    entry = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\s*[/,]\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*:\s*(.*)$")
+    for line in body:
+        if not line.strip():
+            continue
+        own = len(line) - len(line.lstrip())
+        m = entry.match(line.strip()) if own <= indent else None
+        keys = [k.strip() for k in re.split(r"[/,]", m.group(1))] if m else []
+        if m and all(k in names for k in keys):
+            current = keys
+            for k in keys:
+                out[k] = m.group(2).strip()
+        elif current:
+            for k in current:
+                out[k] = (out[k] + " " + line.strip()).strip()
+    # "a: text; b: more text" describes two fields on one line
+    for key in list(out):
+        parts = re.split(r";\s+([A-Za-z_][A-Za-z0-9_]*):\s+", out[key])
+        if len(parts) > 1 and all(k in names for k in parts[1::2]):
+            out[key] = parts[0].strip()
+            for k, text in zip(parts[1::2], parts[2::2]):
+                out.setdefault(k, text.strip())
+    return out
+
+
+def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, Any, str]]:
+    """Rows ``(dotted key, type, default, text)`` of every setting of ``cls``, recursing into
+    nested settings dataclasses (their key gets the parent's name as prefix).
+
+    The defaults are read from ``defaults`` or, if not given, from ``cls()``: a nested section
+    built by a ``default_factory`` shows the values that factory sets, not its class defaults.
+    """
+    import typing
+
+    if defaults is None:
+        try:
+            defaults = cls()
+        except TypeError:  # a field without a default
+            defaults = None
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    rows: list[tuple[str, str, Any, str]] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = f"{prefix}{f.name}"
+        t = hints.get(f.name, f.type)
+        value = getattr(defaults, f.name, None) if defaults is not None else None
+        if dataclasses.is_dataclass(t):
+            rows += describe(t, key + ".", value)
+            continue
+        if defaults is None:
+            value = f.default if f.default is not dataclasses.MISSING else None
+        if isinstance(value, tuple):
+            value = list(value)
+        tname = getattr(t, "__name__", None) or str(t).replace("typing.", "")
+        rows.append((key, tname, value, docs.get(f.name, "")))
+    return rows

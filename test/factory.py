@@ -1,7 +1,8 @@
 """Factory of every dynamics model and cost model in the core, for the generic derivative tests.
 
 Each entry builds a model and a sampler of points (x, u) where it is smooth. Add new models here:
-the derivative tests in test_derivatives.py run over every entry.
+the derivative tests in test_derivatives.py run over every entry, and test_factory_coverage.py fails
+when a dynamics model or cost bound in ``dmpc_core._core`` has no entry.
 """
 from __future__ import annotations
 
@@ -117,6 +118,34 @@ def _small_critic(nx: int, ng: int = 2, hidden: tuple[int, ...] = (8, 8)):
     return critic
 
 
+def _mlp_ensemble_cost(fd_step: float = 1e-4):
+    """A 2-member soft-min ensemble of small tanh MLPs over features (x0, x1, cos x2, sin x2),
+    the action and one extra input (POLO Eqs. (5)-(6)); its derivatives are central differences
+    of ``calc`` with step ``fd_step``, checked here against differences taken in Python."""
+    rng = np.random.default_rng(5)
+    features = [("id", 0), ("id", 1), ("cos", 2), ("sin", 2), ("id", 3)]
+    nz = len(features) + 2 + 1
+    members = []
+    for _ in range(2):
+        sizes = [nz, 6, 1]
+        W = [0.5 * rng.standard_normal((sizes[i + 1], sizes[i])) for i in range(2)]
+        b = [0.2 * rng.standard_normal(sizes[i + 1]) for i in range(2)]
+        members.append([(W, b, 0.1 * rng.standard_normal(nz), 1.0 + 0.2 * rng.random(nz), 1.3, 0.1, 0.8)])
+    return _core.MlpEnsembleCost(4, 2, features, True, np.array([0.3]), members, 1.5, 2.0, fd_step)
+
+
+def _horizon_switch(t_switch: float):
+    """Pendulum swing-up cost before ``t_switch``, a quadratic after it (the MPQ terminal Q slot);
+    the derivative tests evaluate at t = 0.3."""
+    last = _core.QuadraticCost(np.diag([2.0, 0.5]), np.array([[0.7]]), np.array([0.2, -0.1]), np.zeros(1))
+    return _core.HorizonSwitchCost(_core.PendulumSwingUpCost(1, 0.1, 3.0), last, t_switch)
+
+
+def _pendulum_sample(rng):
+    """theta away from +-pi, where wrap(theta) jumps."""
+    return np.array([rng.uniform(-2.8, 2.8), 2.0 * rng.standard_normal()]), rng.standard_normal(1)
+
+
 def cost_cases() -> list[Case]:
     rng = np.random.default_rng(1)
     M = rng.standard_normal((4, 4))
@@ -136,4 +165,10 @@ def cost_cases() -> list[Case]:
         Case("value_running_point_mass",
              lambda: _core.ValueRunningCost(_small_critic(4), _core.PointMass2D(1.5, 0.3), np.diag([0.5, 2.0]), 2.0),
              _gauss(4, 2)),
+        Case("pendulum_swing_up", lambda: _core.PendulumSwingUpCost(1, 0.1, 3.0), _pendulum_sample),
+        Case("horizon_switch_stage", lambda: _horizon_switch(1.0), _pendulum_sample),
+        Case("horizon_switch_last", lambda: _horizon_switch(0.1), _pendulum_sample),
+        Case("mlp_ensemble", _mlp_ensemble_cost,
+             lambda g: (np.array([*g.standard_normal(2), g.uniform(-np.pi, np.pi), g.standard_normal()]),
+                        g.standard_normal(2))),
     ]

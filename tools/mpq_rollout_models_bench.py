@@ -1,5 +1,5 @@
 """Per control step cost split in MPQ bias_mode rollout / ensemble: drawing + building the
-PendulumDynamics models (Python) vs optimize() (C++), 3000 steps each (docs/results/mpq.md, fifth session).
+PendulumDynamics models (Python) vs optimize() (C++), 3000 steps each (docs/results/mpq.md).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python tools/mpq_rollout_models_bench.py
 """

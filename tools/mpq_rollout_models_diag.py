@@ -1,6 +1,6 @@
 """Diagnostic: what per-rollout model draws do to the MPPI weights and the free energy (no Q, H=8,
 Table 3 settings), from 400 random states and random mean plans; seeded. Compares per-rollout draws
-(bias_mode "rollout") with one model at the distribution mean, same noise (docs/results/mpq.md, fifth session).
+(bias_mode "rollout") with one model at the distribution mean, same noise (docs/results/mpq.md).
 
     PYTHONPATH=. python tools/mpq_rollout_models_diag.py
 """

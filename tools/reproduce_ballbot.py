@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dmpc_core import _core  # noqa: E402
 from dmpc_core.agents.deep_value_mpc import Actor, evaluate  # noqa: E402
+from dmpc_core.experiments._common import read_scalars  # noqa: E402
 from dmpc_core.experiments.ballbot_walls import load_config, train  # noqa: E402
 from dmpc_core.tasks.ballbot_walls import WallsTask  # noqa: E402
 
@@ -51,8 +52,16 @@ def draw_arena(ax, task: WallsTask) -> None:
     ax.set_ylabel("y [m]")
 
 
-def read_metrics(path: Path):
-    with open(path, newline="") as f:
+def read_metrics(run: Path):
+    """(iteration, eval mean cost, eval success) rows and the iteration times of a run directory:
+    ``scalars.csv`` (the experiments' logger) or, for runs written before it, ``metrics.csv``."""
+    if (run / "scalars.csv").is_file():
+        sc = read_scalars(run / "scalars.csv")
+        cost, succ = dict(sc["eval/mean_cost"].tolist()), dict(sc["eval/success_rate"].tolist())
+        ev = [(int(k), cost[k], succ[k]) for k in sorted(cost) if k in succ]
+        times = sc["time/iteration_s"][:, 1].tolist() if "time/iteration_s" in sc else []
+        return np.asarray(ev), times
+    with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     ev = [(int(float(r["iteration"])), float(r["eval/mean_cost"]), float(r["eval/success_rate"]))
           for r in rows if r.get("eval/mean_cost") not in (None, "")]
@@ -86,7 +95,7 @@ def _train_one(config, runs, iterations, eval_every, mode, h, seed):
     run = Path(runs) / name
     t0 = time.time()
     train(cfg, run, resume=(run / "checkpoint.pt").exists(), progress=False, tensorboard=True)
-    ev, times = read_metrics(run / "metrics.csv")
+    ev, times = read_metrics(run)
     res = {"mode": mode, "horizon": h, "seed": seed, "eval": ev.tolist(),
            "s_per_iteration": float(np.mean(times)) if times else None, "wall_s_this_call": time.time() - t0}
     print(f"{name}: final eval cost {ev[-1, 1]:.2f} success {ev[-1, 2]:.2f} "

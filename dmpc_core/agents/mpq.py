@@ -66,7 +66,8 @@ class MpqSettings:
     use_q: put the learned Q in place of the last running cost (False: plain MPPI).
     learn: train Q (False: frozen; with use_q=False nothing is learned).
     true_model: plan with the true (m, l) instead of a biased draw (the "true dynamics" baseline).
-    hidden: Q network widths (MPQ: 2 x 100 tanh); learning_rate (1e-3).
+    hidden: Q network widths (MPQ: 2 x 100 tanh).
+    learning_rate: Adam step size of the Q updates (MPQ App. B: 1e-3).
     minibatches: M per update; batch_size: K; update_every_episodes: N_update.
     target_iterations: MPPI iterations for the Eq. (19) free energy (MPQ: 3).
     target_samples: samples of that MPPI (default: mppi.num_samples).
@@ -85,7 +86,7 @@ class MpqSettings:
             every control step and for every Eq. (19) target solve (fixed over that solve's
             iterations); the solver's own model (used only for its nominal rollout) is the
             distribution's mean. Our reading of Sec. 4's "uniform distribution over them", not
-            stated by the paper (docs/results/mpq.md, fifth session).
+            stated by the paper (docs/results/mpq.md).
         "ensemble": like "rollout" but risk-neutral: ``ensemble_size`` fresh draws per control step /
             target solve, every sample is rolled out in all of them and its path cost is the mean
             (``set_rollout_models(.., average=True)``; ensemble_size times the rollouts). Ours, not

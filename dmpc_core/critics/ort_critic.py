@@ -4,10 +4,9 @@
 output names. Its session runs :attr:`CriticBundle.runtime_model_bytes`, the graph exported
 again from the validated weights, never the graph a received bundle carries. :class:`OrtCriticAdapter` is the per-state interface the C++ side expects from a
 critic: ``evaluate(x, goal, time_to_go) -> (V, Vx, Vxx, Vtau, Vtaux)``. The abstract
-``_core.CriticModel`` (with a Python-subclassable trampoline) comes from the ``critics-cpp``
-branch; until it is merged the adapter is a plain Python class, and
-:func:`make_core_critic_adapter` subclasses ``_core.CriticModel`` when the core has it
-(overriding ``calc``/``calc_diff`` as that branch's trampoline expects).
+``_core.CriticModel`` has a Python-subclassable trampoline: the adapter itself is a plain Python
+class, and :func:`make_core_critic_adapter` subclasses ``_core.CriticModel`` (overriding
+``calc``/``calc_diff`` as the trampoline expects) so that the C++ solvers can call it.
 """
 from __future__ import annotations
 
@@ -167,7 +166,7 @@ class OrtCriticAdapter:
 def make_core_critic_adapter(bundle, expected_nx: Optional[int] = None, expected_ng: Optional[int] = None):
     """A critic the C++ solvers can call, when ``_core.CriticModel`` exists.
 
-    With ``_core.CriticModel`` (critics-cpp branch: ``__init__(nx, ng)``, Python overrides
+    With ``_core.CriticModel`` (``__init__(nx, ng)``, Python overrides
     ``calc(data, tau, x)`` / ``calc_diff(data, tau, x)`` filling ``data.V, Vx, Vxx, Vtau,
     Vtaux``, goal read from ``self.goal``) this returns such a subclass delegating to
     onnxruntime; otherwise the plain :class:`OrtCriticAdapter` (Python callers only).

@@ -1,6 +1,6 @@
 """A known quadratic value V(x) = 1/2 x'Px as a tanh ValueMLP, so that it ships as a critic bundle.
 
-Why: the Deep Value MPC theory check (Proposition 1 of deep-value-mpc; issue 4) takes the LQR
+Why: the Deep Value MPC theory check (Proposition 1 of deep-value-mpc) takes the LQR
 value of a linear system, exports it as a critic bundle and hands it to the solvers through the
 same path as a learned critic (ONNX file -> loader checks -> onnxruntime or the native C++
 evaluator). The bundle contract is a tanh MLP, which cannot be exactly quadratic, so the

@@ -55,11 +55,17 @@ def base_parser(prog: str, default_config: str | os.PathLike) -> argparse.Argume
     return p
 
 
-def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Optional[Iterable[str]] = None) -> Dict:
-    """YAML mapping of ``path`` with ``--set KEY=VALUE`` overrides applied (dotted keys).
+def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Optional[Iterable[str]] = None, *,
+                overrides: Optional[Mapping[str, Any]] = None, schema: Optional[type] = None):
+    """The one config loader of the experiments: the YAML mapping of ``path`` with overrides
+    applied (dotted keys), as a dict or, with ``schema``, as that settings dataclass.
 
     Args:
+        sets: command-line ``--set KEY=VALUE`` items (VALUE is YAML; ``null`` is a value).
         sections: the allowed top-level keys (an unknown section is a ConfigError, not ignored).
+        overrides: ``{"training.seed": 1}`` from dedicated options; a None value means "not given".
+        schema: a settings dataclass; the result is ``settings_from(schema, data, path)`` (value
+            types checked, unknown keys rejected) instead of the raw mapping.
     """
     data = load_yaml(path)
     if sections is not None:
@@ -68,10 +74,15 @@ def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Opt
             raise ConfigError(f"{path}: unknown section(s) {unknown}; valid sections: {sorted(sections)}")
     for key, value in parse_overrides(sets).items():
         set_dotted(data, key, value, f"{path} (with --set {key})")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(data, key, value, f"override {key}")
     if sections is not None:
         unknown = sorted(set(data) - set(sections))
         if unknown:
             raise ConfigError(f"{path} (with --set): unknown section(s) {unknown}; valid sections: {sorted(sections)}")
+    if schema is not None:
+        return settings_from(schema, data, str(path))
     return data
 
 
@@ -185,9 +196,17 @@ def check_resume(out: Path, resume: bool) -> Path:
 
 
 class RunLogger:
-    """CSV (+ optional TensorBoard) scalar logger for one run directory."""
+    """The one scalar logger of the experiments: ``<out>/scalars.csv`` (long format: step, tag,
+    value; appended on resume, where :func:`read_scalars` keeps the last value per step) and,
+    when the ``tensorboard`` package is importable and ``tensorboard`` is true, TensorBoard event
+    files in ``<out>/tb``.
 
-    def __init__(self, out: Path, resume: bool) -> None:
+    Tags must be namespaced ``group/name`` (``train/``, ``critic/``, ``eval/``, ``perf/``,
+    ``time/``...): TensorBoard groups its panels by that prefix, and a tag without one is a
+    ValueError rather than a scalar that lands in no panel.
+    """
+
+    def __init__(self, out: Path, resume: bool = False, tensorboard: bool = True) -> None:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "scalars.csv"
@@ -197,19 +216,25 @@ class RunLogger:
         if new:
             self._csv.writerow(["step", "tag", "value"])
         self._tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
-            self._tb = SummaryWriter(str(self.out / "tb"))
-        except Exception:  # pragma: no cover - depends on the environment
-            print("note: tensorboard not installed, logging scalars to scalars.csv only", file=sys.stderr)
+                self._tb = SummaryWriter(str(self.out / "tb"))
+            except Exception:  # pragma: no cover - depends on the environment
+                print("note: tensorboard not installed, logging scalars to scalars.csv only", file=sys.stderr)
 
     def log(self, step: int, scalars: Dict[str, float]) -> None:
+        bad = [k for k in scalars if "/" not in k.strip("/")]
+        if bad:
+            raise ValueError(f"scalar tags must be namespaced 'group/name', got {bad}")
         for k, v in scalars.items():
             self._csv.writerow([int(step), k, float(v)])
             if self._tb is not None:
                 self._tb.add_scalar(k, float(v), int(step))
         self._f.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
         self._f.close()
@@ -248,8 +273,13 @@ def from_plain(obj):
 
 
 def resume_run(ckpt: Path, agent, meta: Optional[Dict] = None) -> tuple:
-    """Restore ``agent`` (trainer, replay buffer, loop state) from the checkpoint ``ckpt``
-    written by an experiment; returns (learning curve so far, wall seconds already spent).
+    """The one resume path: restore ``agent`` from the checkpoint ``ckpt`` written by
+    :func:`save_run`; returns (learning curve so far, wall seconds already spent).
+
+    An agent either exposes ``trainer``, ``buffer`` and ``state_dict()/load_state_dict()``
+    (its loop state travels in the checkpoint's ``extra``) or saves itself with
+    ``save(path, extra=...)`` / ``load(path) -> extra``; both land in the same file format
+    (:mod:`dmpc_core.critics.checkpoint`).
 
     Raises:
         CheckpointError: the file is corrupted/truncated, was written by another experiment,
@@ -257,27 +287,48 @@ def resume_run(ckpt: Path, agent, meta: Optional[Dict] = None) -> tuple:
     """
     from dmpc_core.critics.checkpoint import CheckpointError, load_checkpoint
 
-    extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
+    if not Path(ckpt).is_file():
+        raise CliError(f"--resume: no checkpoint at {ckpt} (nothing to resume; run without --resume to start)")
+    try:
+        if _saves_itself(agent):
+            extra = agent.load(ckpt)
+            extra = extra if isinstance(extra, dict) else {}
+        else:
+            extra = from_plain(load_checkpoint(ckpt, agent.trainer, agent.buffer))
+    except CheckpointError:
+        raise
+    except Exception as e:  # a hash-valid file of another experiment or configuration
+        raise CheckpointError(f"checkpoint {ckpt} does not fit this experiment/config: "
+                              f"{type(e).__name__}: {e}") from e
     saved = extra.get("meta") or {}
     for key, value in (meta or {}).items():
         if key in saved and saved[key] != value:
             raise CheckpointError(f"checkpoint {ckpt} was written by a run with {key}={saved[key]!r}, "
                                   f"this command asks for {key}={value!r}")
     try:
-        agent.load_state_dict(extra["agent"])
-        return [float(c) for c in extra["curve"]], float(extra.get("wall_s", 0.0))
+        if not _saves_itself(agent):
+            agent.load_state_dict(extra["agent"])
+        return [float(c) for c in extra.get("curve", [])], float(extra.get("wall_s", 0.0))
     except Exception as e:  # a checkpoint of another experiment or configuration
         raise CheckpointError(f"checkpoint {ckpt} does not fit this experiment/config: "
                               f"{type(e).__name__}: {e}") from e
 
 
-def save_run(ckpt: Path, agent, curve, wall_s: float, meta: Optional[Dict] = None) -> None:
-    """Atomic checkpoint of ``agent`` (trainer, replay buffer, loop state) with the learning curve,
-    the wall seconds spent so far and ``meta`` (what run wrote it): what :func:`resume_run` restores."""
+def _saves_itself(agent) -> bool:
+    return not hasattr(agent, "state_dict") and callable(getattr(agent, "save", None)) \
+        and callable(getattr(agent, "load", None))
+
+
+def save_run(ckpt: Path, agent, curve=(), wall_s: float = 0.0, meta: Optional[Dict] = None) -> None:
+    """Atomic checkpoint of ``agent`` (see :func:`resume_run` for the two agent shapes) with the
+    learning curve, the wall seconds spent so far and ``meta`` (what run wrote it)."""
     from dmpc_core.critics.checkpoint import save_checkpoint
 
+    if _saves_itself(agent):
+        agent.save(ckpt)
+        return
     save_checkpoint(ckpt, agent.trainer, agent.buffer,
-                    extra=to_plain({"agent": agent.state_dict(), "curve": curve, "wall_s": wall_s,
+                    extra=to_plain({"agent": agent.state_dict(), "curve": list(curve), "wall_s": wall_s,
                                     "meta": dict(meta or {})}))
 
 

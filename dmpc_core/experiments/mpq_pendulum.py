@@ -48,6 +48,10 @@ class MpqRunSettings:
     checkpoint_every: int = 5
 
 
+#: the config file's sections and the settings dataclass each fills (``dmpc train mpq-pendulum --help``)
+SETTINGS = {"agent": MpqSettings, "run": MpqRunSettings}
+
+
 def settings_for(variant: str, agent: MpqSettings, run: MpqRunSettings) -> MpqSettings:
     if variant == "mppi":
         agent.use_q, agent.learn = False, False
@@ -70,7 +74,7 @@ def train_main(argv: List[str]) -> int:
     p.add_argument("--variant", choices=VARIANTS, default="mpq")
     p.add_argument("--episodes", type=int, default=0, help="override run.episodes")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.set, ("agent", "run"))
+    cfg = load_config(args.config, args.set, tuple(SETTINGS))
     where = args.config + (" (with --set)" if args.set else "")
     agent_s = settings_from(MpqSettings, cfg.get("agent"), f"{where}:agent")
     run_s = settings_from(MpqRunSettings, cfg.get("run"), f"{where}:run")

@@ -54,6 +54,8 @@ class WallsTaskSettings:
     max_tilt: tilt [rad] counted as a fall.
     input_noise_std: plant input-channel noise intensity (Eq. 1; 0 = deterministic plant).
     torque_limit: plant actuator limit |u_i| <= torque_limit [N m].
+    terminal_weight: w of the Eq. (4) termination cost q_f = w ||p(T) - g|| added when an episode
+        reaches T (0 = none).
 
     The defaults are the first layout (wall x in [-0.7, 0.7], target (0, 1), starts on y = -1),
     kept so that code building ``WallsTaskSettings()`` directly does not change; the shipped task

@@ -21,7 +21,7 @@ def test_slq_matches_crocoddyl_fddp_on_panda_reach(threads):
     assert res.status == "converged", res
     cproblem, fddp = cp.build_crocoddyl_problem(nthreads=threads)
     assert cp.solve_fddp(cproblem, fddp)
-    assert res.cost == pytest.approx(fddp.cost, rel=1e-2)  # the bar: within 1 %
+    assert res.cost == pytest.approx(fddp.cost, rel=1e-2)  # the agreement bar: within 1 %
     assert abs(res.cost - fddp.cost) / fddp.cost < 1e-6   # observed: ~3e-9
     # same trajectory, not only the same number
     np.testing.assert_allclose(solver.states()[-1], np.asarray(fddp.xs)[-1], atol=1e-4)

@@ -3,26 +3,15 @@ references (CasADi Lagrangian form, pinocchio chain, numpy wheel kinematics), en
 conservation, open-loop instability, torque-map structure, ball rolling inertia, input checks."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dmpc_core import _core
+from tool_module import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_derivation():
-    spec = importlib.util.spec_from_file_location("derive_ballbot", ROOT / "tools" / "derive_ballbot.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-derive = _load_derivation()
+derive = load_tool("derive_ballbot")
 
 
 @pytest.fixture(scope="module")

@@ -319,10 +319,10 @@ def test_export_refuses_nan_model():
 
 
 def test_native_guard_or_agreement():
-    """Native C++ critic vs onnxruntime, when the core has CriticMLP (after the lead's merge).
+    """Native C++ critic vs onnxruntime, when the core has CriticMLP.
 
-    Uses the critics-cpp API (``set_goal(g)``, ``derivatives(tau, x)`` -> dict V, Vx, Vxx, Vtau,
-    Vtaux); this test passed against a scratch build of that branch (commit ac503d5 + work tree).
+    Uses the native critic API (``set_goal(g)``, ``derivatives(tau, x)`` -> dict V, Vx, Vxx, Vtau,
+    Vtaux).
     """
     torch.manual_seed(5)
     rng = np.random.default_rng(5)

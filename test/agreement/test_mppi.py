@@ -107,7 +107,7 @@ def test_lq_mppi_converges_to_lqr_first_control():
 
 
 def test_lq_mppi_with_an_exported_lqr_value_as_terminal_and_running_cost(tmp_path):
-    """Issue 4: the MPPI solver takes a critic (an ONNX critic bundle file, native evaluator) as
+    """The MPPI solver takes a critic (an ONNX critic bundle file, native evaluator) as
     its terminal value, and optionally the Deep Value running cost of Eq. (14). With the exact
     continuous LQR value V = 1/2 x'P_c x of this system the running cost is 1/2 x'Qx, so MPPI
     with [ValueRunningCost + 1/2 u'Ru] and ValueTerminalCost solves the problem of

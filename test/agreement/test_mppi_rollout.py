@@ -12,26 +12,15 @@ MPPI noise generator (cpp_ext/include/dmpc/random.hpp) against independent refer
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dmpc_core import _core
+from tool_module import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_derivation():
-    spec = importlib.util.spec_from_file_location("derive_ballbot", ROOT / "tools" / "derive_ballbot.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-derive = _load_derivation()
+derive = load_tool("derive_ballbot")
 
 
 def random_states(n, seed=0, angle=0.7, rate=2.0):

@@ -20,7 +20,7 @@ V(tau, x) = 1/2 x'P(tau)x (tau = time-to-go, dP/dtau = Q + A'P + PA - P B R^-1 B
 depends on time: there the running cost is 1/2 x'Qx only with the right sign of V_t = -V_tau,
 so this case checks the time convention through the whole chain (critic -> cost -> SLQ).
 
-The time-invariant case runs three ways: with the value as a Python critic, and (issue 4's theory
+The time-invariant case runs three ways: with the value as a Python critic, and (the theory
 check) exported as a critic bundle -- a real ONNX file written to disk, read back through the
 loader's checks -- evaluated by onnxruntime (make_core_critic_adapter, third derivatives by finite
 differences) and by the native C++ evaluator (exact third derivatives). The bundle is a tanh MLP

@@ -1,4 +1,4 @@
-"""`dmpc train` / `dmpc eval` from the command line (issues 5 and 7 of the sixth-session review):
+"""`dmpc train` / `dmpc eval` from the command line:
 default run directories, --resume after an interrupted run gives the uninterrupted result,
 --resume without a checkpoint, corrupted checkpoints and bad configs end in one `error: ...`
 line with a non-zero exit code (no traceback), for POLO, MPQ and the Ballbot walls experiment.
@@ -257,8 +257,8 @@ def test_default_run_directories_train_and_eval(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "runs" / "mpq-pendulum" / "mpq-pendulum.png").is_file()
 
 
-def test_ballbot_walls_issue_command_needs_no_out(tmp_path, capsys, monkeypatch):
-    """`dmpc train ballbot-walls --config config/ballbot_walls.yaml` (issue 5's literal command)
+def test_ballbot_walls_documented_command_needs_no_out(tmp_path, capsys, monkeypatch):
+    """`dmpc train ballbot-walls --config config/ballbot_walls.yaml` (the documented command)
     starts in runs/ballbot-walls/s0; stopped before the first iteration here (--stop-after 0)."""
     monkeypatch.chdir(tmp_path)
     code, out, _ = dmpc(capsys, "train", "ballbot-walls", "--config", ROOT / "config" / "ballbot_walls.yaml",
