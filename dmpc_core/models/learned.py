@@ -152,26 +152,33 @@ class LearnedModelSettings:
     num_members: bootstrap ensemble size M (mbrl-lib: 7 with 5 elites; PETS: 5).
     hidden: tanh hidden widths (mbrl-lib: 4 x 200 SiLU; tanh here, for the native forward mode).
     integrator: the planner's integrator the loss goes through ("semi_implicit_euler" needs nq > 0).
-    gradient_steps: Adam steps per member per fit (each fit restarts from a fresh initialisation,
-        since the data normalisation changes with the data).
+    gradient_steps: Adam steps of a fit from a fresh initialisation (all members together).
+    warm_start: refits continue from the current weights, with the normalisation of the first
+        fit kept (False: every fit restarts from a fresh initialisation and new normalisation).
+    refit_gradient_steps: Adam steps of a warm-started refit.
     batch_size: minibatch size; learning_rate, weight_decay: Adam (decoupled decay, AdamW).
     bootstrap: resample the data with replacement per member (False: every member sees all data,
         members differ by initialisation only).
     min_target_std: floor on the per-row std of x_{t+1} - x_t used for the loss normalisation.
+    torch_threads: if > 0, ``torch.set_num_threads`` (process-wide) at each fit (the small
+        batched products are slower with more threads on a shared machine).
     """
 
     num_members: int = 5
     hidden: tuple = (64, 64)
     integrator: str = "semi_implicit_euler"
     gradient_steps: int = 300
+    warm_start: bool = True
+    refit_gradient_steps: int = 150
     batch_size: int = 256
     learning_rate: float = 3e-3
     weight_decay: float = 1e-5
     bootstrap: bool = True
     min_target_std: float = 1e-6
+    torch_threads: int = 1
 
     def validate(self) -> None:
-        if self.num_members < 1 or self.gradient_steps < 0 or self.batch_size < 1:
+        if self.num_members < 1 or self.gradient_steps < 0 or self.refit_gradient_steps < 0 or self.batch_size < 1:
             raise ValueError("num_members, batch_size must be >= 1 and gradient_steps >= 0")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
@@ -247,10 +254,15 @@ def fit_ensemble(ens: DynamicsEnsemble, X, U, Xn, dt: float, settings: LearnedMo
     """Fit every member on (bootstrap resamples of) transitions (x_t, u_t, x_{t+1}) taken at
     control step ``dt``, through ``settings.integrator``. All members train together (weights
     stacked over members, one batched Adam): member k sees its own bootstrap resample and
-    minibatches. Each fit restarts from a fresh initialisation drawn from ``seed``. Returns
+    minibatches. The first fit of ``ens`` (and every fit without ``settings.warm_start``) starts
+    from a fresh initialisation drawn from ``seed`` and sets the normalisation from the data
+    (``settings.gradient_steps``); later fits continue from the current weights
+    (``settings.refit_gradient_steps``, a fresh Adam state, the first fit's normalisation). Returns
     diagnostics: the final normalised training loss (mean over members) and the normalised
     one-step error of the ensemble mean on all data (:func:`one_step_error`)."""
     settings.validate()
+    if settings.torch_threads > 0:
+        torch.set_num_threads(int(settings.torch_threads))
     X, U, Xn = _as_arrays(X, U, Xn, ens.nx, ens.nu)
     N, M = X.shape[0], len(ens.members)
     rng = np.random.default_rng(seed)
@@ -259,12 +271,18 @@ def fit_ensemble(ens: DynamicsEnsemble, X, U, Xn, dt: float, settings: LearnedMo
     # float64); the fitted weights are stored back into the float64 members
     f32 = torch.float32
     tX, tU, tXn = (torch.as_tensor(a, dtype=f32) for a in (X, U, Xn))
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    warm = settings.warm_start and getattr(ens, "fitted", False)
+    if not warm:
+        for m in ens.members:
+            reset_parameters(m, gen)
+            set_normalisation(m, X, U, Xn, dt)
+        ens.loss_scale = d_std
+    else:
+        d_std = ens.loss_scale  # the loss normalisation of the first fit, as the input/output ones
+    steps = settings.refit_gradient_steps if warm else settings.gradient_steps
     t_dstd = torch.as_tensor(d_std, dtype=f32)
     tD = torch.as_tensor((Xn - X) / d_std, dtype=f32)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    for m in ens.members:
-        reset_parameters(m, gen)
-        set_normalisation(m, X, U, Xn, dt)
     Ws = [torch.stack([m.layers[i].weight.detach() for m in ens.members]).to(f32).requires_grad_(True)
           for i in range(len(ens.members[0].layers))]
     bs = [torch.stack([m.layers[i].bias.detach() for m in ens.members]).to(f32).requires_grad_(True)
@@ -275,7 +293,7 @@ def fit_ensemble(ens: DynamicsEnsemble, X, U, Xn, dt: float, settings: LearnedMo
     bsz = min(settings.batch_size, N)
     last = float("nan")
     f = lambda x, u: _stacked_forward(ens, Ws, bs, x, u)  # noqa: E731
-    for _ in range(settings.gradient_steps):
+    for _ in range(steps):
         pick = rng.integers(0, N, size=(M, bsz))
         b = torch.as_tensor(np.take_along_axis(boot, pick, axis=1))
         x, u = tX[b], tU[b]
@@ -290,6 +308,7 @@ def fit_ensemble(ens: DynamicsEnsemble, X, U, Xn, dt: float, settings: LearnedMo
             for i, layer in enumerate(m.layers):
                 layer.weight.copy_(Ws[i][k].to(torch.float64))
                 layer.bias.copy_(bs[i][k].to(torch.float64))
+    ens.fitted = True
     err = one_step_error(ens, X, U, Xn, dt, settings.integrator, d_std)
     return {"model/train_loss": last, "model/one_step_error": err, "model/transitions": N}
 
