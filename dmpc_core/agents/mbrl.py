@@ -11,6 +11,8 @@ One readable loop per version (:meth:`MbrlAgent.run_episode`), on the MPQ pendul
     version 1.5: as 1.0, but MPC: re-plan at every control step (the planner of ``solver``),
                  execute the first action; refit after each episode.
     version "true": MPC with the true model (the baseline of the claims).
+    version "true_open_loop": the open-loop plan of versions 0.5/1.0 with the true model (what
+                 open-loop execution costs with a perfect model and this planner).
 
 The model is a bootstrap ensemble of control-affine MLPs (``models/learned.py``), fitted through
 the planner's integrator at the control step. Planning uses it natively:
@@ -36,7 +38,7 @@ from dmpc_core.agents.polo import MppiAgentSettings
 from dmpc_core.models.learned import LearnedModelSettings, ensemble_to_native, fit_ensemble, make_ensemble
 from dmpc_core.tasks.pendulum import PendulumPlant, PendulumTaskSettings, random_initial_state
 
-VERSIONS = ("0.5", "1.0", "1.5", "true")
+VERSIONS = ("0.5", "1.0", "1.5", "true", "true_open_loop")
 SOLVERS = ("mppi", "slq")
 ROLLOUT_MODES = ("ts", "average", "mean")
 #: phi(x) of the pendulum model: [cos theta, sin theta, theta_dot] (as MPQ's Q network)
@@ -65,7 +67,7 @@ class SlqAgentSettings:
 class MbrlSettings:
     """Attributes:
     task: the pendulum task (cost, limits, dt, episode length).
-    version: "0.5", "1.0", "1.5" or "true" (see the module docstring).
+    version: "0.5", "1.0", "1.5", "true" or "true_open_loop" (see the module docstring).
     solver: MPC solver of versions 1.5/true: "mppi" or "slq".
     mppi: MPPI planner (default: MPQ's mppi_long, H 64, K 24, Sigma 4, lambda 0.15, alpha 0.5, gamma 0.9).
     slq: SLQ planner.
@@ -132,7 +134,7 @@ class MbrlAgent:
         self.episodes = 0
         self.timing = {"fit_s": 0.0, "plan_s": 0.0, "plan_calls": 0}
         self.last_fit: Dict[str, float] = {}
-        if s.version != "true":
+        if not s.version.startswith("true"):
             n = s.random_transitions_v05 if s.version == "0.5" else s.random_transitions
             self.collect_random(n)
             self.refit()
@@ -169,7 +171,7 @@ class MbrlAgent:
     def _mppi(self, seed: int, horizon: int, iterations: int):
         s = self.settings
         cfg = s.mppi.to_core(self.dt, self.u_max, 1, seed=seed, horizon=horizon, num_iterations=iterations)
-        if s.version == "true":
+        if s.version.startswith("true"):
             cfg.integrator = s.true_integrator
             dyn = _core.PendulumDynamics(s.task.mass, s.task.length, s.task.damping)
             return _core.MppiSolver(dyn, self.stage_cost, None, cfg)
@@ -181,9 +183,9 @@ class MbrlAgent:
 
     def _slq(self):
         s = self.settings
-        dyn = (_core.PendulumDynamics(s.task.mass, s.task.length, s.task.damping) if s.version == "true"
-               else self.mean_model)
-        integ = s.true_integrator if s.version == "true" else s.model.integrator
+        true = s.version.startswith("true")
+        dyn = _core.PendulumDynamics(s.task.mass, s.task.length, s.task.damping) if true else self.mean_model
+        integ = s.true_integrator if true else s.model.integrator
         prob = _core.Problem(dyn, self.stage_cost, None, s.slq.horizon, self.dt, integ,
                              np.eye(1) * s.slq.control_weight, s.slq.discount)
         return _core.SlqSolver(prob, _core.SlqSettings(max_iterations=s.slq.initial_iterations))
@@ -197,7 +199,7 @@ class MbrlAgent:
         x = self.plant.reset(x0)
         total, upright, dis = 0.0, 0, []
         seed = self.seed * 100_003 + self.episodes
-        open_loop = s.version in ("0.5", "1.0")
+        open_loop = s.version in ("0.5", "1.0", "true_open_loop")
         t0 = time.perf_counter()
         if open_loop:
             solver = self._mppi(seed, T, s.open_loop_iterations)

@@ -1,7 +1,7 @@
 """Model-based RL on the MPQ pendulum swing-up (lecture-model-based-rl, versions 0.5, 1.0, 1.5).
 
     dmpc train mbrl-pendulum [--config config/mbrl_pendulum.yaml] [--out DIR] [--seed 0] \
-        [--variant v05|v10|v15|v15_slq|true|true_slq] [--set KEY=VALUE ...]
+        [--variant v05|v10|v15|v15_slq|true|true_slq|true_ol] [--set KEY=VALUE ...]
     dmpc eval mbrl-pendulum [--runs runs/mbrl-pendulum] [--out runs/mbrl-pendulum/mbrl-pendulum.png]
 
 Variants (same seed -> same episode and evaluation start states as ``mpq-pendulum``):
@@ -11,6 +11,7 @@ Variants (same seed -> same episode and evaluation start states as ``mpq-pendulu
   v15_slq   version 1.5 with SLQ on the ensemble mean as the MPC solver
   true      MPPI MPC with the true model (the reference cost of the claims)
   true_slq  SLQ MPC with the true model
+  true_ol   the open-loop plan of versions 0.5/1.0 with the true model (the open-loop floor)
 Training runs until the agent holds ``run.transitions`` transitions (versions 1.0 / 1.5: one
 episode of 200 adds 200); then every variant runs ``run.eval_episodes`` evaluation episodes from
 start states shared by all variants of the seed, without adding data. ``summary.json`` holds the
@@ -33,10 +34,11 @@ from dmpc_core.experiments.mpq_pendulum import initial_states
 DEFAULT_CONFIG = CONFIG_DIR / "mbrl_pendulum.yaml"
 NAME = "mbrl-pendulum"
 VARIANTS = {"v05": ("0.5", "mppi"), "v10": ("1.0", "mppi"), "v15": ("1.5", "mppi"), "v15_slq": ("1.5", "slq"),
-            "true": ("true", "mppi"), "true_slq": ("true", "slq")}
+            "true": ("true", "mppi"), "true_slq": ("true", "slq"), "true_ol": ("true_open_loop", "mppi")}
 LABELS = {"v05": "version 0.5 (fit once, open loop)", "v10": "version 1.0 (aggregate, open loop)",
           "v15": "version 1.5 (MPPI MPC, refits)", "v15_slq": "version 1.5, SLQ on the ensemble mean",
-          "true": "MPPI MPC, true model", "true_slq": "SLQ MPC, true model"}
+          "true": "MPPI MPC, true model", "true_slq": "SLQ MPC, true model",
+          "true_ol": "open-loop plan, true model"}
 
 
 @dataclass
