@@ -183,3 +183,62 @@ def train_main(argv: List[str]) -> int:
                                       "wall_s": time.perf_counter() - t_wall})
     logger.close()
     return 0
+
+
+def eval_main(argv: List[str]) -> int:
+    """Per fit (over seeds): transitions, evaluation outcome of the learned-model controller, and
+    the analytic-model controller on the same goal; a PNG of the evaluation cost vs data."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dmpc_core.experiments._common import RUNS_DIR
+    from dmpc_core.experiments.mbrl_pendulum import t_interval
+
+    p = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
+    p.add_argument("--runs", default=str(RUNS_DIR / NAME))
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    files = sorted(Path(args.runs).glob("*/summary.json"))
+    if not files:
+        raise CliError(f"no run summaries (*/summary.json) under {args.runs}")
+    runs = [json.loads(f.read_text()) for f in files]
+    n_fit = min(len(r["iterations"]) for r in runs)
+    ana = runs[0]["eval_analytic"]
+    print(f"seeds: {sorted(r['seed'] for r in runs)}; goal {runs[0]['eval_goal']} from rest at the origin")
+    print("| fit | transitions (mean) | fell | reached (within 0.1 m, 5 deg, 0.2 m/s) | time to reach [s] (reached runs) | "
+          "episode cost (mean, 95 % t) | cost / analytic (runs that did not fall) | one-step error |")
+    print("|---|---|---|---|---|---|---|---|")
+    xs, ms, hs = [], [], []
+    for i in range(n_fit):
+        rows = [r["iterations"][i] for r in runs]
+        ana_cost = {r["seed"]: r["eval_analytic"]["cost"] for r in runs}
+        fell = sum(int(x["eval/fell"]) for x in rows)
+        reached = [x["eval/t_reach"] for x in rows if x["eval/t_reach"] == x["eval/t_reach"]]
+        m, h = t_interval([x["eval/cost"] for x in rows])
+        ratio = [r["iterations"][i]["eval/cost"] / ana_cost[r["seed"]] for r in runs if not r["iterations"][i]["eval/fell"]]
+        rm = f"{np.mean(ratio):.2f} (n={len(ratio)})" if ratio else "-"
+        tr = f"{np.mean(reached):.2f}" if reached else "-"
+        print(f"| {i} | {np.mean([x['transitions'] for x in rows]):.0f} | {fell}/{len(rows)} | {len(reached)}/{len(rows)} | {tr} | "
+              f"{m:.1f} +- {h:.1f} | {rm} | {np.mean([x['model/one_step_error'] for x in rows]):.2e} |")
+        xs.append(np.mean([x["transitions"] for x in rows]))
+        ms.append(m)
+        hs.append(0.0 if np.isnan(h) else h)
+    print(f"| analytic model | - | {int(ana['fell'])} | - | {ana['t_reach']:.2f} | {ana['cost']:.1f} | 1 | - |")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.errorbar(xs, ms, yerr=hs, marker="o", capsize=3, label=f"SLQ on the learned ensemble (n={len(runs)})")
+    ax.axhline(ana["cost"], color="0.4", ls="--", label="SLQ on the analytic model")
+    ax.set_xlabel("transitions from the simulator")
+    ax.set_ylabel("evaluation episode cost (reach 1 m)")
+    ax.set_title("Model-based RL, Ballbot reach (mean, 95 % t-interval)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = args.out or str(Path(args.runs) / f"{NAME}.png")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return 0
