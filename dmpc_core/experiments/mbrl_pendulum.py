@@ -171,7 +171,8 @@ def eval_main(argv: List[str]) -> int:
             ax.fill_between(xs, c.mean(0) - band, c.mean(0) + band, color=col, alpha=0.15)
         ax.errorbar([runs[0]["transitions"] + 40 * (i - 2)], [m], yerr=[0 if np.isnan(h) else h], color=col,
                     marker="s", capsize=3, ls="none", label=f"{LABELS[v]} (evaluation, n={len(runs)})")
-    pairs = [("v15", "v10"), ("v10", "v05"), ("v15_slq", "v15"), ("v10", "true_ol")]
+    pairs = [("v15", "v10"), ("v10", "v05"), ("v15", "true"), ("v15_slq", "true"), ("v15_slq", "true_slq"), ("v10", "true_ol"),
+             ("v05", "true_ol")]
     rows = []
     for a, b in pairs:
         if a in groups and b in groups:
