@@ -20,7 +20,9 @@ class Case:
     build: Callable[[], object]
     sample: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
     #: "exact", or "gauss_newton" for costs whose documented Hessian is J^T W J (its FD check is
-    #: replaced by a check against the Gauss-Newton form in test_derivatives.py)
+    #: replaced by a check against the Gauss-Newton form in test_derivatives.py), or
+    #: "drops_dynamics_curvature" for the Deep Value running cost on dynamics nonlinear in x
+    #: (its lxx leaves out the dynamics' second derivatives, as documented in value_costs.hpp)
     hessian: str = "exact"
 
 
@@ -64,6 +66,26 @@ def _frame_cost():
     return _core.FrameTranslationCost(_panda(), "panda_hand_tcp", np.array([0.5, 0.2, 0.35]), 10.0)
 
 
+def random_learned_model(nx: int, nu: int, nq: int, features, hidden=(8, 8), seed: int = 0):
+    """A native learned control-affine MLP with random weights and non-trivial normalisation."""
+    rng = np.random.default_rng(seed)
+    nl = nx - nq
+    sizes = [len(features), *hidden, nl * (1 + nu)]
+    W = [0.7 * rng.standard_normal((sizes[i + 1], sizes[i])) for i in range(len(sizes) - 1)]
+    b = [0.3 * rng.standard_normal(sizes[i + 1]) for i in range(len(sizes) - 1)]
+    return _core.ControlAffineMlpDynamics(nx, nu, nq, list(features), W, b, 0.2 * rng.standard_normal(sizes[0]),
+                                          rng.uniform(0.5, 2.0, sizes[0]), rng.uniform(0.5, 3.0, sizes[-1]),
+                                          0.5 * rng.standard_normal(sizes[-1]))
+
+
+PENDULUM_LIKE_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
+FIRST_ORDER_FEATURES = [("id", 0), ("sin", 1), ("cos", 2), ("id", 2)]
+
+
+def _learned_ensemble():
+    return _core.EnsembleMeanDynamics([random_learned_model(2, 1, 1, PENDULUM_LIKE_FEATURES, seed=k) for k in range(3)])
+
+
 def dynamics_cases() -> list[Case]:
     rng = np.random.default_rng(0)
     A = rng.standard_normal((3, 3))
@@ -75,6 +97,11 @@ def dynamics_cases() -> list[Case]:
         Case("python_cubic", CubicPython, _gauss(2, 1)),
         Case("ballbot", _core.BallbotDynamics, _ballbot_sample),
         Case("panda", _panda, _panda_sample),
+        # learned models: x = [q; v] (only vdot learned) and a first-order state (all rows learned)
+        Case("learned_mlp", lambda: random_learned_model(2, 1, 1, PENDULUM_LIKE_FEATURES), _gauss(2, 1, 2.0, 3.0)),
+        Case("learned_mlp_first_order", lambda: random_learned_model(3, 2, 0, FIRST_ORDER_FEATURES, hidden=(6, 5, 4)),
+             _gauss(3, 2)),
+        Case("learned_ensemble_mean", _learned_ensemble, _gauss(2, 1, 2.0, 3.0)),
     ]
 
 
@@ -171,4 +198,9 @@ def cost_cases() -> list[Case]:
         Case("mlp_ensemble", _mlp_ensemble_cost,
              lambda g: (np.array([*g.standard_normal(2), g.uniform(-np.pi, np.pi), g.standard_normal()]),
                         g.standard_normal(2))),
+        # Eq. (14) with a learned model: g(x) and d g / dx come from the network's forward mode
+        Case("value_running_learned",
+             lambda: _core.ValueRunningCost(_small_critic(2), random_learned_model(2, 1, 1, PENDULUM_LIKE_FEATURES),
+                                            np.diag([0.5]), 2.0),
+             _gauss(2, 1), hessian="drops_dynamics_curvature"),
     ]

@@ -82,6 +82,11 @@ def test_cost_derivatives_match_finite_differences(case):
             # documented approximation: symmetric PSD, and equal to the exact Hessian at a zero
             # residual; here check PSD and the gradient only (the residual is not zero).
             assert np.linalg.eigvalsh(0.5 * (d["lxx"] + d["lxx"].T)).min() > -1e-9
+        elif case.hessian == "drops_dynamics_curvature":
+            # ValueRunningCost's documented lxx leaves out -d2/dx2 [V_x^T xdot(x, u*)] (second
+            # derivatives of f and g), exact only for dynamics linear in x: lx, lu, luu, lux are
+            # checked; lxx only for symmetry (below)
+            pass
         else:
             assert_close(d["lxx"], fd_jacobian(gx, x), f"{case.name} lxx", rtol=1e-4, atol=1e-5)
         assert_close(d["luu"], fd_jacobian(gu, u), f"{case.name} luu", rtol=1e-4, atol=1e-5)

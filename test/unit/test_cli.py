@@ -275,6 +275,8 @@ BAD_CONFIG_KEYS = {  # experiment: (config file, a section, an int key, a float 
     "polo-box": ("polo_box.yaml", "run", "run.steps", "agent.learning_rate"),
     "mpq-pendulum": ("mpq_pendulum.yaml", "agent.mppi", "agent.mppi.horizon", "agent.mppi.lambda_"),
     "ballbot-walls": ("ballbot_walls.yaml", "training", "training.iterations", "training.velocity_scale"),
+    "mbrl-pendulum": ("mbrl_pendulum.yaml", "agent.model", "agent.model.gradient_steps", "agent.model.learning_rate"),
+    "mbrl-ballbot": ("mbrl_ballbot.yaml", "agent.model", "agent.random_transitions", "agent.exploration_std"),
 }
 
 
