@@ -149,6 +149,10 @@ class BallbotMbrl:
                 "final_error": float(np.hypot(x[0] - goal[0], x[1] - goal[1])), "cost": cost, "seconds": seconds}
 
 
+#: the config file's section and the settings dataclass it fills (``dmpc train mbrl-ballbot --help``)
+SETTINGS = {"agent": MbrlBallbotSettings}
+
+
 def train_main(argv: List[str]) -> int:
     p = base_parser(f"dmpc train {NAME}", DEFAULT_CONFIG)
     args = p.parse_args(argv)

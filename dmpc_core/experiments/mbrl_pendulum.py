@@ -52,6 +52,10 @@ class MbrlRunSettings:
     eval_episodes: int = 3
 
 
+#: the config file's sections and the settings dataclass each fills (``dmpc train mbrl-pendulum --help``)
+SETTINGS = {"agent": MbrlSettings, "run": MbrlRunSettings}
+
+
 def eval_states(seed: int, n: int) -> np.ndarray:
     """Evaluation start states of a seed (a stream separate from the training episodes)."""
     return initial_states(50_000 + seed, n)
