@@ -9,11 +9,14 @@ go to zero (Ballbot) or to gravity compensation g(q) (Panda: what a torque-contr
 driver holds; the arm does not fall while the controller restarts).
 Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the nominal one
 (Ballbot: the origin; Panda: Franka's ready pose).
+Start: with ``hold_until_command`` (default) the robot is held at its start state (no physics;
+the state is still published) until the first valid command arrives, and again after a reset:
+it never runs unactuated before the controller is active.
 Physics: fixed steps of ``physics_dt`` (1 kHz) in a dedicated thread paced by the wall clock, as
 many per ``1/publish_rate`` (400 Hz) period as fit with the remainder carried (2, 3, 2, 3 ... steps:
 1 kHz exactly; core: RK4 steps, ``PlantSettings.fixed_step``; MuJoCo: its fixed step), under
 SCHED_FIFO at ``realtime_priority`` when it is > 0 and the OS allows it. Commands are taken by a
-``glue.StreamReader`` thread (same priority), not by the executor.
+``realtime.StreamReader`` thread (same priority), not by the executor.
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ from dmpc_core import _core
 from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, configure_thread, run_node, wall_time_msg,
-                           x_to_joint_state)
+from dmpc_ros.messages import wall_time_msg, x_to_joint_state
+from dmpc_ros.qos import QOS_LATEST, QOS_RELIABLE
+from dmpc_ros.realtime import StreamReader, configure_thread
+from dmpc_ros.runtime import run_node
 
 RO = ParameterDescriptor(read_only=True)
 
@@ -51,6 +56,9 @@ class SimNode(Node):
         seed = p("seed", 0, RO).value
         self.random_start = p("random_start", True).value
         self.cmd_timeout = p("command_timeout", 0.05).value
+        # hold the robot (no physics: state frozen at the start) until the first valid command,
+        # i.e. until the controller is active with a policy; ~/reset holds it again
+        self.hold_until_command = bool(p("hold_until_command", True, RO).value)
         self.publish_clock = p("publish_clock", False, RO).value
         # SCHED_FIFO priority of the physics/publish thread and the command reader (0: normal
         # scheduler): the plant keeps its 400 Hz schedule on a loaded machine, like a robot's driver
@@ -98,7 +106,7 @@ class SimNode(Node):
             from rosgraph_msgs.msg import Clock
 
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-        # the 400 Hz command stream has its own reader thread, off the executor (see dmpc_ros.glue)
+        # the 400 Hz command stream has its own reader thread, off the executor (see dmpc_ros.realtime)
         self.cmd_reader = StreamReader(self, Float64MultiArray, self.resolve_topic_name("commands"), QOS_LATEST,
                                        self.on_command, f"{self.get_name()}_command_io",
                                        realtime_priority=self.rt_priority)
@@ -125,6 +133,7 @@ class SimNode(Node):
             self.plant.reset(x0)
             self.u = np.zeros(self.nu)
             self.last_cmd = -1e9
+            self.held = self.hold_until_command
         return x0
 
     def on_command(self, msg: Float64MultiArray) -> None:
@@ -137,6 +146,7 @@ class SimNode(Node):
         with self.lock:
             self.u = u
             self.last_cmd = time.monotonic()
+            self.held = False
 
     def held_command(self, x: np.ndarray) -> np.ndarray:
         """The last command, or after ``command_timeout`` zero (Ballbot) / g(q) (Panda)."""
@@ -159,7 +169,7 @@ class SimNode(Node):
             with self.lock:
                 u = self.held_command(self.plant.x)
                 try:
-                    x = self.plant.step(u, period).copy()
+                    x = self.plant.x.copy() if self.held else self.plant.step(u, period).copy()
                 except ValueError as e:
                     self.get_logger().error(f"plant step failed: {e}; resetting")
                     x_reset = np.zeros(self.nx) if self.robot == "ballbot" else np.concatenate(

@@ -13,8 +13,8 @@ Command rules (:meth:`ControllerCore.command`), in order:
 2. watchdog: more than ``watchdog_ticks`` ticks without a new valid state *and* the state older
    than ``watchdog_ticks`` tracking periods -> safe command, ERROR;
 3. envelope: the robot is out of its envelope (fallen, out of the arena, joint limits) -> safe
-   command and ERROR, latched until :meth:`ControllerCore.request_reset` finds the state back
-   inside;
+   command and ERROR, latched until a reset (:meth:`ControllerCore.request_reset`) with the
+   state back inside;
 4. no policy yet -> safe command; a non-finite policy output -> safe command, ERROR;
 5. otherwise the policy's command, clipped to the robot's effort limits (each clipped tick counted
    in ``saturations``).
@@ -119,6 +119,7 @@ class ControllerCore:
         self.last_state_problem = ""
         # outputs and counters
         self.fault = ""           # latched envelope fault ("" = none)
+        self.reset_armed = False  # clear the fault at the first state inside the envelope
         self.saturations = 0      # ticks whose command was clipped
         self.ticks = 0
         self.safe_ticks = 0
@@ -241,20 +242,19 @@ class ControllerCore:
         """Swap in another MPC instance (e.g. with a new critic) between two solves."""
         self._queue("mpc", reach)
 
-    def request_reset(self) -> Optional[str]:
-        """Clear a latched envelope fault once the last state is back inside the envelope; the
-        MPC restarts from a fresh instance (no warm start from the fallen trajectory)."""
+    def request_reset(self) -> Tuple[bool, str]:
+        """Clear a latched envelope fault. With the last state inside the envelope it clears now;
+        otherwise the reset is armed and the fault clears at the first state back inside (e.g.
+        after the robot was stood up or the simulator reset). The MPC restarts from a fresh
+        instance (no warm start from the fallen trajectory). Returns (cleared now, message)."""
         with self._lock:
             x = self.x
-        if x is None:
-            return "no valid state yet"
-        problem = self.robot.envelope_problem(x)
-        if problem:
-            return f"still out of the envelope: {problem}"
-        self._queue("reset", True)
-        with self._lock:
-            self.fault = ""
-        return None
+            if x is not None and self.robot.envelope_problem(x) is None:
+                self.fault, self.reset_armed = "", False
+                self._pending["reset"] = True
+                return True, "fault cleared; the MPC restarts"
+            self.reset_armed = True
+        return False, "armed: the fault clears at the first state back inside the envelope"
 
     def _queue(self, kind: str, value, drop=()) -> None:
         with self._lock:
@@ -350,6 +350,10 @@ class ControllerCore:
             problem = self.robot.envelope_problem(x)
             if problem and not self.fault:
                 self.fault = problem
+            elif not problem and self.fault and self.reset_armed:
+                with self._lock:
+                    self.fault, self.reset_armed = "", False
+                    self._pending["reset"] = True
             if self.fault:
                 status = Status(True, ERROR, f"{self.fault}; safe command until reset")
         if status is None and reach.mpc.policy is None:

@@ -116,13 +116,23 @@ def test_fallen_robot_gets_the_safe_command_until_reset():
     u, st = tick(core, clock)
     assert st.safe and st.level == ERROR and "fallen" in st.message and np.all(u == 0)
     assert core.solve_step(0.01) is None  # no re-planning from a fallen state
-    assert "still out of the envelope" in core.request_reset()
     core.accept_state(upright())
     assert tick(core, clock)[1].safe  # latched: upright again is not enough
-    assert core.request_reset() is None
+    assert core.request_reset() == (True, "fault cleared; the MPC restarts")
     assert core.solve_step(0.02) is not None
     u, st = tick(core, clock)
     assert not st.safe and st.level == "OK"
+    # a reset while still fallen is armed: the fault clears at the first state back inside
+    core.accept_state(upright(pitch=np.deg2rad(60)))
+    assert tick(core, clock)[1].safe
+    ok, msg = core.request_reset()
+    assert not ok and "armed" in msg
+    assert tick(core, clock)[1].safe
+    core.accept_state(upright())
+    tick(core, clock)
+    assert core.fault == ""
+    core.solve_step(0.03)
+    assert not tick(core, clock)[1].safe
     core.accept_state(upright(px=7.0))
     assert "out of the arena" in tick(core, clock)[1].message
 
