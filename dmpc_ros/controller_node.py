@@ -187,7 +187,7 @@ class ControllerNode(LifecycleNode):
             reason = self.core.request_path(pts, frame, stamps) if len(pts) else "target_path has no poses"
         except (PathTooLong, ValueError) as e:
             reason = str(e)
-        self.refused("goal from target_path", reason)
+        self.refused("target_path", reason)
         if not reason:
             self.get_logger().info(f"new target_path of {len(pts)} poses to ({pts[-1, 0]:.3f}, {pts[-1, 1]:.3f})")
 
@@ -227,8 +227,7 @@ class ControllerNode(LifecycleNode):
     def reset(self):
         """Trigger answers: success = the fault is cleared (or armed: cleared at the first state
         back inside the envelope, e.g. after the simulator's reset)."""
-        cleared, msg = self.core.request_reset()
-        return True, msg
+        return True, self.core.request_reset()[1]
 
     @staticmethod
     def answer(resp, ok: bool, message: str):

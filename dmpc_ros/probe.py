@@ -221,7 +221,7 @@ def running_graph(config, overrides: Optional[dict] = None, log_dir: str = "/tmp
     try:
         rclpy.init()
         launcher = Launcher(specs, log_dir)
-        launcher.start()
+        launcher.start(supervise=True)  # the respawn rules apply, as under `dmpc launch`
         probe = GraphProbe(cfg["topics"], **probe_kwargs)
         if on_start is not None:
             on_start(probe)
