@@ -99,8 +99,8 @@ class Launcher:
                     print(f"[launcher] {name} exited ({proc.returncode}); left down, the graph keeps running", flush=True)
                 elif now - self._exited_at.setdefault(name, now) >= spec.respawn_delay:
                     del self._exited_at[name]
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
                     self.start_node(spec)
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
                     print(f"[launcher] {name} exited ({proc.returncode}); restarted (#{self.restarts[name]}, "
                           f"pid {self.procs[name].pid})", flush=True)
         return essential_dead
@@ -125,10 +125,13 @@ class Launcher:
 
     def stop_node(self, name: str, grace: float = 5.0, sig: int = signal.SIGINT, send: bool = True) -> Optional[int]:
         """Signal one node (unless ``send`` is False: already signalled), wait ``grace`` seconds,
-        then SIGTERM, then SIGKILL."""
+        then SIGTERM, then SIGKILL. A node stopped this way stays down (no respawn)."""
         proc = self.procs.get(name)
         if proc is None:
             return None
+        with self._lock:
+            if name not in self.left_down:
+                self.left_down.append(name)
         if proc.poll() is None:
             if send:
                 proc.send_signal(sig)

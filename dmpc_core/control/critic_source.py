@@ -144,19 +144,24 @@ class CriticWorker:
                 kind, arg, fut = self.jobs.get(timeout=0.1)
             except queue.Empty:
                 continue
+            fut.set_result(self.handle(kind, arg))
+
+    def handle(self, kind: str, arg=None) -> Result:
+        """Process one job in the calling thread (the worker's loop; tests). Never raises: any
+        failure, whatever its type, is a rejection with its reason."""
+        try:
+            result = self._process(kind, arg)
+        except Exception as e:  # noqa: BLE001 - any failure is a rejection, never the thread's end
+            result = (False, f"rejected: {type(e).__name__}: {e}")
+        if not result[0]:
+            self.rejected += 1
+            self.reject_reason = result[1]
+        if self.on_result is not None:
             try:
-                result = self._process(kind, arg)
-            except Exception as e:  # noqa: BLE001 - any failure is a rejection, never the thread's end
-                result = (False, f"rejected: {e}")
-            if not result[0]:
-                self.rejected += 1
-                self.reject_reason = result[1]
-            if self.on_result is not None:
-                try:
-                    self.on_result(*result)
-                except Exception:  # noqa: BLE001 - a logging failure must not stop the worker
-                    pass
-            fut.set_result(result)
+                self.on_result(*result)
+            except Exception:  # noqa: BLE001 - a logging failure must not stop the worker
+                pass
+        return result
 
     def _process(self, kind: str, arg) -> Result:
         if kind == "rollback":

@@ -140,7 +140,9 @@ def _wait_rejected(probe, n_before, timeout=20):
 
 
 def test_bad_critics_are_rejected_and_old_one_stays(graph, tmp_path):
-    _, probe, _ = graph
+    launcher, probe, _ = graph
+    launcher.stop_node("dmpc_learner")  # no new critics from it during this test (stays down)
+    time.sleep(1.0)  # a bundle in flight settles
     v = probe.diag_value(CTRL, "critic_version")
     good = _bundle()
     cases = [
@@ -318,9 +320,11 @@ def test_bad_state_is_dropped_and_lost_state_gives_safe_command(graph):
         probe.diag_value(CTRL, "states_rejected")
     assert "non-finite" in probe.diag_value(CTRL, "last_state_problem") or "expected 5" in probe.diag_value(CTRL, "last_state_problem")
     rows = probe.info_rows(t_bad)
-    # bad messages never force the safe command: each tick uses the last good state (a load
-    # spike may still let a state age past the watchdog, so most, not all, ticks)
-    assert len(rows) > 20 and np.mean(rows[:, 4] == 0) > 0.8, np.mean(rows[:, 4] == 0)
+    # bad messages never force the safe command: a safe tick in this window is the watchdog's
+    # (the last good state older than 2 periods: the probe sends good states only every ~5 ms)
+    safe = rows[rows[:, 4] == 1]
+    assert len(rows) > 20 and np.any(rows[:, 4] == 0)
+    assert np.all(safe[:, 7] > 2 * PERIOD), "a bad state message forced a safe command"
     # stream stops: a command is computed from the last state only while it is fresh (at most
     # watchdog_ticks (2) ticks since it arrived, or younger than 2 tracking periods)
     for _ in range(50):
