@@ -10,6 +10,7 @@ Subscriptions: ``joint_states`` (sensor_msgs/JointState, own reader thread), ``g
 read from its serialised form with a size cap), ``time_budget`` (std_msgs/Float64),
 ``critic_bundle`` (UInt8MultiArray); Panda: ``target_trajectory`` (trajectory_msgs/JointTrajectory).
 Publications: ``commands`` (Float64MultiArray, one torque per joint), ``~/command_info``,
+``~/policy`` (the latest affine policy, layout in dmpc_core.control.policy_wire),
 ``~/planned_path``, ``~/markers``, ``transitions`` (Ballbot), ``/diagnostics``.
 Services (std_srvs/Trigger): ``~/reload_critic``, ``~/rollback_critic``, ``~/reset`` (clears a
 latched fallen / out-of-envelope fault once the state is back inside). docs/ros.md has the types,
@@ -42,7 +43,7 @@ from dmpc_core.critics.gate import GateSettings, ProbeSet
 from dmpc_core.critics.signing import read_key
 from dmpc_core.settings import ConfigError
 from dmpc_ros.messages import (PathTooLong, VectorPublisher, diagnostic_array, joint_state_to_x, parse_path,
-                               plan_messages, stamp_to_float, transitions_msg)
+                               plan_messages, policy_msg, stamp_to_float, transitions_msg)
 from dmpc_ros.params import declare_fields, declare_settings, read_fields, read_settings
 from dmpc_ros.qos import QOS_CRITIC, QOS_LATEST, QOS_RELIABLE, QOS_TRANSITIONS
 from dmpc_ros.realtime import StreamReader, configure_thread
@@ -112,6 +113,9 @@ class ControllerNode(LifecycleNode):
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 10)
         self.trans_pub = self.create_publisher(Float64MultiArray, "transitions", QOS_TRANSITIONS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # the latest affine policy (u_ff, K, x_nom) for an external tracking loop, after each solve
+        self.policy_pub = self.create_publisher(Float64MultiArray, "~/policy", QOS_LATEST)
+        self.core.policy_listeners.append(lambda pol: self.policy_pub.publish(policy_msg(pol)))
         self.state_topic = self.resolve_topic_name("joint_states")
         self.state_reader = StreamReader(self, JointState, self.state_topic, QOS_LATEST, self.on_state,
                                          f"{self.get_name()}_state_io", realtime_priority=c.realtime_priority).start()
@@ -311,7 +315,7 @@ class ControllerNode(LifecycleNode):
         rate = lambda ts: (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0.0  # noqa: E731
         vals = {"solver": self.reach_settings.mpc.solver, "solve_time_ms": f"{1e3 * core.last_solve_time:.3f}",
                 "mpc_rate_hz": f"{rate(list(self.mpc_times)):.1f}", "tracking_rate_hz": f"{rate(list(self.tick_times)):.1f}",
-                "mpc_overruns": core.overruns, "critic_version": getattr(core.reach, "critic_version", 0),
+                "mpc_overruns": core.overruns, "fallback_ticks": core.fallback_ticks, "critic_version": getattr(core.reach, "critic_version", 0),
                 "critic_version_installed": active.version if active else 0, "critic_source": active.source if active else "",
                 "critic_swaps": w.store.swaps, "critics_rejected": w.rejected, "last_reject_reason": w.reject_reason,
                 "episode_length": f"{core.episode_length:.3f}", "following_path": str(core.path_ref is not None).lower(),

@@ -75,6 +75,21 @@ class VectorPublisher:
         self.pub.publish(self.msg)
 
 
+def labelled_msg(dims, data) -> Float64MultiArray:
+    """A Float64MultiArray from [(label, size, stride)] and flat data."""
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=lab, size=int(n), stride=int(st)) for lab, n, st in dims]
+    msg.data = array.array("d", np.asarray(data, float))
+    return msg
+
+
+def policy_msg(pol) -> Float64MultiArray:
+    """The affine policy in the layout of dmpc_core.control.policy_wire."""
+    from dmpc_core.control import policy_wire
+
+    return labelled_msg(*policy_wire.encode(pol))
+
+
 def transitions_msg(rows, nx: int, ng: int) -> Float64MultiArray:
     """A batch of transition rows in the wire format of dmpc_core.control.transitions."""
     dims, data = transitions.encode(rows, nx, ng)

@@ -16,7 +16,10 @@ Command rules (:meth:`ControllerCore.command`), in order:
    command and ERROR, latched until a reset (:meth:`ControllerCore.request_reset`) with the
    state back inside;
 4. no policy yet -> safe command; a non-finite policy output -> safe command, ERROR;
-5. otherwise the policy's command, clipped to the robot's effort limits (each clipped tick counted
+5. the policy ran past its horizon (solves stalled or failed for longer than N dt) -> the robot's
+   fallback policy (Ballbot: the upright LQR stabiliser at the goal; Panda: gravity
+   compensation + joint PD), WARN, counted in ``fallback_ticks``;
+6. otherwise the policy's command, clipped to the robot's effort limits (each clipped tick counted
    in ``saturations``).
 
 A rejected state message never clears the last good state (a publisher of garbage cannot force
@@ -127,6 +130,9 @@ class ControllerCore:
         self.solves = 0
         self.last_solve_time = 0.0
         self.solver_problem = ""
+        self.fallback_ticks = 0
+        self._fallback = None     # (reach, goal) it was built for, policy
+        self.policy_listeners: list = []  # called with each new policy (MPC thread)
         self.path_ref: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self.episode_length = float(settings.episode_length)
         self.t0 = 0.0             # MPC time of the episode start
@@ -329,7 +335,11 @@ class ControllerCore:
         self.solves += 1
         if self.last_solve_time > 1.0 / self.settings.mpc_rate:
             self.overruns += 1
-        self.solver_problem = "" if self.reach.mpc.is_ok(res) else f"solver status {res.status} (previous policy kept)"
+        ok = self.reach.mpc.is_ok(res)
+        self.solver_problem = "" if ok else f"solver status {res.status} (previous policy kept)"
+        if ok:
+            for listener in self.policy_listeners:
+                listener(self.reach.mpc.policy)
         return res
 
     # -- tracking loop ---------------------------------------------------------------------------
@@ -359,7 +369,14 @@ class ControllerCore:
         if status is None and reach.mpc.policy is None:
             status = Status(True, WARN, "waiting for the first MPC solve")
         if status is None:
-            u = np.asarray(reach.mpc.control(t, x), float)
+            pol = reach.mpc.policy
+            if t > pol.t0 + pol.horizon * pol.dt:
+                u = np.asarray(self._fallback_policy(reach).control(t, x), float)
+                self.fallback_ticks += 1
+                fallback = f"MPC policy expired {t - pol.t0 - pol.horizon * pol.dt:.3f} s ago: fallback policy"
+            else:
+                u = np.asarray(reach.mpc.control(t, x), float)
+                fallback = ""
             if hasattr(reach, "command"):
                 u = np.asarray(reach.command(u, x), float)
             if u.shape != (self.robot.nu,) or not np.all(np.isfinite(u)):
@@ -370,7 +387,8 @@ class ControllerCore:
             if self.recorder is not None:
                 self.recorder.cut()
         else:
-            status = Status(False, WARN if self.solver_problem else OK, self.solver_problem or "OK")
+            problem = fallback or self.solver_problem
+            status = Status(False, WARN if problem else OK, problem or "OK")
         lim = self.robot.effort_limits
         if np.any(np.abs(u) > lim):
             u = np.clip(u, -lim, lim)
@@ -378,6 +396,13 @@ class ControllerCore:
         if not status.safe and self.recorder is not None:
             self._record(t, x, u, reach)
         return u, status
+
+    def _fallback_policy(self, reach):
+        """The robot's fallback policy for the current MPC instance and goal (built once each)."""
+        key = (id(reach), tuple(np.round(reach.goal, 12)))
+        if self._fallback is None or self._fallback[0] != key:
+            self._fallback = (key, self.robot.fallback_policy(reach, 0.0))
+        return self._fallback[1]
 
     def _record(self, t, x, u, reach) -> None:
         row = self.recorder.sample(t - self.t0, x, u, reach.goal, reach.stage_cost)

@@ -52,6 +52,10 @@ class Robot(Protocol):
     def display_points(self, reach, xs: np.ndarray) -> np.ndarray:
         """(n, 3) points to draw for the planned states ``xs`` (n, nx)."""
 
+    def fallback_policy(self, reach, t0: float):
+        """A stabilising time-invariant policy around the goal of ``reach`` (used when the MPC
+        policy runs past its horizon because solves stalled)."""
+
 
 @dataclass
 class BallbotRobot:
@@ -108,6 +112,10 @@ class BallbotRobot:
         from dmpc_core.control.reach_mpc import ReachMpc
 
         return ReachMpc(self.settings, goal, critic=critic, critic_version=critic_version)
+
+    def fallback_policy(self, reach, t0: float):
+        """The upright LQR stabiliser at the goal (``tasks.ballbot.lqr_policy``)."""
+        return ballbot.lqr_policy(reach.problem, tuple(reach.goal), t0)
 
     def display_points(self, reach, xs: np.ndarray) -> np.ndarray:
         xs = np.asarray(xs, float)
@@ -187,6 +195,22 @@ class PandaRobot:
 
     def display_points(self, reach, xs: np.ndarray) -> np.ndarray:
         return reach.tcp_path(np.asarray(xs, float))
+
+    def fallback_policy(self, reach, t0: float, omega: float = 10.0):
+        """Gravity compensation plus a critically damped joint PD toward the posture reference,
+        u = g(q_ref) - M(q_ref) (omega^2 (q - q_ref) + 2 omega v)."""
+        from dmpc_core import _core
+
+        x_ref = np.asarray(reach.x_ref, float)
+        q = x_ref[:self.nu]
+        M = np.asarray(self.model.mass_matrix(q), float)
+        s = reach.settings.mpc
+        pol = _core.Policy()
+        pol.t0, pol.dt = float(t0), s.dt
+        pol.u_ff = np.tile(np.asarray(self.model.gravity(q), float), (s.horizon, 1))
+        pol.x_nom = np.tile(x_ref, (s.horizon + 1, 1))
+        pol.K = [-np.hstack([omega ** 2 * M, 2.0 * omega * M])] * s.horizon
+        return pol
 
     def ready_goal(self) -> np.ndarray:
         """TCP position at Franka's ready pose (the default initial goal)."""

@@ -257,3 +257,47 @@ def test_panda_robot_protocol():
     assert robot.check_goal(robot.ready_goal()) is None
     with pytest.raises(ValueError, match="not supported"):
         make_robot("quadruped", None)
+
+
+def test_expired_policy_falls_back_to_the_lqr_stabiliser():
+    """Past the policy's horizon (solves stalled) the command comes from the upright LQR at the
+    goal, not from the last node of the stale plan."""
+    core, clock = make_core()
+    core.accept_state(upright())
+    core.solve_step(0.0)
+    pol = core.reach.mpc.policy
+    t_end = pol.t0 + pol.horizon * pol.dt
+    x = upright(px=0.3, pitch=np.deg2rad(3))
+    core.accept_state(x)
+    u_in, st = core.command(t_end - 0.01, x, 0.0)
+    assert st.level == "OK" and core.fallback_ticks == 0
+    core.accept_state(x)
+    u, st = core.command(t_end + 0.5, x, 0.0)
+    assert not st.safe and st.level == "WARN" and "fallback" in st.message and core.fallback_ticks == 1
+    lqr = ballbot.lqr_policy(core.reach.problem, (0.0, 0.0))
+    assert np.allclose(u, np.clip(lqr.control(0.0, x), -30, 30))
+    assert not np.allclose(u, pol.control(t_end + 0.5, x))
+
+
+def test_policy_wire_format_round_trip():
+    from dmpc_core.control import policy_wire
+
+    core, _ = make_core()
+    got = []
+    core.policy_listeners.append(got.append)
+    core.accept_state(upright(pitch=np.deg2rad(4)))
+    core.solve_step(0.0)
+    pol = got[-1]
+    dims, data = policy_wire.encode(pol)
+    assert dims[2][0] == "u_ff:3,K:3x10,x_nom:10" and data.size == 2 + 20 * 43 + 10
+    back = policy_wire.decode([(d[0], d[1]) for d in dims], data, 3, 10, pol.interpolation)
+    rng = np.random.default_rng(0)
+    for t in np.linspace(-0.1, 0.5, 13):
+        x = rng.normal(0, 0.1, 10)
+        assert np.allclose(back.control(t, x), pol.control(t, x), atol=1e-12)
+    with pytest.raises(ValueError, match="layout"):
+        policy_wire.decode([(d[0], d[1]) for d in dims], data, 3, 11)
+    bad = data.copy()
+    bad[5] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        policy_wire.decode([(d[0], d[1]) for d in dims], bad, 3, 10)
