@@ -176,6 +176,26 @@ def test_fallen_robot_gets_the_safe_command_and_a_reset_recovers(graph):
     assert np.all(ballbot.tilt(xs) < np.deg2rad(10)), "fell again after the reset"
 
 
+def test_affine_policy_is_published_with_its_layout(graph):
+    """~/policy carries the latest (u_ff, K, x_nom) after each solve: it decodes with the
+    labelled layout, is finite and moves forward in time."""
+    from std_msgs.msg import Float64MultiArray
+
+    from dmpc_core.control import policy_wire
+
+    _, probe, _ = graph
+    msgs = []
+    sub = probe.create_subscription(Float64MultiArray, f"/{CTRL}/policy", msgs.append, 10)
+    try:
+        assert probe.wait_for(lambda: len(msgs) >= 5, 20), len(msgs)
+    finally:
+        probe.destroy_subscription(sub)
+    pols = [policy_wire.decode([(d.label, d.size) for d in m.layout.dim], m.data, 3, 10) for m in msgs]
+    assert [d.label for d in msgs[-1].layout.dim] == ["t0,dt", "nodes", "u_ff:3,K:3x10,x_nom:10", "x_nom_terminal:10"]
+    assert all(p.horizon == 100 and np.all(np.isfinite(p.u_ff)) for p in pols)
+    assert all(b.t0 > a.t0 for a, b in zip(pols, pols[1:]))
+
+
 def test_sigint_every_node_exits_cleanly_within_2_s(graph):
     """Last test of the module: SIGINT to each node; exit code 0 within the 2 s grace (the
     launcher would escalate to SIGTERM/SIGKILL after it and the code would be negative)."""
