@@ -283,9 +283,11 @@ class ControllerNode(LifecycleNode):
         x, age = self.core.latest(now)
         u, st = self.core.command(now - self.start_time, x, age)
         self.status = st
-        self.publishing = self.publishing or not st.safe
+        # nothing before the first policy (the plant holds the robot) unless the safe command
+        # holds it by itself (Panda: gravity compensation at the first valid state)
+        self.publishing = self.publishing or not st.safe or (self.robot.safe_command_holds and x is not None)
         if not self.publishing:
-            return  # no command before the first policy: the plant holds the robot
+            return
         if st.safe and st.level == "ERROR":
             self.log_throttled("warn", f"safe command: {st.message}")
         self.cmd_pub.publish(u)

@@ -23,6 +23,9 @@ class Robot(Protocol):
     command_label: label of the command vector (``wheel_torque``, ``joint_torque``).
     effort_limits: (nu,) bound on |u_i| of every published command [N m].
     supports_critic: whether learned critics and transitions are wired for this robot.
+    safe_command_holds: whether the safe command alone holds the robot still (Panda: gravity
+        compensation), so it may be sent before the first MPC policy; the Ballbot's zero torque
+        does not balance it, so nothing is sent until a policy exists (the plant holds it).
     """
 
     name: str
@@ -33,6 +36,7 @@ class Robot(Protocol):
     command_label: str
     effort_limits: np.ndarray
     supports_critic: bool
+    safe_command_holds: bool
 
     def goal_from_point(self, p: Sequence[float]) -> np.ndarray:
         """The goal for a 3-D point (x, y, z) [m] in the goal frame."""
@@ -80,6 +84,7 @@ class BallbotRobot:
     joint_names = tuple(ballbot.JOINT_NAMES)
     command_label = "wheel_torque"
     supports_critic = True
+    safe_command_holds = False
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.u_max) and self.u_max > 0):
@@ -142,6 +147,7 @@ class PandaRobot:
     name = "panda"
     command_label = "joint_torque"
     supports_critic = False
+    safe_command_holds = True
 
     def __post_init__(self) -> None:
         from dmpc_core import _core
