@@ -131,7 +131,7 @@ class LearnerNode(Node):
     def destroy_node(self):
         self.running = False
         self.thread.join(timeout=1.0)  # SIGINT: the node exits within 2 s (an update in flight is dropped)
-        if self.updates:
+        if self.updates and not self.thread.is_alive():  # never save under a running update
             self.learner.save(self.ckpt, {"updates": self.updates})
         return super().destroy_node()
 
