@@ -115,6 +115,8 @@ class Launcher:
         proc = subprocess.Popen(node_command(spec, str(pfile)), env=self.env, stdout=out,
                                 stderr=subprocess.STDOUT if out else None, start_new_session=True)
         self.procs[spec.name] = proc
+        if spec.name in self.left_down:  # started again on purpose: the exit rules apply again
+            self.left_down.remove(spec.name)
         return proc
 
     def spec(self, name_or_key: str) -> NodeSpec:

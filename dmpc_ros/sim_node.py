@@ -27,7 +27,7 @@ import time
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from sensor_msgs.msg import JointState
@@ -44,9 +44,43 @@ from dmpc_ros.runtime import run_node
 RO = ParameterDescriptor(read_only=True)
 
 
-class SimNode(Node):
+class SimNode(LifecycleNode):
+    """Lifecycle: configure builds the plant, publishers and services; activate starts the
+    physics thread; deactivate stops it (the state freezes and is no longer published).
+    ``autostart`` (default true): configure and activate at start."""
+
     def __init__(self, **kwargs):
         super().__init__("ballbot_sim", **kwargs)
+        self.declare_parameter("autostart", True, RO)
+        self.thread = self.cmd_reader = None
+        self.running = False
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.build()
+        except (ValueError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, name="physics", daemon=True)
+        self.thread.start()
+        if not self.cmd_reader.thread.is_alive():
+            self.cmd_reader.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.stop_physics()
+        return super().on_deactivate(state)
+
+    def stop_physics(self) -> None:
+        self.running = False
+        if self.thread is not None:
+            self.thread.join(timeout=1.0)
+
+    def build(self) -> None:
         p = self.declare_parameter
         self.robot = p("robot", "ballbot", RO).value
         if self.robot not in ("ballbot", "panda"):
@@ -112,10 +146,6 @@ class SimNode(Node):
                                        realtime_priority=self.rt_priority)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.reset_state()
-        self.running = True
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-        self.cmd_reader.start()
         self.get_logger().info(f"{self.robot} sim ({backend}): physics dt {physics_dt} s, JointState at {self.rate} Hz")
 
     def reset_state(self) -> np.ndarray:
@@ -190,9 +220,9 @@ class SimNode(Node):
                 nxt = time.monotonic()  # fell far behind: do not try to catch up
 
     def destroy_node(self):
-        self.running = False
-        self.cmd_reader.stop()
-        self.thread.join(timeout=1.0)
+        self.stop_physics()
+        if self.cmd_reader is not None:
+            self.cmd_reader.stop()
         return super().destroy_node()
 
 

@@ -30,15 +30,25 @@ def graph(tmp_path_factory):
 
 
 def test_sim_holds_the_robot_until_the_first_command(graph):
-    """Every state published before the controller's first command is the (tilted) start state."""
+    """Without a controller, the simulator's reset puts the robot at a (random, tilted) start and
+    holds it there: every state stays that start until a command comes. Unheld, the tilted robot
+    would start to fall at once. Then a new controller takes over and reports OK."""
     from dmpc_core.tasks import ballbot
 
-    _, probe, _ = graph
-    first_cmd = probe.infos[0][0]
-    before = np.array([x for t, x in list(probe.states) if t < first_cmd - 0.05])
-    assert len(before) >= 5, f"only {len(before)} states before the first command"
-    assert ballbot.tilt(before[0])[0] > 0, "the start is not tilted: holding would not show"
-    assert np.all(before == before[0]), "the robot moved before the controller was active"
+    launcher, probe, _ = graph
+    launcher.stop_node(CTRL)
+    resp = probe.call_trigger(f"/{SIM}/reset", 10.0)
+    assert resp is not None and resp.success, resp
+    t0 = time.monotonic()
+    time.sleep(2.0)
+    held = np.array([x for t, x in list(probe.states) if t >= t0 + 0.2])
+    assert len(held) >= 50, f"only {len(held)} states in 1.8 s"
+    assert ballbot.tilt(held[0])[0] > 0, "the start is not tilted: holding would not show"
+    assert np.all(held == held[0]), "the robot moved without a controller"
+    launcher.start_node(launcher.spec(CTRL))
+    t1 = time.monotonic()
+    assert probe.wait_for(lambda: any(d[0] >= t1 and d[1] == f"dmpc/{CTRL}" and d[3] == "OK" for d in list(probe.diags)), 120)
+    assert ballbot.tilt(probe.latest_state())[0] < np.deg2rad(10)
 
 
 def test_critic_services_answer_instead_of_dying(graph):
@@ -153,9 +163,11 @@ def test_fallen_robot_gets_the_safe_command_and_a_reset_recovers(graph):
     pub = probe.create_publisher(JointState, probe.topics["joint_states"], QOS_RELIABLE)
     try:
         t0 = time.monotonic()
-        for _ in range(5):
+        # (depth-1 state queue: a forged state may be overwritten by the simulator's before it
+        # is taken; one taken is enough)
+        for _ in range(100):
             pub.publish(x_to_joint_state(x, ballbot.JOINT_NAMES, wall_time_msg(time.time())))
-            time.sleep(0.01)
+            time.sleep(0.005)
     finally:
         probe.destroy_publisher(pub)
     assert probe.wait_for(lambda: any(d[0] >= t0 and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "fallen" in d[3]
