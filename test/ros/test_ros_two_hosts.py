@@ -63,6 +63,7 @@ OBSERVER = textwrap.dedent("""
     ok = probe.wait_for(lambda: (d := probe.last_diag("ballbot_controller")) and d[3] == "OK", 240)
     probe.send_goal((0.8, 0.4))
     got = probe.wait_for(lambda: int(probe.diag_value("ballbot_controller", "critic_version") or 0) >= 1, 240)
+    probe.wait_for(lambda: int(probe.diag_value("dmpc_learner", "transitions") or 0) >= 64, 60)
     out = {"controller_ok": bool(ok), "critic_installed": bool(got),
            "critic_version": probe.diag_value("ballbot_controller", "critic_version"),
            "critic_source": probe.diag_value("ballbot_controller", "critic_source"),
