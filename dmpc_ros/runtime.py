@@ -18,7 +18,10 @@ def run_node(node_factory, threads: int = 1, args=None) -> int:
     def _raise(signum, frame):
         raise KeyboardInterrupt
 
+    # both installed explicitly: a process started from a non-interactive shell's background job
+    # inherits SIGINT ignored, and Python then never installs its own KeyboardInterrupt handler
     signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _raise)
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
