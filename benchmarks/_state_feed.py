@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     import rclpy
 
     from dmpc_core.tasks import ballbot
-    from dmpc_ros.glue import QOS_RELIABLE, configure_thread, wall_time_msg, x_to_joint_state
+    from dmpc_ros.messages import wall_time_msg, x_to_joint_state
+    from dmpc_ros.qos import QOS_RELIABLE
+    from dmpc_ros.realtime import configure_thread
     from sensor_msgs.msg import JointState
 
     rclpy.init()

@@ -2,6 +2,7 @@
 command-out latency over DDS, MPC rate inside the node vs the bare core.
 
     python benchmarks/ros_latency.py [--quick]
+    python benchmarks/ros_latency.py --graph [--duration 60]    (simulator + controller + learner)
 
 Starts controller_node alone (separate process, random ROS_DOMAIN_ID, loopback discovery) with
 the MPC unthrottled (mpc_rate 1000 Hz, so its rate measures throughput), once per
@@ -13,6 +14,12 @@ MpcController.update in this process without ROS (timed before and after each no
 jitter, the feed process's own SCHED_FIFO sleep-and-publish loop in the same time window (what a
 bare Python real-time loop gets from this machine at that moment: on the shared VM it is itself
 ~1-5 ms at p99). Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
+
+``--graph``: the whole shipped graph instead (simulator, controller with the MPC unthrottled,
+learner training and pushing signed critics that the controller swaps in), 60 s by default; the
+states come from the simulator, and the anchor is the same SCHED_FIFO feed loop publishing to a
+topic nobody reads, in the same window. Also reports the watchdog under that load: safe ticks,
+and ticks that used a state beyond the 2-tick rule (must be 0). The load average is printed.
 """
 from __future__ import annotations
 
@@ -38,29 +45,39 @@ def bare_core_rate(repeats: int) -> tuple:
     return reach_mpc_rate(repeats=repeats)
 
 
-def start_feed(probe, duration: float, stamps_out: str) -> subprocess.Popen:
-    """The state feed (benchmarks/_state_feed.py) as a process of its own on the probe's topic
-    and ROS domain (running_graph has set the environment when on_start runs)."""
+def start_feed(probe, duration: float, stamps_out: str, topic: str = "") -> subprocess.Popen:
+    """The state feed (benchmarks/_state_feed.py) as a process of its own on the probe's state
+    topic (or ``topic``) and ROS domain (running_graph has set the environment when on_start runs)."""
     return subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "_state_feed.py"),
-                             "--topic", probe.state_pub.topic_name, "--rate", "400", "--duration", str(duration),
+                             "--topic", topic or probe.topics["joint_states"], "--rate", "400", "--duration", str(duration),
                              "--stamps-out", stamps_out],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
-def run_controller(trigger: str, duration: float, extra: dict | None = None):
-    """One controller_node process with ``tracking_trigger`` = trigger; returns (info rows, MPC rates)."""
+def run_controller(trigger: str, duration: float, extra: dict | None = None, graph: bool = False):
+    """One controller_node process with ``tracking_trigger`` = trigger; returns (info rows, MPC rates).
+    ``graph``: the whole graph with the learner; the feed then publishes to an unread anchor topic."""
     from dmpc_ros.probe import running_graph
 
     config = ROOT / "config" / "ballbot_sim.yaml"
-    overrides = {"learner": False, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
+    overrides = {"learner": graph, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
                  "nodes.controller.parameters.tracking_trigger": trigger, **(extra or {})}
+    if graph:  # the learner pushes from 64 transitions on, after every update
+        overrides.update({"nodes.learner.parameters.learner.min_transitions": 64,
+                          "nodes.learner.parameters.learner.fit_normalization_at": 64,
+                          "nodes.learner.parameters.update_period": 0.2, "nodes.learner.parameters.push_every": 1,
+                          "nodes.learner.parameters.checkpoint_dir": f"/tmp/dmpc_bench_learner_{os.getpid()}"})
     feeds = []
     stamps = f"/tmp/dmpc_bench_feed_{os.getpid()}.npy"
     # the controller waits for a state before it reports OK: feed from the start (for at most the
     # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
-    with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs", executables=["controller_node"],
-                       ready_timeout=90, record_states=False,
-                       on_start=lambda probe: feeds.append(start_feed(probe, 90 + duration + 5, stamps))) as (_, probe, _cfg):
+    with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
+                       executables=None if graph else ["controller_node"], ready_timeout=120, record_states=False,
+                       on_start=lambda probe: feeds.append(start_feed(probe, 120 + duration + 5, stamps,
+                                                                      "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
+        if graph:
+            probe.send_goal((0.5, 0.3))
+            time.sleep(3.0)
         time.sleep(1.0)
         t0 = time.monotonic()
         time.sleep(duration)
@@ -70,6 +87,9 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None):
         solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
                     if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
         scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
+        if graph:
+            scheduler += (f"; critic swaps {probe.diag_value('ballbot_controller', 'critic_swaps')}, "
+                          f"learner updates {probe.diag_value('dmpc_learner', 'updates')}")
         feeds[0].send_signal(signal.SIGINT)
     feed_line = feeds[0].communicate(timeout=30)[0].strip().splitlines()
     feed_stamps = np.load(stamps) if os.path.exists(stamps) else np.zeros(0)
@@ -87,12 +107,16 @@ def summarize(rows: np.ndarray, duration: float) -> dict:
     lat = lat[rows[first, 3] > 0]
     return {"rate": len(rows) / duration, "period": period, "jitter": jitter, "latency": lat,
             "seq_gaps": int(np.sum(np.diff(rows[:, 0]) != 1)),
-            "late": int(np.sum(np.diff(rows[:, 1]) - 1 > 0)), "safe": int(np.sum(rows[:, 4] == 1))}
+            "late": int(np.sum(np.diff(rows[:, 1]) - 1 > 0)), "safe": int(np.sum(rows[:, 4] == 1)),
+            # the 2-tick rule: a command from a state more than 2 ticks AND 2 periods old
+            "rule_violations": int(np.sum((rows[:, 4] == 0) & (rows[:, 6] > 2) & (rows[:, 7] > 2 * 2.5e-3)))}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--graph", action="store_true", help="whole graph with the learner (see above)")
+    ap.add_argument("--duration", type=float, default=None, help="[s] per run (default 30, --graph 60, --quick 6)")
     ap.add_argument("--trigger", choices=["timer", "state", "both"], default="both",
                     help="controller tracking_trigger(s) to measure (default: both, one after the other)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -101,14 +125,15 @@ def main(argv=None) -> int:
     import yaml
 
     extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    duration = 6.0 if args.quick else 30.0
+    duration = args.duration or (6.0 if args.quick else 60.0 if args.graph else 30.0)
     triggers = ["timer", "state"] if args.trigger == "both" else [args.trigger]
+    load_before = os.getloadavg()
     results = {}
     # the bare-core anchor is timed before and after each node run (same load drift for both)
     reps = 20 if args.quick else 100
     bare_runs = [bare_core_rate(reps)]
     for trig in triggers:
-        rows, rates, scheduler, feed_line, feed_stamps, solve_ms = run_controller(trig, duration, extra)
+        rows, rates, scheduler, feed_line, feed_stamps, solve_ms = run_controller(trig, duration, extra, args.graph)
         window = feed_stamps[(feed_stamps >= rows[0, 2]) & (feed_stamps <= rows[-1, 2])]
         feed_jitter = np.abs(np.diff(window) * 1e3 - 2.5) if len(window) > 2 else np.full(1, np.nan)
         results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
@@ -119,13 +144,15 @@ def main(argv=None) -> int:
     bare_solve = float(np.mean([b[1] for b in bare_runs]))
 
     print(machine_line() + (f"; overrides {extra}" if extra else ""))
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+          f"{'whole graph: simulator + controller + learner' if args.graph else 'lone controller + 400 Hz state feed'}")
     lines, mpc_lines = [], [[f"bare core (this process, no ROS; mean of {len(bare_rates)}: "
                              f"{', '.join(f'{b:.0f}' for b in bare_rates)})", bare, 1.0, bare_solve]]
     for trig, (r, node_rate, scheduler, feed_line, feed_jitter, solve_ms) in results.items():
         print(f"tracking_trigger={trig}: tracking thread {scheduler}; {feed_line} (whole run incl. start-up)")
         print(f"tracking_trigger={trig}: {r['rate']:.1f} commands/s over {duration:.0f} s (state stream 400 Hz); "
               f"sequence gaps {r['seq_gaps']}; late ticks (schedule slot skipped) {r['late']}; "
-              f"safe-command ticks (watchdog) {r['safe']}")
+              f"safe-command ticks (watchdog) {r['safe']}; commands from a state beyond the 2-tick rule {r['rule_violations']}")
         for name, key in (("command period [ms] (target 2.5)", "period"), ("jitter abs(period - 2.5) [ms]", "jitter"),
                           ("state-in -> command-out latency [ms]", "latency")):
             v = r[key]

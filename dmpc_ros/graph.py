@@ -7,26 +7,38 @@ No ROS import: usable from launch files and tests alike.
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from dmpc_core.critics import signing
+
 PACKAGE = "dmpc_ros"
 EXECUTABLES = ("sim_node", "controller_node", "learner_node")
+#: ``critic_hmac_key_file: auto`` = the key this graph generates at launch (shared by its nodes)
+AUTO_KEY = "auto"
+KEY_PARAM = "critic_hmac_key_file"
 
 
 @dataclass
 class NodeSpec:
     """One node: console script ``executable`` of package dmpc_ros, node ``name``, nested
-    ``parameters`` (as in a ROS params file), ``remappings`` (relative name -> global name)."""
+    ``parameters`` (as in a ROS params file), ``remappings`` (relative name -> global name).
+    ``essential``: the graph shuts down when this node exits; otherwise it is restarted after
+    ``respawn_delay`` seconds (``respawn``) or left down, and the rest keeps running."""
 
     executable: str
     name: str
     parameters: Dict[str, Any] = field(default_factory=dict)
     remappings: List[Tuple[str, str]] = field(default_factory=list)
     key: str = ""
+    essential: bool = True
+    respawn: bool = False
+    respawn_delay: float = 2.0
 
     def module(self) -> str:
         return f"{PACKAGE}.{self.executable}"
@@ -90,11 +102,30 @@ def load_config(config_path: str | Path, overrides: Optional[Mapping[str, Any]] 
     return cfg
 
 
-def build_graph(config_path: str | Path, overrides: Optional[Mapping[str, Any]] = None) -> List[NodeSpec]:
-    """Node specs of the graph described by ``config_path`` (see config/ballbot_sim.yaml)."""
+def generate_key_file(directory: Optional[str] = None) -> str:
+    """A new random HMAC key in a file readable by its owner only
+    (:func:`dmpc_core.critics.signing.generate_key_file`); returns the path."""
+    directory = directory or tempfile.mkdtemp(prefix="dmpc_key_")
+    path = os.path.join(directory, "critic_hmac.key")
+    if os.path.exists(path):
+        os.remove(path)  # a new graph gets a new key
+    signing.generate_key_file(path)
+    return path
+
+
+def build_graph(config_path: str | Path, overrides: Optional[Mapping[str, Any]] = None,
+                key_dir: Optional[str] = None) -> List[NodeSpec]:
+    """Node specs of the graph described by ``config_path`` (see config/ballbot_sim.yaml).
+
+    A node parameter ``critic_hmac_key_file: auto`` becomes the path of one key generated for
+    this graph (in ``key_dir``, default a new private temporary folder), so the learner signs
+    and the controller verifies with the same key and no peer without the file can install a
+    critic. Node keys ``essential`` (default true), ``respawn`` (default false) and
+    ``respawn_delay`` [s] say what happens when a node exits (see :class:`NodeSpec`)."""
     cfg = load_config(config_path, overrides)
     topics = cfg["topics"]
     specs = []
+    key_file = None
     for key, node in cfg["nodes"].items():
         if not node.get("enabled", True):
             continue
@@ -102,7 +133,18 @@ def build_graph(config_path: str | Path, overrides: Optional[Mapping[str, Any]] 
         if exe not in EXECUTABLES:
             raise ValueError(f"node {key}: unknown executable {exe!r}; expected one of {EXECUTABLES}")
         remaps = [(name, topic) for name, topic in topics.items()]
-        specs.append(NodeSpec(exe, node.get("name", key), copy.deepcopy(node.get("parameters", {})), remaps, key))
+        params = copy.deepcopy(node.get("parameters", {}))
+        if params.get(KEY_PARAM) == AUTO_KEY:
+            key_file = key_file or generate_key_file(key_dir)
+            params[KEY_PARAM] = key_file
+        unknown = set(node) - {"executable", "name", "enabled", "parameters", "essential", "respawn", "respawn_delay"}
+        if unknown:
+            raise ValueError(f"node {key}: unknown keys {sorted(unknown)}")
+        delay = float(node.get("respawn_delay", 2.0))
+        if not delay >= 0:
+            raise ValueError(f"node {key}: respawn_delay must be >= 0, got {delay}")
+        specs.append(NodeSpec(exe, node.get("name", key), params, remaps, key, essential=bool(node.get("essential", True)),
+                              respawn=bool(node.get("respawn", False)), respawn_delay=delay))
     return specs
 
 

@@ -33,14 +33,18 @@ def dmpc_nodes(config: str, learner: bool, variant: Optional[str] = None, exclud
     """launch_ros Nodes of the dmpc graph (build_graph raises a clear ValueError for
     ``learner=True`` on a config without a learner node, e.g. the Franka's), without the nodes
     whose executable is in ``exclude`` (e.g. ``sim_node`` on hardware)."""
+    from launch.actions import Shutdown
     from launch_ros.actions import Node
 
     overrides: Dict[str, object] = {"learner": learner}
     if variant:
         overrides["variant"] = variant
+    # as dmpc_ros.launcher: an essential node's exit shuts the launch down; the others respawn
+    # (respawn: true) or stay down while the rest keeps running
     return [Node(package=PACKAGE, executable=s.executable, name=s.name, parameters=[s.parameters],
-                 remappings=s.remappings, output="screen") for s in build_graph(config, overrides)
-            if s.executable not in exclude]
+                 remappings=s.remappings, output="screen", respawn=s.respawn, respawn_delay=s.respawn_delay,
+                 on_exit=[Shutdown(reason=f"essential node {s.name} exited")] if s.essential else None)
+            for s in build_graph(config, overrides) if s.executable not in exclude]
 
 
 def write_controllers_file(config: str, variant: Optional[str] = None) -> str:

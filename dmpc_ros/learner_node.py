@@ -1,6 +1,6 @@
 """Critic learner node: transitions in, signed ONNX critic bundles out.
 
-Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_ros.glue), feeds
+Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_core.control.transitions), feeds
 ``dmpc_core.critics.learner.CriticLearner`` (the code ``dmpc train`` uses), runs one update
 (K minibatches) every ``update_period`` seconds in a worker thread, and every ``push_every``
 updates exports the target critic, appends the HMAC trailer when ``critic_hmac_key_file`` is set,
@@ -28,7 +28,10 @@ from dmpc_core.control.reach_mpc import NG
 from dmpc_core.critics.signing import CriticHeader, read_key, sign_bundle
 from dmpc_core.settings import ConfigError
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import run_node, QOS_CRITIC, QOS_TRANSITIONS, bytes_msg, declare_settings, read_settings, transitions_from_msg
+from dmpc_ros.messages import bytes_msg, transitions_from_msg
+from dmpc_ros.params import declare_settings, read_settings
+from dmpc_ros.qos import QOS_CRITIC, QOS_TRANSITIONS
+from dmpc_ros.runtime import run_node
 
 RO = ParameterDescriptor(read_only=True)
 
@@ -128,8 +131,8 @@ class LearnerNode(Node):
 
     def destroy_node(self):
         self.running = False
-        self.thread.join(timeout=10.0)
-        if self.updates:
+        self.thread.join(timeout=1.0)  # SIGINT: the node exits within 2 s (an update in flight is dropped)
+        if self.updates and not self.thread.is_alive():  # never save under a running update
             self.learner.save(self.ckpt, {"updates": self.updates})
         return super().destroy_node()
 

@@ -30,7 +30,9 @@ from std_srvs.srv import Trigger
 from dmpc_core.tasks import ballbot
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from dmpc_ros.glue import QOS_CRITIC, QOS_RELIABLE, StreamReader, bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+from dmpc_ros.messages import bytes_msg, joint_state_to_x, wall_time_msg, x_to_joint_state
+from dmpc_ros.qos import QOS_CRITIC, QOS_RELIABLE
+from dmpc_ros.realtime import StreamReader
 
 QOS_DEEP = QoSProfile(depth=20000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
@@ -59,7 +61,9 @@ class GraphProbe(Node):
         self.create_subscription(Log, "/rosout", self._on_log, 200)
         self.goal_pub = self.create_publisher(PoseStamped, topics["goal_pose"], 10)
         self.point_pub = self.create_publisher(PointStamped, topics["clicked_point"], 10)
-        self.state_pub = self.create_publisher(JointState, topics["joint_states"], QOS_RELIABLE)
+        # created on first use: an extra publisher on the state topic shows in the controller's
+        # diagnostics (several publishers on joint_states)
+        self.state_pub = None
         # (configs without a learner, e.g. the Franka's, have no critic_bundle topic)
         self.critic_pub = (self.create_publisher(UInt8MultiArray, topics["critic_bundle"], QOS_CRITIC)
                            if "critic_bundle" in topics else None)
@@ -147,6 +151,8 @@ class GraphProbe(Node):
     def publish_state(self, x, names=None, stamp: float | None = None) -> float:
         """Publish a JointState (``x`` = positions then velocities); returns its stamp."""
         stamp = time.time() if stamp is None else stamp
+        if self.state_pub is None:
+            self.state_pub = self.create_publisher(JointState, self.topics["joint_states"], QOS_RELIABLE)
         self.state_pub.publish(x_to_joint_state(np.asarray(x, float), names or self.joint_names, wall_time_msg(stamp)))
         return stamp
 
@@ -215,7 +221,7 @@ def running_graph(config, overrides: Optional[dict] = None, log_dir: str = "/tmp
     try:
         rclpy.init()
         launcher = Launcher(specs, log_dir)
-        launcher.start()
+        launcher.start(supervise=True)  # the respawn rules apply, as under `dmpc launch`
         probe = GraphProbe(cfg["topics"], **probe_kwargs)
         if on_start is not None:
             on_start(probe)

@@ -9,11 +9,14 @@ go to zero (Ballbot) or to gravity compensation g(q) (Panda: what a torque-contr
 driver holds; the arm does not fall while the controller restarts).
 Services: ``~/reset`` (std_srvs/Trigger): new random start (``random_start``) or the nominal one
 (Ballbot: the origin; Panda: Franka's ready pose).
+Start: with ``hold_until_command`` (default) the robot is held at its start state (no physics;
+the state is still published) until the first valid command arrives, and again after a reset:
+it never runs unactuated before the controller is active.
 Physics: fixed steps of ``physics_dt`` (1 kHz) in a dedicated thread paced by the wall clock, as
 many per ``1/publish_rate`` (400 Hz) period as fit with the remainder carried (2, 3, 2, 3 ... steps:
 1 kHz exactly; core: RK4 steps, ``PlantSettings.fixed_step``; MuJoCo: its fixed step), under
 SCHED_FIFO at ``realtime_priority`` when it is > 0 and the OS allows it. Commands are taken by a
-``glue.StreamReader`` thread (same priority), not by the executor.
+``realtime.StreamReader`` thread (same priority), not by the executor.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import time
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from sensor_msgs.msg import JointState
@@ -33,15 +36,51 @@ from dmpc_core import _core
 from dmpc_core.models import panda as panda_model
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
-from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, configure_thread, run_node, wall_time_msg,
-                           x_to_joint_state)
+from dmpc_ros.messages import wall_time_msg, x_to_joint_state
+from dmpc_ros.qos import QOS_LATEST, QOS_RELIABLE
+from dmpc_ros.realtime import StreamReader, configure_thread
+from dmpc_ros.runtime import run_node
 
 RO = ParameterDescriptor(read_only=True)
 
 
-class SimNode(Node):
+class SimNode(LifecycleNode):
+    """Lifecycle: configure builds the plant, publishers and services; activate starts the
+    physics thread; deactivate stops it (the state freezes and is no longer published).
+    ``autostart`` (default true): configure and activate at start."""
+
     def __init__(self, **kwargs):
         super().__init__("ballbot_sim", **kwargs)
+        self.declare_parameter("autostart", True, RO)
+        self.thread = self.cmd_reader = None
+        self.running = False
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.build()
+        except (ValueError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, name="physics", daemon=True)
+        self.thread.start()
+        if not self.cmd_reader.thread.is_alive():
+            self.cmd_reader.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.stop_physics()
+        return super().on_deactivate(state)
+
+    def stop_physics(self) -> None:
+        self.running = False
+        if self.thread is not None:
+            self.thread.join(timeout=1.0)
+
+    def build(self) -> None:
         p = self.declare_parameter
         self.robot = p("robot", "ballbot", RO).value
         if self.robot not in ("ballbot", "panda"):
@@ -51,6 +90,9 @@ class SimNode(Node):
         seed = p("seed", 0, RO).value
         self.random_start = p("random_start", True).value
         self.cmd_timeout = p("command_timeout", 0.05).value
+        # hold the robot (no physics: state frozen at the start) until the first valid command,
+        # i.e. until the controller is active with a policy; ~/reset holds it again
+        self.hold_until_command = bool(p("hold_until_command", True, RO).value)
         self.publish_clock = p("publish_clock", False, RO).value
         # SCHED_FIFO priority of the physics/publish thread and the command reader (0: normal
         # scheduler): the plant keeps its 400 Hz schedule on a loaded machine, like a robot's driver
@@ -98,16 +140,12 @@ class SimNode(Node):
             from rosgraph_msgs.msg import Clock
 
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-        # the 400 Hz command stream has its own reader thread, off the executor (see dmpc_ros.glue)
+        # the 400 Hz command stream has its own reader thread, off the executor (see dmpc_ros.realtime)
         self.cmd_reader = StreamReader(self, Float64MultiArray, self.resolve_topic_name("commands"), QOS_LATEST,
                                        self.on_command, f"{self.get_name()}_command_io",
                                        realtime_priority=self.rt_priority)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.reset_state()
-        self.running = True
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-        self.cmd_reader.start()
         self.get_logger().info(f"{self.robot} sim ({backend}): physics dt {physics_dt} s, JointState at {self.rate} Hz")
 
     def reset_state(self) -> np.ndarray:
@@ -125,6 +163,7 @@ class SimNode(Node):
             self.plant.reset(x0)
             self.u = np.zeros(self.nu)
             self.last_cmd = -1e9
+            self.held = self.hold_until_command
         return x0
 
     def on_command(self, msg: Float64MultiArray) -> None:
@@ -137,6 +176,7 @@ class SimNode(Node):
         with self.lock:
             self.u = u
             self.last_cmd = time.monotonic()
+            self.held = False
 
     def held_command(self, x: np.ndarray) -> np.ndarray:
         """The last command, or after ``command_timeout`` zero (Ballbot) / g(q) (Panda)."""
@@ -159,7 +199,7 @@ class SimNode(Node):
             with self.lock:
                 u = self.held_command(self.plant.x)
                 try:
-                    x = self.plant.step(u, period).copy()
+                    x = self.plant.x.copy() if self.held else self.plant.step(u, period).copy()
                 except ValueError as e:
                     self.get_logger().error(f"plant step failed: {e}; resetting")
                     x_reset = np.zeros(self.nx) if self.robot == "ballbot" else np.concatenate(
@@ -180,9 +220,9 @@ class SimNode(Node):
                 nxt = time.monotonic()  # fell far behind: do not try to catch up
 
     def destroy_node(self):
-        self.running = False
-        self.cmd_reader.stop()
-        self.thread.join(timeout=1.0)
+        self.stop_physics()
+        if self.cmd_reader is not None:
+            self.cmd_reader.stop()
         return super().destroy_node()
 
 

@@ -127,8 +127,9 @@ def test_joint_trajectory_goal(graph, panda):
 
 
 @timing_sensitive
-def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
-    """Wrong-size and NaN JointStates are rejected: the command becomes g(q) at the last valid
+def test_bad_states_are_dropped_and_a_lost_stream_gives_gravity_compensation(graph, panda):
+    """Wrong-size and NaN JointStates are dropped and counted (the last valid state stays in
+    use); when no valid state follows, the watchdog's safe command is g(q) at the last valid
     state (the documented safe command of the Panda) and diagnostics report ERROR."""
     launcher, probe, _ = graph
     launcher.stop_node(SIM)  # the probe becomes the only state source
@@ -137,24 +138,23 @@ def test_bad_states_give_the_gravity_compensation_safe_command(graph, panda):
     for _ in range(100):
         probe.publish_state(x)
         time.sleep(0.005)
-    t_bad = time.monotonic()
+    n0 = int(probe.diag_value(CTRL, "states_rejected"))
     nan_x = x.copy()
     nan_x[2] = np.nan
-    probe.publish_state(nan_x)
-    assert probe.wait_for(lambda: any(d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "non-finite" in d[3]
-                                      for d in list(probe.diags) if d[0] >= t_bad), 5)
-    assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    np.testing.assert_allclose(probe.info_rows(t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
-    # wrong size: 6 joints
-    for _ in range(20):
-        probe.publish_state(x)
-        time.sleep(0.005)
-    t_bad = time.monotonic()
-    probe.publish_state(np.concatenate([x[:6], x[7:13]]), names=JOINT_NAMES[:6])
-    assert probe.wait_for(lambda: any(d[2] == 2 and "expected 7" in d[3] for d in list(probe.diags)
-                                      if d[0] >= t_bad and d[1] == f"dmpc/{CTRL}"), 5)
-    assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
-    np.testing.assert_allclose(probe.info_rows(t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
+    for bad, names, why in ((nan_x, None, "non-finite"),
+                            (np.concatenate([x[:6], x[7:13]]), JOINT_NAMES[:6], "expected 7")):
+        for _ in range(20):
+            probe.publish_state(x)
+            time.sleep(0.005)
+        t_bad = time.monotonic()
+        probe.publish_state(bad, names=names)
+        assert probe.wait_for(lambda: why in (probe.diag_value(CTRL, "last_state_problem") or ""), 5)
+        # no valid state after it: the watchdog's safe command g(q) at the last valid state
+        assert probe.wait_for(lambda: len(r := probe.info_rows(t_bad)) > 5 and np.all(r[-3:, 4] == 1), 5)
+        np.testing.assert_allclose(probe.info_rows(t_bad)[-3:, 8:], np.tile(g, (3, 1)), atol=1e-9)
+        assert probe.wait_for(lambda: any(d[0] >= t_bad and d[1] == f"dmpc/{CTRL}" and d[2] == 2 and "no state" in d[3]
+                                          for d in list(probe.diags)), 5)
+    assert int(probe.diag_value(CTRL, "states_rejected")) >= n0 + 2
     # a valid state again: back to MPC commands
     t_ok = time.monotonic()
     for _ in range(100):

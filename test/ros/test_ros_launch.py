@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,24 @@ def test_node_parameters_match_the_settings_dataclasses():
     from dmpc_core.control.reach_mpc import ReachSettings
     from dmpc_core.settings import from_dict
 
+    from dmpc_core.control.node_settings import ControllerNodeSettings
+
     cfg = load_config(CONFIG)
     p = cfg["nodes"]["controller"]["parameters"]
+    from_dict(ControllerNodeSettings, {k: v for k, v in p.items() if k not in ("reach", "gate")}, "controller")
     from_dict(ReachSettings, p["reach"], "reach")
     from_dict(GateSettings, p["gate"], "gate")
     from_dict(LearnerSettings, cfg["nodes"]["learner"]["parameters"]["learner"], "learner")
+
+
+def test_graph_generates_one_private_key_for_auto(tmp_path):
+    specs = build_graph(CONFIG, key_dir=str(tmp_path))
+    paths = {s.parameters.get("critic_hmac_key_file") for s in specs if s.executable != "sim_node"}
+    assert paths == {str(tmp_path / "critic_hmac.key")}
+    assert os.stat(tmp_path / "critic_hmac.key").st_mode & 0o777 == 0o600
+    assert len((tmp_path / "critic_hmac.key").read_text()) == 64
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_graph(CONFIG, {"nodes.learner.respwan": True})
 
 
 def test_launcher_dry_run_lists_one_process_per_node():
@@ -127,19 +141,37 @@ def test_launch_support_builds_the_nodes_from_the_graph(monkeypatch):
         def __init__(self, **kwargs):
             self.kwargs = kwargs
 
+    class Shutdown:
+        def __init__(self, reason=""):
+            self.reason = reason
+
     actions = types.ModuleType("launch_ros.actions")
     actions.Node = Node
     pkg = types.ModuleType("launch_ros")
     pkg.actions = actions
+    launch_actions = types.ModuleType("launch.actions")
+    launch_actions.Shutdown = Shutdown
+    launch_pkg = types.ModuleType("launch")
+    launch_pkg.actions = launch_actions
     monkeypatch.setitem(sys.modules, "launch_ros", pkg)
     monkeypatch.setitem(sys.modules, "launch_ros.actions", actions)
+    monkeypatch.setitem(sys.modules, "launch", launch_pkg)
+    monkeypatch.setitem(sys.modules, "launch.actions", launch_actions)
     nodes = launch_support.dmpc_nodes(str(CONFIG), learner=True)
     specs = build_graph(str(CONFIG), {"learner": True})
     assert [n.kwargs["executable"] for n in nodes] == [s.executable for s in specs] == \
         ["sim_node", "controller_node", "learner_node"]
+    # one generated key per launch, shared by the controller and the learner
+    keys = {n.kwargs["parameters"][0].pop("critic_hmac_key_file", None) for n in nodes[1:]}
+    assert len(keys) == 1 and os.path.isfile(keys.pop())
+    for s in specs[1:]:
+        s.parameters.pop("critic_hmac_key_file")
     for n, s in zip(nodes, specs):
         assert n.kwargs["package"] == "dmpc_ros" and n.kwargs["name"] == s.name
         assert n.kwargs["parameters"] == [s.parameters] and n.kwargs["remappings"] == s.remappings
+        # essential nodes end the launch when they exit; the learner respawns instead
+        assert (n.kwargs["on_exit"] is not None) == s.essential and n.kwargs["respawn"] == s.respawn
+    assert [s.essential for s in specs] == [True, True, False] and specs[2].respawn
     hw = launch_support.dmpc_nodes(str(CONFIG), learner=False, exclude=("sim_node",))
     assert [n.kwargs["executable"] for n in hw] == ["controller_node"]
     assert launch_support.truthy("True") and not launch_support.truthy("off")

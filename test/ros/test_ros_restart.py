@@ -58,7 +58,11 @@ def test_learner_survives_a_controller_restart(graph):
     launcher.start_node(launcher.spec(CTRL))
     # the new process is up (any status: the robot may have fallen meanwhile) ...
     assert probe.wait_for(lambda: _diag_since(probe, CTRL, t_kill + 0.5), 120), "restarted controller silent"
-    # ... stand the robot up again; the new controller balances it and reports OK
+    # ... stand the robot up again; the new controller balances it and reports OK (a controller
+    # that found the robot fallen holds the safe command until its ~/reset: armed here, cleared
+    # at the first upright state after the simulator's reset)
+    resp = probe.call_trigger(f"/{CTRL}/reset", 10.0)
+    assert resp is not None and resp.success
     resp = probe.call_trigger("/ballbot_sim/reset", 10.0)
     assert resp is not None and resp.success
     t_reset = time.monotonic()

@@ -16,9 +16,9 @@ import rclpy.executors  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from dmpc_ros.glue import (QOS_LATEST, QOS_RELIABLE, StreamReader, VectorPublisher,  # noqa: E402
-                           configure_thread, set_cpu_affinity, set_realtime_priority, wall_time_msg,
-                           x_to_joint_state)
+from dmpc_ros.messages import VectorPublisher, wall_time_msg, x_to_joint_state  # noqa: E402
+from dmpc_ros.qos import QOS_LATEST, QOS_RELIABLE  # noqa: E402
+from dmpc_ros.realtime import StreamReader, configure_thread, set_cpu_affinity, set_realtime_priority  # noqa: E402
 
 pytestmark = pytest.mark.ros
 NAMES = ("a", "b")

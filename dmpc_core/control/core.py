@@ -1,0 +1,419 @@
+"""The ROS-free controller core: inputs queued and applied between solves, commands with a
+watchdog, an envelope check and effort limits.
+
+Threads (as a node runs it): any thread calls the ``request_*`` methods and
+:meth:`ControllerCore.accept_state`; the MPC thread calls :meth:`ControllerCore.solve_step`; the
+tracking loop calls :meth:`ControllerCore.command`. Every input is validated where it arrives
+and only *queued*; the MPC thread applies the queue right before a solve, so the MPC object is
+never changed during a solve and the tracking loop only reads the latest policy.
+
+Command rules (:meth:`ControllerCore.command`), in order:
+
+1. no valid state yet -> safe command, "waiting for state";
+2. watchdog: more than ``watchdog_ticks`` ticks without a new valid state *and* the state older
+   than ``watchdog_ticks`` tracking periods -> safe command, ERROR;
+3. envelope: the robot is out of its envelope (fallen, out of the arena, joint limits) -> safe
+   command and ERROR, latched until a reset (:meth:`ControllerCore.request_reset`) with the
+   state back inside;
+4. no policy yet -> safe command; a non-finite policy output -> safe command, ERROR;
+5. the policy ran past its horizon (solves stalled or failed for longer than N dt) -> the robot's
+   fallback policy (Ballbot: the upright LQR stabiliser at the goal; Panda: gravity
+   compensation + joint PD), WARN, counted in ``fallback_ticks``;
+6. otherwise the policy's command, clipped to the robot's effort limits (each clipped tick counted
+   in ``saturations``).
+
+A rejected state message never clears the last good state (a publisher of garbage cannot force
+safe ticks): it is dropped and counted, and the last good one stays valid until the watchdog's
+age limit.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from dmpc_core.control.reach_mpc import TransitionRecorder
+
+OK, WARN, ERROR = "OK", "WARN", "ERROR"
+
+
+class Status(NamedTuple):
+    """Outcome of one tick: ``safe`` (the safe command was sent), ``level`` (OK/WARN/ERROR) and
+    a message for people."""
+
+    safe: bool
+    level: str
+    message: str
+
+
+@dataclass
+class CoreSettings:
+    """Attributes:
+    tracking_rate: rate of :meth:`ControllerCore.command` calls [Hz].
+    mpc_rate: target re-planning rate [Hz]; a solve longer than its period counts as an overrun.
+    watchdog_ticks: ticks (and tracking periods) without a new valid state before the safe command.
+    goal_frames: frame_ids accepted for goals and paths (others are refused).
+    max_path_poses: longest path accepted [poses].
+    path_speed: speed along an unstamped path [m/s].
+    episode_length: seconds per goal (time-to-go reaches 0 there).
+    transitions_batch: transitions per emitted batch (0: record none).
+    watchdog_age_only: the watchdog looks at the state's age alone (ticks triggered by arriving
+        states: every tick within a period of a state is that state's own tick).
+    """
+
+    tracking_rate: float = 400.0
+    mpc_rate: float = 100.0
+    watchdog_ticks: int = 2
+    goal_frames: List[str] = field(default_factory=lambda: ["world"])
+    max_path_poses: int = 10_000
+    path_speed: float = 0.5
+    episode_length: float = 8.0
+    transitions_batch: int = 20
+    watchdog_age_only: bool = False
+
+    def validate(self) -> None:
+        if not (self.tracking_rate > 0 and self.mpc_rate > 0):
+            raise ValueError("tracking_rate and mpc_rate must be > 0")
+        if int(self.watchdog_ticks) != self.watchdog_ticks or self.watchdog_ticks < 1:
+            raise ValueError(f"watchdog_ticks must be an integer >= 1, got {self.watchdog_ticks}")
+        if not self.goal_frames or not all(isinstance(f, str) for f in self.goal_frames):
+            raise ValueError("goal_frames must list at least one frame name")
+        if int(self.max_path_poses) != self.max_path_poses or self.max_path_poses < 1:
+            raise ValueError(f"max_path_poses must be an integer >= 1, got {self.max_path_poses}")
+        if not (np.isfinite(self.path_speed) and self.path_speed > 0):
+            raise ValueError(f"path_speed must be > 0, got {self.path_speed}")
+        if not (np.isfinite(self.episode_length) and self.episode_length > 0):
+            raise ValueError(f"episode_length must be > 0, got {self.episode_length}")
+        if int(self.transitions_batch) != self.transitions_batch or self.transitions_batch < 0:
+            raise ValueError(f"transitions_batch must be an integer >= 0, got {self.transitions_batch}")
+
+
+class ControllerCore:
+    """One robot's controller without ROS.
+
+    Args:
+        robot: a :class:`dmpc_core.control.robot.Robot`.
+        settings: :class:`CoreSettings`.
+        goal: initial goal (checked by the robot).
+        clock: monotonic clock [s] (tests pass their own).
+    """
+
+    def __init__(self, robot, settings: CoreSettings, goal, clock=time.monotonic):
+        settings.validate()
+        reason = robot.check_goal(goal)
+        if reason:
+            raise ValueError(f"initial goal: {reason}")
+        self.robot, self.settings, self.clock = robot, settings, clock
+        self.period = 1.0 / settings.tracking_rate
+        self.goal = np.asarray(goal, float).copy()
+        self.reach = robot.make_mpc(self.goal)
+        self._lock = threading.Lock()
+        self._pending: dict = {}
+        # state intake
+        self.x: Optional[np.ndarray] = None
+        self.x_time = -np.inf
+        self.x_stamp = 0.0
+        self.ticks_since_state = 10**9
+        self.states_accepted = 0
+        self.states_rejected = 0
+        self.last_state_problem = ""
+        # outputs and counters
+        self.fault = ""           # latched envelope fault ("" = none)
+        self.reset_armed = False  # clear the fault at the first state inside the envelope
+        self.saturations = 0      # ticks whose command was clipped
+        self.ticks = 0
+        self.safe_ticks = 0
+        self.overruns = 0         # solves longer than one MPC period
+        self.solves = 0
+        self.last_solve_time = 0.0
+        self.solver_problem = ""
+        self.fallback_ticks = 0
+        self._fallback = None     # (reach, goal) it was built for, policy
+        self.policy_listeners: list = []  # called with each new policy (MPC thread)
+        self.path_ref: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self.episode_length = float(settings.episode_length)
+        self.t0 = 0.0             # MPC time of the episode start
+        self.recorder = (TransitionRecorder(self.reach.settings.mpc.dt, self.episode_length)
+                         if robot.supports_critic and settings.transitions_batch > 0 else None)
+        self._rows: list = []
+        self._batches: list = []
+
+    # -- inputs (any thread) ---------------------------------------------------------------------
+    def accept_state(self, x, stamp: float = 0.0, now: Optional[float] = None) -> Optional[str]:
+        """Take a measured state; returns None, or why it was dropped (the last good one stays)."""
+        now = self.clock() if now is None else now
+        try:
+            v = np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            v = None
+        problem = None
+        if v is None or v.shape != (self.robot.nx,):
+            problem = f"state has shape {None if v is None else v.shape}; expected ({self.robot.nx},)"
+        elif not np.all(np.isfinite(v)):
+            problem = "state contains non-finite values"
+        with self._lock:
+            if problem:
+                self.states_rejected += 1
+                self.last_state_problem = problem
+                return problem
+            self.x, self.x_time, self.x_stamp = v.copy(), now, float(stamp)
+            self.ticks_since_state = 0
+            self.states_accepted += 1
+        return None
+
+    def reject_state(self, problem: str) -> None:
+        """Count a state message dropped before it became a vector (wrong joints...)."""
+        with self._lock:
+            self.states_rejected += 1
+            self.last_state_problem = problem
+
+    def check_frame(self, frame: str) -> Optional[str]:
+        if frame not in self.settings.goal_frames:
+            return f"frame {frame!r} is not one of the goal frames {self.settings.goal_frames}"
+        return None
+
+    def request_goal(self, goal, frame: str) -> Optional[str]:
+        """Queue a new goal in ``frame``; returns None or why it is refused."""
+        reason = self.check_frame(frame) or self.robot.check_goal(goal)
+        if reason:
+            return reason
+        self._queue("goal", np.asarray(goal, float).copy(), drop=("path", "joint_goal"))
+        return None
+
+    def request_point(self, p, frame: str) -> Optional[str]:
+        """A goal from a 3-D point (PoseStamped / PointStamped position)."""
+        try:
+            goal = self.robot.goal_from_point(p)
+        except (TypeError, ValueError, IndexError) as e:
+            return f"bad point: {e}"
+        return self.request_goal(goal, frame)
+
+    def request_path(self, points, frame: str, stamps=None) -> Optional[str]:
+        """Queue a path (K, 3) of points in ``frame`` (stamps (K,) or None). The Ballbot follows it;
+        for other robots the last point is the goal. Capped at ``max_path_poses``."""
+        reason = self.check_frame(frame)
+        if reason:
+            return reason
+        pts = np.asarray(points, float)
+        if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 2:
+            return "path has no poses"
+        if pts.shape[0] > self.settings.max_path_poses:
+            return f"path has {pts.shape[0]} poses; the limit is {self.settings.max_path_poses}"
+        if not hasattr(self.reach, "set_path"):
+            return self.request_point(pts[-1], frame)
+        from dmpc_core.tasks import ballbot
+
+        xy = pts[:, :2]
+        reason = next((r for r in (self.robot.check_goal(p) for p in xy) if r), None)
+        if reason:
+            return reason
+        if stamps is not None:
+            stamps = np.asarray(stamps, float)
+            if not (stamps.shape == (len(xy),) and np.all(stamps > 0) and np.all(np.diff(stamps) > 0)):
+                stamps = None  # unstamped (the usual nav_msgs/Path): constant speed
+        try:  # knot times from 0; the MPC thread shifts them to when it takes the path
+            ref = ballbot.path_reference(xy, 0.0, stamps, self.settings.path_speed)
+        except ValueError as e:
+            return str(e)
+        self._queue("path", ref, drop=("goal", "joint_goal"))
+        return None
+
+    def request_joint_goal(self, q) -> Optional[str]:
+        """Queue a joint-space goal (robots with ``check_joint_goal`` only)."""
+        check = getattr(self.robot, "check_joint_goal", None)
+        if check is None or not hasattr(self.reach, "set_joint_goal"):
+            return f"joint-space goals are not supported for the {self.robot.name}"
+        q = np.asarray(q, float)
+        reason = check(q)
+        if reason:
+            return reason
+        self._queue("joint_goal", q.copy(), drop=("goal", "path"))
+        return None
+
+    def request_time_budget(self, seconds: float) -> Optional[str]:
+        """Episode length for the next goal [s]."""
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            return f"time budget {seconds!r} is not a number"
+        if not (np.isfinite(seconds) and seconds > 0):
+            return f"time budget {seconds} must be finite and > 0"
+        self._queue("episode_length", seconds)
+        return None
+
+    def request_mpc(self, reach) -> None:
+        """Swap in another MPC instance (e.g. with a new critic) between two solves."""
+        self._queue("mpc", reach)
+
+    def request_reset(self) -> Tuple[bool, str]:
+        """Clear a latched envelope fault. With the last state inside the envelope it clears now;
+        otherwise the reset is armed and the fault clears at the first state back inside (e.g.
+        after the robot was stood up or the simulator reset). The MPC restarts from a fresh
+        instance (no warm start from the fallen trajectory). Returns (cleared now, message)."""
+        with self._lock:
+            x = self.x
+            if x is not None and self.robot.envelope_problem(x) is None:
+                self.fault, self.reset_armed = "", False
+                self._pending["reset"] = True
+                return True, "fault cleared; the MPC restarts"
+            self.reset_armed = True
+        return False, "armed: the fault clears at the first state back inside the envelope"
+
+    def _queue(self, kind: str, value, drop=()) -> None:
+        with self._lock:
+            for k in drop:
+                self._pending.pop(k, None)
+            self._pending[kind] = value
+
+    # -- MPC thread ------------------------------------------------------------------------------
+    def latest(self, now: Optional[float] = None) -> Tuple[Optional[np.ndarray], float]:
+        """(last valid state or None, its age [s])."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            return self.x, now - self.x_time
+
+    def state_fresh(self, now: Optional[float] = None) -> bool:
+        now = self.clock() if now is None else now
+        w = self.settings.watchdog_ticks
+        with self._lock:
+            return self.x is not None and (self.ticks_since_state <= w or now - self.x_time <= w * self.period)
+
+    def apply_pending(self, t: float) -> None:
+        """Apply queued changes at MPC time ``t`` (MPC thread, between solves)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        reach = self.reach
+        if "reset" in pending and "mpc" not in pending:
+            pending["mpc"] = self.robot.make_mpc(self.goal, reach.critic, getattr(reach, "critic_version", 0))
+            pending["mpc_cold"] = True
+        new = pending.get("mpc")
+        if new is not None:
+            if self.path_ref is not None:
+                new.set_path(*self.path_ref)
+            else:
+                new.set_goal(self.goal)
+            new.set_episode(self.t0, reach.episode_length)
+            if not pending.get("mpc_cold"):
+                new.warm_start_from(reach)
+            self.reach = reach = new  # reference swap: the next tick uses it
+        goal = pending.get("goal")
+        if "joint_goal" in pending:
+            goal = reach.set_joint_goal(pending["joint_goal"])
+            self.path_ref = None
+        if "episode_length" in pending:
+            self.episode_length = pending["episode_length"]
+        if "path" in pending:
+            times, X_ref = pending["path"]
+            self.path_ref = (times + t, X_ref)
+            reach.set_path(*self.path_ref)
+            self.goal = np.asarray(reach.goal, float).copy()
+        if goal is not None:
+            self.goal = np.asarray(goal, float).copy()
+            self.path_ref = None
+            reach.set_goal(self.goal)
+        if goal is not None or "path" in pending or "reset" in pending or t - self.t0 > reach.episode_length:
+            # new goal or path, or the episode timed out (same goal, new episode)
+            self.t0 = t
+            reach.set_episode(t, self.episode_length)
+            if self.recorder is not None:
+                self.recorder = TransitionRecorder(reach.settings.mpc.dt, self.episode_length)
+
+    def solve_step(self, t: float, now: Optional[float] = None):
+        """Apply the queue, then re-plan from the last state when it is fresh and no fault is
+        latched. Returns the solver result or None (no solve). A solve longer than one MPC
+        period counts as an overrun; the previous policy stays in use until a solve succeeds."""
+        self.apply_pending(t)
+        x, _ = self.latest(now)
+        if x is None or self.fault or not self.state_fresh(now):
+            return None
+        start = time.perf_counter()
+        res = self.reach.update(t, x)
+        self.last_solve_time = time.perf_counter() - start
+        self.solves += 1
+        if self.last_solve_time > 1.0 / self.settings.mpc_rate:
+            self.overruns += 1
+        ok = self.reach.mpc.is_ok(res)
+        self.solver_problem = "" if ok else f"solver status {res.status} (previous policy kept)"
+        if ok:
+            for listener in self.policy_listeners:
+                listener(self.reach.mpc.policy)
+        return res
+
+    # -- tracking loop ---------------------------------------------------------------------------
+    def command(self, t: float, x: Optional[np.ndarray], age: float) -> Tuple[np.ndarray, Status]:
+        """The command for MPC time ``t`` from the last valid state ``x`` of age ``age`` [s]."""
+        with self._lock:
+            self.ticks_since_state += 1
+            ticks_since = self.ticks_since_state
+        self.ticks += 1
+        w = self.settings.watchdog_ticks
+        reach = self.reach
+        status = None
+        if x is None:
+            status = Status(True, WARN, "waiting for state")
+        elif (ticks_since > w or self.settings.watchdog_age_only) and age > w * self.period:
+            status = Status(True, ERROR, f"no state for {ticks_since - 1} ticks ({1e3 * age:.1f} ms; watchdog {w} ticks)")
+        else:
+            problem = self.robot.envelope_problem(x)
+            if problem and not self.fault:
+                self.fault = problem
+            elif not problem and self.fault and self.reset_armed:
+                with self._lock:
+                    self.fault, self.reset_armed = "", False
+                    self._pending["reset"] = True
+            if self.fault:
+                status = Status(True, ERROR, f"{self.fault}; safe command until reset")
+        if status is None and reach.mpc.policy is None:
+            status = Status(True, WARN, "waiting for the first MPC solve")
+        if status is None:
+            pol = reach.mpc.policy
+            if t > pol.t0 + pol.horizon * pol.dt:
+                u = np.asarray(self._fallback_policy(reach).control(t, x), float)
+                self.fallback_ticks += 1
+                fallback = f"MPC policy expired {t - pol.t0 - pol.horizon * pol.dt:.3f} s ago: fallback policy"
+            else:
+                u = np.asarray(reach.mpc.control(t, x), float)
+                fallback = ""
+            if hasattr(reach, "command"):
+                u = np.asarray(reach.command(u, x), float)
+            if u.shape != (self.robot.nu,) or not np.all(np.isfinite(u)):
+                status = Status(True, ERROR, "policy output is not finite")
+        if status is not None:
+            u = np.asarray(self.robot.safe_command(x), float)
+            self.safe_ticks += 1
+            if self.recorder is not None:
+                self.recorder.cut()
+        else:
+            problem = fallback or self.solver_problem
+            status = Status(False, WARN if problem else OK, problem or "OK")
+        lim = self.robot.effort_limits
+        if np.any(np.abs(u) > lim):
+            u = np.clip(u, -lim, lim)
+            self.saturations += 1
+        if not status.safe and self.recorder is not None:
+            self._record(t, x, u, reach)
+        return u, status
+
+    def _fallback_policy(self, reach):
+        """The robot's fallback policy for the current MPC instance and goal (built once each)."""
+        key = (id(reach), tuple(np.round(reach.goal, 12)))
+        if self._fallback is None or self._fallback[0] != key:
+            self._fallback = (key, self.robot.fallback_policy(reach, 0.0))
+        return self._fallback[1]
+
+    def _record(self, t, x, u, reach) -> None:
+        row = self.recorder.sample(t - self.t0, x, u, reach.goal, reach.stage_cost)
+        if row is not None:
+            self._rows.append(row)
+            if len(self._rows) >= self.settings.transitions_batch:
+                self._batches.append(self._rows)
+                self._rows = []
+
+    def take_transitions(self) -> List[list]:
+        """Complete batches of transition rows since the last call (for the wire format in
+        :mod:`dmpc_core.control.transitions`)."""
+        out, self._batches = self._batches, []
+        return out

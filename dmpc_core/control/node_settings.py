@@ -1,0 +1,96 @@
+"""Settings of the controller node, one dataclass validated on load and on every parameter set.
+
+The ROS node declares one parameter per field (same names as the ``parameters:`` block of
+config/<robot>_sim.yaml) plus the ``reach.*`` (MPC) and ``gate.*`` (critic gate) groups, whose
+dataclasses depend on the robot and live with their code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List
+
+import numpy as np
+
+from dmpc_core.control.core import CoreSettings
+
+
+@dataclass
+class ControllerNodeSettings:
+    """Attributes:
+    robot: "ballbot" or "panda" (read-only).
+    joint_names: JointState joint names in state order ([] = the robot's defaults).
+    initial_goal: goal at start ([] = the robot's default: origin / TCP at the ready pose).
+    goal_frames: frame_ids accepted for goals and paths.
+    watchdog_ticks: tracking ticks (and periods) without a new valid state before the safe command.
+    tracking_trigger: "timer" (own 1/tracking_rate schedule) or "state" (a tick per arriving state).
+    gil_switch_interval: CPython switch interval of the process [s], (0, 0.005].
+    realtime_priority: SCHED_FIFO priority of the tracking and state threads (0 = normal scheduler).
+    mpc_cpu, tracking_cpu: CPU to pin the thread to (-1 = none).
+    transitions_batch: transitions per published batch (Ballbot).
+    path_speed: speed along an unstamped target_path [m/s].
+    max_path_poses: longest target_path accepted [poses].
+    path_rate, diagnostics_rate: planned-path and diagnostics publication rates [Hz].
+    critic_uri: critic file to load (also on set, and by ~/reload_critic).
+    critic_hmac_key_file: HMAC key shared with the learner ("" = none).
+    allow_unsigned_critics: accept unsigned critics when no key is set (trusted networks only).
+    max_critic_bytes: size limit of a critic file or message [bytes].
+    critic_wait: longest wait of a critic service for its answer [s].
+    u_max: Ballbot wheel effort limit [N m] (the Panda's come from its URDF).
+    max_tilt_deg: Ballbot: beyond this tilt the robot counts as fallen [deg].
+    autostart: configure and activate at start (else wait for lifecycle transitions).
+    """
+
+    robot: str = "ballbot"
+    joint_names: List[str] = field(default_factory=list)
+    initial_goal: List[float] = field(default_factory=list)
+    goal_frames: List[str] = field(default_factory=lambda: ["world"])
+    watchdog_ticks: int = 2
+    tracking_trigger: str = "timer"
+    gil_switch_interval: float = 0.0002
+    realtime_priority: int = 50
+    mpc_cpu: int = -1
+    tracking_cpu: int = -1
+    transitions_batch: int = 20
+    path_speed: float = 0.5
+    max_path_poses: int = 10_000
+    path_rate: float = 10.0
+    diagnostics_rate: float = 2.0
+    critic_uri: str = ""
+    critic_hmac_key_file: str = ""
+    allow_unsigned_critics: bool = False
+    max_critic_bytes: int = 16 << 20
+    critic_wait: float = 5.0
+    u_max: float = 30.0
+    max_tilt_deg: float = 30.0
+    autostart: bool = True
+
+    def validate(self) -> None:
+        if self.robot not in ("ballbot", "panda"):
+            raise ValueError(f"robot {self.robot!r} is not supported (ballbot, panda)")
+        if self.tracking_trigger not in ("timer", "state"):
+            raise ValueError(f"tracking_trigger must be 'timer' or 'state', got {self.tracking_trigger!r}")
+        if not 0.0 < self.gil_switch_interval <= 0.005:
+            raise ValueError(f"gil_switch_interval must be in (0, 0.005] s, got {self.gil_switch_interval}")
+        if not 0 <= self.realtime_priority <= 99:
+            raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.realtime_priority}")
+        if not (self.path_rate > 0 and self.diagnostics_rate > 0):
+            raise ValueError("path_rate and diagnostics_rate must be > 0")
+        if not (isinstance(self.max_critic_bytes, int) and self.max_critic_bytes > 0):
+            raise ValueError(f"max_critic_bytes must be a positive integer, got {self.max_critic_bytes}")
+        if not (np.isfinite(self.critic_wait) and 0 < self.critic_wait <= 60):
+            raise ValueError(f"critic_wait must be in (0, 60] s, got {self.critic_wait}")
+        if not 0 < self.max_tilt_deg < 90:
+            raise ValueError(f"max_tilt_deg must be in (0, 90), got {self.max_tilt_deg}")
+        if not (np.isfinite(self.u_max) and self.u_max > 0):
+            raise ValueError(f"u_max must be > 0, got {self.u_max}")
+        if not all(np.isfinite(self.initial_goal)):
+            raise ValueError("initial_goal must be finite")
+        self.core(400.0, 100.0, 8.0).validate()
+
+    def core(self, tracking_rate: float, mpc_rate: float, episode_length: float) -> CoreSettings:
+        """The controller core's settings (rates and episode length come from the MPC settings)."""
+        return CoreSettings(tracking_rate=tracking_rate, mpc_rate=mpc_rate, watchdog_ticks=self.watchdog_ticks,
+                            goal_frames=list(self.goal_frames), max_path_poses=self.max_path_poses,
+                            path_speed=self.path_speed, episode_length=episode_length,
+                            transitions_batch=self.transitions_batch,
+                            watchdog_age_only=self.tracking_trigger == "state")
