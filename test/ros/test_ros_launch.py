@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dmpc_core.critics.signing import read_key
 from dmpc_ros.graph import build_graph, load_config
 
 pytestmark = pytest.mark.ros
@@ -57,7 +58,7 @@ def test_graph_generates_one_private_key_for_auto(tmp_path):
     paths = {s.parameters.get("critic_hmac_key_file") for s in specs if s.executable != "sim_node"}
     assert paths == {str(tmp_path / "critic_hmac.key")}
     assert os.stat(tmp_path / "critic_hmac.key").st_mode & 0o777 == 0o600
-    assert len((tmp_path / "critic_hmac.key").read_text()) == 64
+    assert len(read_key(tmp_path / "critic_hmac.key")) == 64  # 32 random bytes, hex
     with pytest.raises(ValueError, match="unknown keys"):
         build_graph(CONFIG, {"nodes.learner.respwan": True})
 

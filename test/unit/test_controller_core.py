@@ -187,16 +187,16 @@ def test_critic_file_must_be_a_small_regular_file(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     start = time.monotonic()
-    with pytest.raises(CriticRejected, match="not a regular file"):
+    with pytest.raises(CriticRejected, match="only regular files are read"):
         read_critic_file(str(fifo), 1000)
     assert time.monotonic() - start < 5.0  # returned instead of blocking on the FIFO
-    with pytest.raises(CriticRejected, match="not a regular file"):
+    with pytest.raises(CriticRejected, match="only regular files are read"):
         read_critic_file(str(tmp_path), 1000)
     big = tmp_path / "big"
     big.write_bytes(b"x" * 2000)
-    with pytest.raises(CriticRejected, match="limit is 1000"):
+    with pytest.raises(CriticRejected, match="limit of 1000"):
         read_critic_file(str(big), 1000)
-    with pytest.raises(CriticRejected, match="cannot open"):
+    with pytest.raises(CriticRejected, match="cannot read critic"):
         read_critic_file(str(tmp_path / "missing"), 1000)
     assert read_critic_file(str(big), 2000) == b"x" * 2000
 
@@ -227,7 +227,7 @@ def test_critic_worker_answers_with_a_bounded_wait_and_survives_any_failure(bund
         fifo = tmp_path / "fifo"
         os.mkfifo(fifo)
         ok, msg = w.request("file", str(fifo), timeout=20.0)
-        assert not ok and "not a regular file" in msg
+        assert not ok and "only regular files are read" in msg
         ok, msg = w.request("bytes", bundle, timeout=20.0)
         assert not ok and "unsigned" in msg
         # a slow validation: the caller gets an answer after its timeout, not an exception
