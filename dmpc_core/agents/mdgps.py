@@ -229,7 +229,7 @@ class MdgpsAgent:
             self.conds.append(c)
         self.iteration = 0
         self.timing = {"sample_s": 0.0, "dynamics_s": 0.0, "policy_fit_s": 0.0, "cstep_s": 0.0, "sstep_s": 0.0,
-                       "cstep_tries": 0, "cstep_calls": 0, "dynamics_calls": 0, "sstep_calls": 0}
+                       "cstep_tries": 0, "cstep_calls": 0, "cstep_failures": 0, "dynamics_calls": 0, "sstep_calls": 0}
 
     # ---- sampling and evaluation ----
     def global_sampler(self, noise: bool = True) -> Callable:
@@ -323,7 +323,15 @@ class MdgpsAgent:
             ref = c.traj if local_only else lin
             eps = s.kl_step * c.step_mult * T
             tic = time.perf_counter()
-            res = _core.kl_lqr_solve(dyn, self.cost, ref, eps, c.eta)
+            try:
+                res = _core.kl_lqr_solve(dyn, self.cost, ref, eps, c.eta)
+            except RuntimeError:  # no eta gives a PD Q~_uu: keep the controller, shrink the step
+                self.timing["cstep_s"] += time.perf_counter() - tic
+                self.timing["cstep_failures"] += 1
+                c.step_mult = max(s.min_step_mult, 0.5 * c.step_mult)
+                new_trajs.append(c.traj)
+                stats[f"cstep/c{i}_failed"] = 1.0
+                continue
             self.timing["cstep_s"] += time.perf_counter() - tic
             self.timing["cstep_tries"] += res.tries
             self.timing["cstep_calls"] += 1
@@ -338,9 +346,10 @@ class MdgpsAgent:
             stats[f"cost/c{i}_local_pred"] = res.policy.expected_cost(dyn, self.cost)
             if lin is not None:
                 stats[f"cost/c{i}_global_lin"] = lin.expected_cost(dyn, self.cost)
-        stats["cstep/kl_over_eps_max"] = float(np.max(kls))
-        stats["cstep/eta_mean"] = float(np.mean(etas))
-        stats["cstep/step_mult_mean"] = float(np.mean(mults))
+        if kls:
+            stats["cstep/kl_over_eps_max"] = float(np.max(kls))
+            stats["cstep/eta_mean"] = float(np.mean(etas))
+        stats["cstep/step_mult_mean"] = float(np.mean([c.step_mult for c in self.conds]))
         # 6. S-step
         if not local_only:
             stats.update(self._s_step(samples, new_trajs))

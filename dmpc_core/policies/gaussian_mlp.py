@@ -137,7 +137,7 @@ class GaussianMlpPolicy:
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         if losses:
             k = max(1, min(50, len(losses) // 10))
             first, last = float(np.mean(losses[:k])), float(np.mean(losses[-k:]))
