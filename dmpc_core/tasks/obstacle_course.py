@@ -111,14 +111,14 @@ class ObstacleCourse:
         return self.state()
 
     def rollout(self, condition: int, controller, rng: Optional[np.random.Generator] = None,
-                noise: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                noise: bool = True, x0: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
         """One episode: ``controller(t, x, eps)`` returns u_t given the standard-normal draw eps
         (ignored when noise is False: eps = 0). Returns X (T, 4) and U (T, 2) (U as commanded,
-        before the actuator clip)."""
+        before the actuator clip). ``x0`` replaces the condition's start state."""
         T = self.T
         X = np.zeros((T, self.nx))
         U = np.zeros((T, self.nu))
-        x = self.x0(condition)
+        x = self.x0(condition) if x0 is None else np.asarray(x0, float)
         for t in range(T):
             X[t] = x
             eps = rng.standard_normal(self.nu) if (noise and rng is not None) else np.zeros(self.nu)
