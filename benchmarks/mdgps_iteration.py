@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dmpc_core import _core  # noqa: E402
-from dmpc_core.agents.mdgps import MdgpsAgent, MdgpsSettings, lg_sampler  # noqa: E402
+from dmpc_core.agents.mdgps import MdgpsAgent, MdgpsSettings  # noqa: E402
 from dmpc_core.policies.gaussian_mlp import GaussianMlpSettings  # noqa: E402
 from dmpc_core.tasks.obstacle_course import ObstacleCourse  # noqa: E402
 
@@ -94,7 +94,6 @@ def main() -> None:
     for _ in range(2):
         agent.run_iteration()  # realistic controllers, priors and global policy
     c = agent.conds[0]
-    rng = np.random.default_rng(0)
     t_sample, (X, U) = best(lambda: agent.sample(0, False), args.repeats)
     pts = [_core.dynamics_points(x, u) for x, u in zip(X, U)]
     t_prior, _ = best(lambda: c.dyn_prior.update(pts), args.repeats)
@@ -124,7 +123,6 @@ def main() -> None:
           f"(backward passes only, x{res.tries * t_back_np / t_c:.0f}) | 300 ms (5 tries) | <= 10 ms |")
     print(f"| S-step, 4000 Adam steps (timed {args.sstep_iterations}) | {t_s4000:.2f} s (torch) | - | 4.6-6.2 s | |")
     print(f"| sampling, {len(X)} rollouts x {task.T} steps | {1e3 * t_sample:.0f} ms | - | 160 ms | |")
-    del rng, lg_sampler
 
 
 if __name__ == "__main__":

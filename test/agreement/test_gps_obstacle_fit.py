@@ -25,7 +25,7 @@ def test_dynamics_fit_matches_mujoco_finite_differences():
         errs.append(np.abs(dyn.F[t] - np.hstack([A, B])).max())
         # the fitted offset predicts the next mean state
         assert np.allclose(dyn.F[t] @ np.concatenate([xm, um]) + dyn.f[t], np.mean([x[t + 1] for x in X], 0), atol=1e-3)
-    assert max(errs) <= 1e-2, errs
+    assert max(errs) <= 1e-3, errs  # measured 6e-5 (the specification asks for 1e-2)
     # the fit is not trivially right: zero-force dynamics without the input column is far off
     A, B = task.linearize_fd(np.zeros(4), np.zeros(2))
     assert np.abs(B).max() > 5e-3
