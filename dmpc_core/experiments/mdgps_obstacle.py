@@ -94,11 +94,11 @@ def train_main(argv: List[str]) -> int:
         n = agent.iteration + 1  # the curves start with the evaluation before the first iteration
         curves = {k: flat[i * n:(i + 1) * n] for i, k in enumerate(("final", "mean", "cost"))}
         print(f"resumed at iteration {agent.iteration}")
-    else:
-        ev = agent.evaluate()
-        curves = {"final": [ev["eval/global_final_distance"]], "mean": [ev["eval/global_mean_distance"]],
-                  "cost": [ev["eval/global_cost"]]}
     key = "local" if args.variant == "local_only" else "global"
+    if not args.resume:
+        ev = agent.evaluate()
+        curves = {"final": [ev[f"eval/{key}_final_distance"]], "mean": [ev[f"eval/{key}_mean_distance"]],
+                  "cost": [ev["eval/global_cost"]]}
     logger = RunLogger(out, args.resume)
     bar = progress(run_s.iterations, agent.iteration, f"{NAME} {args.variant} s{args.seed}", args.no_progress)
     done_here = 0
