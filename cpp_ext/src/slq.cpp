@@ -56,12 +56,9 @@ SlqSolver::SlqSolver(ProblemPtr problem, SlqSettings settings)
   lux_.assign(N, Mat::Zero(nu, nx));
   kff_.assign(N, Vec::Zero(nu));
   Kfb_.assign(N, Mat::Zero(nu, nx));
-  Vx_ = Qx_ = Vec::Zero(nx);
-  Qu_ = tmp_u_ = Vec::Zero(nu);
-  Vxx_ = Qxx_ = FxtV_ = Mat::Zero(nx, nx);
-  Quu_ = Quu_reg_ = Mat::Zero(nu, nu);
-  Qux_ = FutV_ = W_ux_ = Mat::Zero(nu, nx);
-  llt_ = Eigen::LLT<Mat>(nu);
+  Vx_ = Vec::Zero(nx);
+  Vxx_ = Mat::Zero(nx, nx);
+  riccati_.resize(nx, nu);
 }
 
 void SlqSolver::set_settings(const SlqSettings& s) {
@@ -198,61 +195,14 @@ void SlqSolver::lq_approximation(double t0) {
 bool SlqSolver::backward_pass(double mu, double& dV1, double& dV2) {
   const Problem& p = *problem_;
   const int N = p.horizon();
-  Vec& Vx = Vx_;
-  Mat& Vxx = Vxx_;
-  Vx = lxN_;
-  Vxx = lxxN_;
+  Vx_ = lxN_;
+  Vxx_ = lxxN_;
   dV1 = 0.0;
   dV2 = 0.0;
   for (int k = N - 1; k >= 0; --k) {
-    const Mat& Fx = nodes_[k].step.Fx;
-    const Mat& Fu = nodes_[k].step.Fu;
-    // Q-function expansion around the nominal node. lazyProduct: coefficient-based products are
-    // faster than Eigen's blocked GEMM at these small dynamic sizes.
-    Qx_ = lx_[k];
-    Qx_.noalias() += Fx.transpose() * Vx;
-    Qu_ = lu_[k];
-    Qu_.noalias() += Fu.transpose() * Vx;
-    FxtV_.noalias() = Fx.transpose().lazyProduct(Vxx);
-    FutV_.noalias() = Fu.transpose().lazyProduct(Vxx);
-    Qxx_ = lxx_[k];
-    Qxx_.noalias() += FxtV_.lazyProduct(Fx);
-    Quu_ = luu_[k];
-    Quu_.noalias() += FutV_.lazyProduct(Fu);
-    Qux_ = lux_[k];
-    Qux_.noalias() += FutV_.lazyProduct(Fx);
-    // gains from the regularised Q_uu + mu I (Levenberg-Marquardt)
-    Quu_reg_ = Quu_;
-    Quu_reg_.diagonal().array() += mu;
-    llt_.compute(Quu_reg_);
-    if (llt_.info() != Eigen::Success) return false;
-    Vec& kk = kff_[k];
-    Mat& K = Kfb_[k];
-    kk = -Qu_;
-    llt_.solveInPlace(kk);
-    K = -Qux_;
-    llt_.solveInPlace(K);
-    if (!kk.allFinite() || !K.allFinite()) return false;
-    tmp_u_.noalias() = Quu_ * kk;
-    dV1 += kk.dot(Qu_);
-    dV2 += 0.5 * kk.dot(tmp_u_);
-    // V_x = Q_x + K^T (Q_uu k + Q_u) + Q_ux^T k ;  V_xx = Q_xx + K^T (Q_uu K + Q_ux) + Q_ux^T K
-    tmp_u_ += Qu_;
-    Vx = Qx_;
-    Vx.noalias() += K.transpose() * tmp_u_;
-    Vx.noalias() += Qux_.transpose() * kk;
-    W_ux_ = Qux_;
-    W_ux_.noalias() += Quu_.lazyProduct(K);
-    Vxx = Qxx_;
-    Vxx.noalias() += K.transpose().lazyProduct(W_ux_);
-    Vxx.noalias() += Qux_.transpose().lazyProduct(K);
-    // symmetrise in place
-    for (Eigen::Index i = 0; i < Vxx.rows(); ++i)
-      for (Eigen::Index j = i + 1; j < Vxx.cols(); ++j) {
-        const double a = 0.5 * (Vxx(i, j) + Vxx(j, i));
-        Vxx(i, j) = a;
-        Vxx(j, i) = a;
-      }
+    if (!riccati_step(nodes_[k].step.Fx, nodes_[k].step.Fu, nullptr, lx_[k], lu_[k], lxx_[k], luu_[k], lux_[k], mu,
+                      Vx_, Vxx_, kff_[k], Kfb_[k], dV1, dV2, riccati_))
+      return false;
   }
   return std::isfinite(dV1) && std::isfinite(dV2);
 }

@@ -7,8 +7,9 @@
 ///     with the problem's integrator (RK4 by default) -> nominal (x, u) and cost;
 ///  2. LQ approximation at every node (exact Jacobians of the discrete map, cost gradients and
 ///     Hessians), threaded over nodes;
-///  3. Riccati backward pass with Levenberg-Marquardt regularisation mu I on Q_uu (mu grows on a
-///     failed Cholesky or a failed line search, shrinks after success);
+///  3. Riccati backward pass (the shared step of lq.hpp) with Levenberg-Marquardt
+///     regularisation mu I on Q_uu (mu grows on a failed Cholesky or a failed line search,
+///     shrinks after success);
 ///  4. feedforward line search alpha in {1, 1/2, ...}: accept when the actual decrease is at least
 ///     armijo * the decrease predicted by the LQ model.
 /// Convergence when the predicted decrease, or the relative cost change of an accepted step,
@@ -22,6 +23,7 @@
 
 #include "dmpc/cost.hpp"
 #include "dmpc/integrator.hpp"
+#include "dmpc/lq.hpp"
 #include "dmpc/policy.hpp"
 #include "dmpc/problem.hpp"
 #include "dmpc/thread_pool.hpp"
@@ -118,10 +120,10 @@ class SlqSolver {
   std::vector<Mat> lxx_, luu_, lux_;
   Vec lxN_;
   Mat lxxN_;
-  // backward pass workspace (preallocated: the pass allocates nothing)
-  Vec Vx_, Qx_, Qu_, tmp_u_;
-  Mat Vxx_, Qxx_, Quu_, Qux_, FxtV_, FutV_, Quu_reg_, W_ux_;
-  Eigen::LLT<Mat> llt_;
+  // backward pass: value expansion and the workspace of the shared Riccati step (lq.hpp)
+  Vec Vx_;
+  Mat Vxx_;
+  RiccatiWorkspace riccati_;
   // backward pass results
   std::vector<Vec> kff_;
   std::vector<Mat> Kfb_;

@@ -1,0 +1,1 @@
+"""Learned global policies (runtime controllers trained by guided policy search)."""
