@@ -168,11 +168,18 @@ class DmpcActor:
             self._nominal = [c for _, c in self.nominal_terms()]
         return float(sum(c.value(0.0, x, u) for c in self._nominal) + 0.5 * u @ self.R @ u)
 
-    def make_problem(self, critic, goal, t_goal: float, integrator: str = "rk4"):
+    def make_problem(self, critic, goal, t_goal: float, integrator: str = "rk4", horizon: Optional[int] = None,
+                     dt: Optional[float] = None, value_weight: float = 1.0):
         """The DMPC problem (module doc) for ``critic`` (its goal is set to ``goal``) and an
-        episode that ends at absolute time ``t_goal``. Returns (problem, terminal value term,
-        running value term or None); the value terms expose ``t_goal`` for later changes."""
+        episode that ends at absolute time ``t_goal``. ``horizon`` / ``dt`` override the
+        settings' grid (the controller node uses its MPC grid); ``value_weight`` scales both
+        value terms (1 = deep-value-mpc). Returns (problem, terminal value term, running value
+        term or None); the value terms expose ``t_goal`` for later changes."""
         s = self.settings
+        horizon = s.horizon if horizon is None else int(horizon)
+        dt = s.node_dt if dt is None else float(dt)
+        if horizon < 1 or not dt > 0:
+            raise ValueError("horizon must be >= 1 and dt > 0")
         if critic.nx != ballbot.NX:
             raise ValueError(f"critic has nx={critic.nx}; the Ballbot has {ballbot.NX}")
         critic.set_goal(np.asarray(goal, dtype=float))
@@ -183,10 +190,14 @@ class DmpcActor:
         if s.mode == "running+terminal":
             value_running = _core.ValueRunningCost(critic, self.model, np.asfortranarray(self.R), float(t_goal),
                                                    s.project_psd, s.third_order)
-            running.add("value", value_running, s.running_weight)
-        terminal = _core.ValueTerminalCost(critic, float(t_goal), ballbot.NU)
-        problem = _core.Problem(self.model, running, terminal, s.horizon, s.node_dt, integrator, self.R)
-        return problem, terminal, value_running
+            running.add("value", value_running, s.running_weight * value_weight)
+        value_terminal = _core.ValueTerminalCost(critic, float(t_goal), ballbot.NU)
+        terminal = value_terminal
+        if value_weight != 1.0:
+            terminal = _core.SumCost(ballbot.NX, ballbot.NU)
+            terminal.add("value", value_terminal, value_weight)
+        problem = _core.Problem(self.model, running, terminal, horizon, dt, integrator, self.R)
+        return problem, value_terminal, value_running
 
     def lqr_policy(self, problem, x0: np.ndarray, t0: float = 0.0):
         """``tasks.ballbot.lqr_policy`` stabilising at the start position (the Riccati gain is
