@@ -173,17 +173,16 @@ def main(argv=None) -> int:
     ts = agent.task.settings
     for res, color, name in ((before, "tab:red", "before (untrained critic)"), (after, "tab:green", "after (last critic)")):
         for k, e in enumerate(res["episodes"]):
-            ax.plot(e.xs[:, 0], e.xs[:, 1], "-", color=color, lw=1.4, label=name if k == 0 else None)
+            ax.plot(e.xs[:, 0], e.xs[:, 1], "-", color=color, lw=1.4,
+                    label=f"{name}: {res['eval/success_rate'] * 8:.0f}/8" if k == 0 else None)
             ax.plot(e.xs[-1, 0], e.xs[-1, 1], ".", color=color, ms=7)
-        name_ok = f"{name}: {res['eval/success_rate'] * 8:.0f}/8"
-        ax.plot([], [], color=color, label=name_ok)
     st = np.asarray(ts.eval_starts)
     ax.plot(st[:, 0], st[:, 1], "o", color="tab:blue", ms=6, label="starts")
     ax.plot(*ts.target, "kx", ms=12, mew=3, label="goal")
     ax.add_patch(plt.Circle(ts.target, ts.success_tolerance, fill=False, ls="--", color="k"))
     ax.set(xlabel="x [m]", ylabel="y [m]", aspect="equal",
-           title=f"Ballbot reach, T = {ts.episode_time:g} s: the 8 evaluation starts before and after learning\n"
-                 f"({v}, seed {args.seeds[0]}, {args.iterations} iterations)")
+           title=f"Ballbot reach, T = {ts.episode_time:g} s, 8 evaluation starts\n"
+                 f"before / after learning ({v}, seed {args.seeds[0]}, {args.iterations} iterations)")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(out / "ballbot_reach_trajectories.png", dpi=110)

@@ -17,8 +17,8 @@ from dmpc_core.critics.networks import LeadValueMLP, LeadValueMLPSettings
 from dmpc_core.experiments.ballbot_reach import load_config
 
 SEED = 7
-ITERATIONS = 4
-MARGIN = 1.5  # eval cost units (mean over the 8 starts of sum ||p - g|| dt + q_f)
+ITERATIONS = 12  # the start curriculum ends at iteration 8 (before it the far starts get worse)
+MARGIN = 2.5  # eval cost units (mean over the 8 starts of sum ||p - g|| dt + q_f)
 
 
 def budget_config(seed: int = SEED):
