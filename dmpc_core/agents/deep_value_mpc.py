@@ -1,4 +1,4 @@
-"""Deep Value MPC (deep-value-mpc Algorithm 1) on the Ballbot walls task.
+"""Deep Value MPC (deep-value-mpc Algorithm 1) on the Ballbot walls and reach tasks.
 
 One readable loop (:meth:`DeepValueMpc.run_iteration`):
 
@@ -21,7 +21,10 @@ The critic is the shared :class:`dmpc_core.critics.learner.CriticLearner`; the a
 its Polyak-averaged target network, exported as an ONNX bundle and evaluated natively
 (``CriticBundle.to_native()`` -> ``_core.CriticMLP``). Costs and the SLQ problem are rebuilt
 when the critic changes (the cost objects hold the critic; building them takes microseconds).
-Time-to-go: tau = T - t (t_goal = T, the episode end).
+Time-to-go: tau = max(T - t, 0) (t_goal = T, the episode end); nodes beyond T see V(0, x), which
+the critic learns to equal the termination cost q_f from one tau = 0 row per finished episode.
+The actor's problem comes from :class:`dmpc_core.control.dmpc_actor.DmpcActor`, the builder the
+controller node (``ReachMpc``) uses too.
 """
 from __future__ import annotations
 
