@@ -12,7 +12,7 @@ Without ``--with-walls`` d is the Euclidean distance and the arena has NO interi
 (``WallsTask.geodesic_distance``, clearance robot radius + ``--margin``): a wall-aware upper
 bound, used to choose a layout that the actor can solve in the episode time. If the actor cannot reach the target in the episode time even
 with this value, no learned value will make it succeed: the actor's cost weights (tilt terms, R)
-bound its speed. Used for docs/results/ballbot.md.
+bound its speed. Used for docs/log/2026-12-07-ballbot-walls-history.md.
 """
 from __future__ import annotations
 

@@ -11,6 +11,11 @@ namespace {
 void check_t_goal(double t_goal) {
   if (!std::isfinite(t_goal)) throw std::invalid_argument("t_goal must be finite");
 }
+// Time-to-go of a node at absolute time t, clamped at zero: the episode ends at t_goal, and a
+// node beyond it (the last H of an episode) sees the termination value V(0, x) (Eq. (4)'s
+// q_f, which the critic is trained to equal at tau = 0). The critic is never queried at
+// tau < 0, where it has no data.
+inline double time_to_go(double t_goal, double t) { return std::max(t_goal - t, 0.0); }
 ValueTerminalCostData& terminal_cast(CostData& data) {
   auto* d = data_cast<ValueTerminalCostData>(&data);
   if (d == nullptr) throw std::invalid_argument("ValueTerminalCost: data not created by create_data()");
@@ -51,13 +56,13 @@ std::shared_ptr<CostData> ValueTerminalCost::create_data() const {
 
 void ValueTerminalCost::calc(CostData& data, double t, const RefV& x, const RefV&) const {
   ValueTerminalCostData& d = terminal_cast(data);
-  critic_->calc(*d.critic, t_goal_ - t, x);
+  critic_->calc(*d.critic, time_to_go(t_goal_, t), x);
   d.value = d.critic->V;
 }
 
 void ValueTerminalCost::calc_diff(CostData& data, double t, const RefV& x, const RefV&) const {
   ValueTerminalCostData& d = terminal_cast(data);
-  critic_->calc_diff(*d.critic, t_goal_ - t, x);
+  critic_->calc_diff(*d.critic, time_to_go(t_goal_, t), x);
   d.value = d.critic->V;
   d.lx = d.critic->Vx;
   d.lxx = d.critic->Vxx;
@@ -139,7 +144,9 @@ ValueRunningCostData& ValueRunningCost::cast(CostData& data) const {
 void ValueRunningCost::calc(CostData& data, double t, const RefV& x, const RefV&) const {
   ValueRunningCostData& d = cast(data);
   CriticData& c = *d.critic;
-  critic_->calc_grad(c, t_goal_ - t, x);
+  const bool ended = t >= t_goal_;  // V(tau <= 0, x) = V(0, x): constant in time there
+  critic_->calc_grad(c, time_to_go(t_goal_, t), x);
+  if (ended) c.Vtau = 0.0;
   // f(x) and y = g(x)^T Vx only (the model's hook; no state Jacobians on the rollout path)
   dynamics_->calc_drift_input_projection(*d.dyn0, x, c.Vx, d.ej, d.f, d.y);
   d.w.noalias() = Rinv_ * d.y;
@@ -150,8 +157,13 @@ void ValueRunningCost::calc(CostData& data, double t, const RefV& x, const RefV&
 void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const RefV&) const {
   ValueRunningCostData& d = cast(data);
   CriticData& c = *d.critic;
-  const double tau = t_goal_ - t;
+  const double tau = time_to_go(t_goal_, t);
+  const bool ended = t >= t_goal_;  // V(tau <= 0, x) = V(0, x): no tau dependence there
   critic_->calc_diff(c, tau, x);
+  if (ended) {
+    c.Vtau = 0.0;
+    c.Vtaux.setZero();
+  }
   dynamics_->calc_diff(*d.dyn0, x, d.u0);  // fills xdot = f(x) too (DynamicsModel contract)
   d.f = d.dyn0->xdot;
   const Mat& fx0 = d.dyn0->fx;
@@ -201,19 +213,21 @@ void ValueRunningCost::calc_diff(CostData& data, double t, const RefV& x, const 
     for (Eigen::Index r = c + 1; r < n; ++r) d.lxx(c, r) = d.lxx(r, c);
   const bool exact = third_order_ == ThirdOrder::Auto && critic_->provides_third();
   if (exact) {
-    critic_->calc_third(c, tau, x, d.v, 1.0);
+    critic_->calc_third(c, tau, x, d.v, ended ? 0.0 : 1.0);
     d.lxx += c.Kv;
   } else if (third_order_ != ThirdOrder::Drop) {
-    // K(v) = d/de Vxx(x + e v, tau + e): central difference (v_tau = 1 so |v|_inf >= 1).
+    // K(v) = d/de Vxx(x + e v, tau + e v_tau): central difference, v_tau = 1 (0 past the
+    // episode end, where V does not depend on tau).
+    const double vtau = ended ? 0.0 : 1.0;
     const double scale = std::max({1.0, x.cwiseAbs().maxCoeff(), std::abs(tau)});
     const double h = std::cbrt(Eigen::NumTraits<double>::epsilon()) * scale /
                      std::max(1.0, d.v.cwiseAbs().maxCoeff());
     CriticData& cf = *d.critic_fd;
     d.xp = x + h * d.v;
-    critic_->calc_diff(cf, tau + h, d.xp);
+    critic_->calc_diff(cf, tau + h * vtau, d.xp);
     d.Kfd = cf.Vxx;
     d.xp = x - h * d.v;
-    critic_->calc_diff(cf, tau - h, d.xp);
+    critic_->calc_diff(cf, std::max(tau - h * vtau, 0.0), d.xp);
     d.Kfd -= cf.Vxx;
     d.lxx += (0.5 / h) * d.Kfd;
   }

@@ -1,4 +1,4 @@
-"""Deep Value MPC (deep-value-mpc Algorithm 1) on the Ballbot walls task.
+"""Deep Value MPC (deep-value-mpc Algorithm 1) on the Ballbot walls and reach tasks.
 
 One readable loop (:meth:`DeepValueMpc.run_iteration`):
 
@@ -21,7 +21,10 @@ The critic is the shared :class:`dmpc_core.critics.learner.CriticLearner`; the a
 its Polyak-averaged target network, exported as an ONNX bundle and evaluated natively
 (``CriticBundle.to_native()`` -> ``_core.CriticMLP``). Costs and the SLQ problem are rebuilt
 when the critic changes (the cost objects hold the critic; building them takes microseconds).
-Time-to-go: tau = T - t (t_goal = T, the episode end).
+Time-to-go: tau = max(T - t, 0) (t_goal = T, the episode end); nodes beyond T see V(0, x), which
+the critic learns to equal the termination cost q_f from one tau = 0 row per finished episode.
+The actor's problem comes from :class:`dmpc_core.control.dmpc_actor.DmpcActor`, the builder the
+controller node (``ReachMpc``) uses too.
 """
 from __future__ import annotations
 
@@ -33,97 +36,13 @@ import numpy as np
 
 from dmpc_core import _core
 from dmpc_core.critics.learner import CriticLearner, LearnerSettings
-from dmpc_core.costs import BoxBarrierCost
 from dmpc_core.critics.bundle import load_bundle
 from dmpc_core.critics.training import CriticTrainerSettings
+from dmpc_core.control.dmpc_actor import MODES, ActorSettings, DmpcActor  # noqa: F401 (re-exported)
 from dmpc_core.mpc import MpcController, MpcSettings
 from dmpc_core.sim.plant import Plant, PlantSettings
 from dmpc_core.tasks import ballbot
 from dmpc_core.tasks.ballbot_walls import WallsTask, WallsTaskSettings
-
-MODES = ("terminal", "running+terminal")
-
-
-@dataclass
-class ActorSettings:
-    """MPC actor (Eq. 10 with Eqs. 13-14).
-
-    Attributes:
-        mode: "terminal" (value as heuristic only: the vanilla/POLO baseline) or
-            "running+terminal" (DMPC: Eq. 14 running cost too).
-        horizon_time: H [s]; node_dt: SLQ node spacing [s] (H / node_dt nodes).
-        r: control weight R = r I (also the R of Xi = g R^-1 g' in Eq. 14).
-        w_tilt / w_tilt_rate: upright nominal term (Appendix B), ``_core.UprightCost``.
-        w_tilt_quadratic: extra 1/2 w (pitch^2 + roll^2) nominal term. The upright term
-            1 - cos(pitch) cos(roll) saturates, while the drift term -f' dV/dx of Eq. (14) (and a
-            terminal value that rewards speed) grows with the tilt, so with a learned value the
-            optimiser can buy speed by leaning until the robot falls; a quadratic keeps growing.
-        running_weight: scale of the Eq. 14 term in the running cost.
-        initial_iterations: SLQ iterations of the first solve of an episode (then 1 per step).
-        third_order: ValueRunningCost third-order handling ('auto', 'fd', 'drop').
-        project_psd: project the Eq. 14 Hessian to PSD (robust SLQ backward pass).
-        tilt_limit: |pitch|, |roll| <= tilt_limit [rad] as a relaxed log barrier in the actor's
-            running cost (``dmpc_core.costs.BoxBarrierCost``; 0 = none). SLQ has no hard bounds;
-            the barrier keeps the plan out of unrecoverable leans that a learned value's drift
-            term -f' dV/dx can otherwise buy.
-        torque_limit: |u_i| <= torque_limit [N m] as a relaxed barrier (0 = none); set it to
-            the plant's limit so that the plan does not count on torque the plant clips.
-        barrier_mu / barrier_delta: barrier weight and relaxation margin (relative: the margin is
-            barrier_delta * tilt_limit [rad] for both barriers; torques then switch to the
-            quadratic branch only within that many N m of the limit).
-        slq_iterations_per_step: SLQ iterations per control step after the first solve. 1 is
-            Algorithm 1 (one real-time iteration per delta t); k > 1 is a departure (standard in
-            OCS2-style MPC when the time allows): each step costs up to k times the solve time
-            (SLQ stops earlier when it converges).
-        wall_weight: > 0 adds a known-geometry wall term to the actor's running cost
-            (``_core.WallPenalty`` on the ball position with the task's walls, boundary
-            included): wall_weight * sum_j softplus_beta(d_safe - clearance_j)^2 with
-            d_safe = robot_radius + wall_margin and beta = wall_beta [1/m]. A departure: the
-            paper's actor sees the walls only through the value. 0 (default) = none.
-        wall_margin: [m] clearance beyond the robot radius at which the wall term starts.
-        wall_beta: [1/m] softness of the wall term (larger = sharper, ~0 beyond d_safe + 3/beta).
-    """
-
-    mode: str = "running+terminal"
-    horizon_time: float = 1.0
-    node_dt: float = 0.05
-    r: float = 0.02
-    w_tilt: float = 20.0
-    w_tilt_rate: float = 5.0
-    w_tilt_quadratic: float = 0.0
-    running_weight: float = 1.0
-    initial_iterations: int = 3
-    third_order: str = "drop"
-    project_psd: bool = True
-    tilt_limit: float = 0.0
-    torque_limit: float = 0.0
-    barrier_mu: float = 0.1
-    barrier_delta: float = 0.05
-    slq_iterations_per_step: int = 1
-    wall_weight: float = 0.0
-    wall_margin: float = 0.1
-    wall_beta: float = 50.0
-
-    def validate(self) -> None:
-        if self.slq_iterations_per_step < 1:
-            raise ValueError("slq_iterations_per_step must be >= 1")
-        if self.wall_weight < 0 or not self.wall_beta > 0:
-            raise ValueError("wall_weight must be >= 0 and wall_beta > 0")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        n = self.horizon_time / self.node_dt
-        if n < 1 or abs(n - round(n)) > 1e-6:
-            raise ValueError("horizon_time must be a positive multiple of node_dt")
-        if not self.r > 0:
-            raise ValueError("r must be > 0")
-        if self.tilt_limit < 0 or self.torque_limit < 0:
-            raise ValueError("tilt_limit and torque_limit must be >= 0 (0 = none)")
-        if (self.tilt_limit > 0 or self.torque_limit > 0) and not (self.barrier_mu > 0 and 0 < self.barrier_delta < 1):
-            raise ValueError("barrier_mu must be > 0 and barrier_delta in (0, 1)")
-
-    @property
-    def horizon(self) -> int:
-        return int(round(self.horizon_time / self.node_dt))
 
 
 @dataclass
@@ -248,83 +167,27 @@ class EpisodeResult:
         return self.outcome == "timeout" and self.final_distance < tol
 
 
-class Actor:
-    """SLQ-MPC actor whose costs come from a native critic (see module doc)."""
+class Actor(DmpcActor):
+    """The shared DMPC actor (:class:`~dmpc_core.control.dmpc_actor.DmpcActor`) on a walls/reach
+    task: the critic comes as an exported bundle, the episode ends at T (t_goal = T)."""
 
     def __init__(self, task: WallsTask, settings: ActorSettings):
-        settings.validate()
-        self.task, self.settings = task, settings
-        self.model = _core.BallbotDynamics()
-        self.R = settings.r * np.eye(ballbot.NU)
+        super().__init__(settings, walls=task.core_walls() if settings.wall_weight > 0 else None,
+                         robot_radius=task.settings.robot_radius)
+        self.task = task
         self.critic: Optional[_core.CriticMLP] = None
-
-    def nominal_cost(self, x: np.ndarray, u: np.ndarray) -> float:
-        """The actor's own (non-value) running cost at (x, u): upright + tilt terms + 1/2 u'Ru."""
-        if getattr(self, "_nominal", None) is None:
-            self._nominal = [c for _, c in self.nominal_terms()]
-        return float(sum(c.value(0.0, x, u) for c in self._nominal) + 0.5 * u @ self.R @ u)
-
-    def nominal_terms(self):
-        """[(name, cost)] of the actor's running terms other than the value: the upright term
-        (App. B), the quadratic tilt term and the tilt / torque barriers (as configured)."""
-        s = self.settings
-        terms = [("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
-                                               s.w_tilt, s.w_tilt_rate))]
-        if s.w_tilt_quadratic > 0:
-            q = np.zeros(ballbot.NX)
-            q[[ballbot.PITCH, ballbot.ROLL]] = s.w_tilt_quadratic
-            terms.append(("tilt", _core.QuadraticCost(np.diag(q), np.zeros((ballbot.NU, ballbot.NU)),
-                                                      np.zeros(ballbot.NX), np.zeros(ballbot.NU))))
-        if s.tilt_limit > 0 or s.torque_limit > 0:  # one term: each Python cost call costs ~20 us
-            sx = [ballbot.PITCH, ballbot.ROLL] if s.tilt_limit > 0 else []
-            su = list(range(ballbot.NU)) if s.torque_limit > 0 else []
-            terms.append(("barrier", BoxBarrierCost(ballbot.NX, ballbot.NU, sx, [s.tilt_limit] * len(sx), su,
-                                                    [s.torque_limit] * len(su), mu=s.barrier_mu,
-                                                    delta=s.barrier_delta * max(s.tilt_limit, 1e-9))))
-        if s.wall_weight > 0:  # departure: the walls' known geometry in the actor's cost
-            d_safe = self.task.settings.robot_radius + s.wall_margin
-            terms.append(("walls", _core.WallPenalty(ballbot.NX, ballbot.NU, ballbot.PX, ballbot.PY,
-                                                     self.task.core_walls(), d_safe, s.wall_weight, s.wall_beta)))
-        return terms
 
     def set_critic_bundle(self, bundle_bytes: bytes) -> None:
         """Swap in a new critic (an exported ONNX bundle)."""
         b = load_bundle(bundle_bytes, expected_nx=ballbot.NX, expected_ng=WallsTask.NG)
         self.critic = b.to_native()
 
-    def make_problem(self, goal: np.ndarray) -> _core.Problem:
-        s, T = self.settings, self.task.settings.episode_time
-        self.critic.set_goal(np.asarray(goal, dtype=float))
-        running = _core.SumCost(ballbot.NX, ballbot.NU)
-        for name, term in self.nominal_terms():
-            running.add(name, term)
-        if s.mode == "running+terminal":
-            running.add("value", _core.ValueRunningCost(self.critic, self.model, np.asfortranarray(self.R), T,
-                                                        s.project_psd, s.third_order), s.running_weight)
-        terminal = _core.ValueTerminalCost(self.critic, T, ballbot.NU)
-        return _core.Problem(self.model, running, terminal, s.horizon, s.node_dt, "rk4", self.R)
-
     def controller(self, goal: np.ndarray, x0: np.ndarray) -> MpcController:
         s = self.settings
-        problem = self.make_problem(goal)
+        problem, _, _ = self.make_problem(self.critic, goal, self.task.settings.episode_time)
         mpc_settings = MpcSettings(horizon=s.horizon, dt=s.node_dt, iterations_per_update=s.slq_iterations_per_step,
                                    initial_iterations=s.initial_iterations)
         return MpcController(problem, mpc_settings, initial_policy=self.lqr_policy(problem, x0))
-
-    def lqr_policy(self, problem: _core.Problem, x0: np.ndarray) -> _core.Policy:
-        """``tasks.ballbot.lqr_policy`` stabilising at the start position (the Riccati gain is
-        computed once per actor: it depends only on the model, R and the node dt)."""
-        if getattr(self, "_lqr", None) is None:
-            self._lqr = ballbot.lqr_policy(problem, (0.0, 0.0))
-        base = self._lqr
-        pol = _core.Policy()
-        pol.t0, pol.dt = 0.0, base.dt
-        pol.u_ff = np.array(base.u_ff)
-        x_ref = np.zeros(ballbot.NX)
-        x_ref[:2] = x0[:2]
-        pol.x_nom = np.tile(x_ref, (problem.horizon + 1, 1))
-        pol.K = list(base.K)
-        return pol
 
 
 def run_episode(task: WallsTask, actor: Actor, start_xy, goal, plant: Plant, record: bool = True) -> EpisodeResult:
@@ -373,7 +236,9 @@ def transitions(ep: EpisodeResult, task: WallsTask, n_step: int = 1, critic_cost
 
     With ``n_step`` = m > 1 the tuple from step k spans steps k .. j-1, j = min(k + m, n):
     cost = sum of those step costs, next state s_j, next tau = tau_k - (j - k) dt, and
-    done when j is the episode's last step (wall/fall termination or tau' = 0).
+    done when j is the episode's last step (wall/fall termination or tau' = 0). An episode that
+    runs to T adds one row at tau = 0 whose target is the termination cost q_f(x(T)) (Eq. 4):
+    the value of every state once the episode has ended, which the actor's costs use beyond T.
     ``critic_cost`` "task+actor" adds the episode's ``actor_costs`` to the step costs
     (TrainingSettings.critic_cost)."""
     n = len(ep.costs)
@@ -387,11 +252,20 @@ def transitions(ep: EpisodeResult, task: WallsTask, n_step: int = 1, critic_cost
     j = np.minimum(k + n_step, n)
     csum = np.concatenate([[0.0], np.cumsum(step)])
     tau = T - dt * k
-    done = (j == n).astype(float)  # wall/fall termination, or tau' = 0 at the episode end (V(0, .) = 0)
-    return {
+    done = (j == n).astype(float)  # wall/fall termination, or tau' = 0 at the episode end
+    out = {
         "state": ep.xs[:-1], "goal": np.tile(ep.goal, (n, 1)), "time_to_go": tau, "cost": csum[j] - csum[k],
         "next_state": ep.xs[j], "next_time_to_go": tau - dt * (j - k), "done": done,
     }
+    if ep.outcome == "timeout" and n == task.steps:
+        # the termination value: V(0, x(T)) = q_f(x(T)) (Eq. 4), the value the actor's costs use
+        # for every node beyond the episode end (the time-to-go is clamped at 0)
+        xe = ep.xs[-1:]
+        anchor = {"state": xe, "goal": ep.goal[None], "time_to_go": np.zeros(1),
+                  "cost": np.array([task.terminal_cost(xe[0], ep.goal)]), "next_state": xe,
+                  "next_time_to_go": np.zeros(1), "done": np.ones(1)}
+        out = {k: np.concatenate([out[k], anchor[k]]) for k in out}
+    return out
 
 
 def evaluate(task: WallsTask, actor: Actor, seed: int = 12345, starts=None, goal=None) -> Dict:
@@ -437,7 +311,9 @@ class DeepValueMpc:
         if tr.train_input_noise_std > 0:  # exploration noise on the training plant only
             plant_settings.input_noise_std = float(tr.train_input_noise_std)
         self.plant = Plant(self.actor.model, np.zeros(ballbot.NX), plant_settings)
-        if tr.input_normalization == "task":
+        if cfg.learner.critic == "lead":
+            pass  # the structured critic's input scaling is fixed (LearnerSettings.critic)
+        elif tr.input_normalization == "task":
             self.set_task_normalization()
         elif tr.input_normalization != "data":
             raise ValueError("training.input_normalization must be 'task' or 'data'")
@@ -461,6 +337,7 @@ class DeepValueMpc:
             tr = self.config.training
             self.learner.add(**transitions(ep, self.task, tr.n_step, tr.critic_cost))
             eps.append(ep)
+        self.last_episodes = eps
         tol = self.task.settings.success_tolerance
         return {
             "train/episode_cost": float(np.mean([e.total_cost for e in eps])),
@@ -482,7 +359,26 @@ class DeepValueMpc:
         self.bundle = self.learner.export()
         self.actor.set_critic_bundle(self.bundle)
         self.iteration += 1
+        stats.update(self.greedy_input_stats(self.last_episodes))
         return stats
+
+    def greedy_input_stats(self, episodes: List[EpisodeResult], every: int = 4) -> Dict[str, float]:
+        """|u*| = |R^-1 g(x)' dV/dx| of the exported critic (the input Eq. 14 makes the actor
+        track) on every ``every``-th state of ``episodes``, relative to the plant's torque limit:
+        max, mean and the fraction of states where some |u*_i| exceeds the limit."""
+        import torch
+
+        xs = np.concatenate([e.xs[:-1:every] for e in episodes if len(e.xs) > 1])
+        goals = np.concatenate([np.tile(e.goal, (len(e.xs[:-1:every]), 1)) for e in episodes if len(e.xs) > 1])
+        T, dt = self.task.settings.episode_time, self.task.settings.control_dt
+        taus = np.concatenate([T - dt * every * np.arange(len(e.xs[:-1:every])) for e in episodes if len(e.xs) > 1])
+        with torch.no_grad():
+            d = self.learner.trainer.target.value_and_derivatives(
+                torch.from_numpy(xs), torch.from_numpy(goals), torch.from_numpy(taus))
+        u = np.abs(self.actor.greedy_input(d["dvalue_dx"].numpy(), xs)).max(axis=1)
+        r = u / float(self.task.settings.torque_limit)
+        return {"critic/greedy_u_max_ratio": float(r.max()), "critic/greedy_u_mean_ratio": float(r.mean()),
+                "critic/greedy_u_over_limit_frac": float(np.mean(r > 1.0))}
 
     def set_task_normalization(self) -> None:
         """Input normalisation from the task geometry (see TrainingSettings.input_normalization)."""

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
-from dmpc_core.critics.networks import ValueMLP, ValueMLPSettings
+from dmpc_core.critics.networks import LeadValueMLP, LeadValueMLPSettings, ValueMLP, ValueMLPSettings
 from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
 
@@ -41,6 +41,15 @@ class LearnerSettings:
         a handful of them dominates every squared-error minibatch they are drawn into (seen: a
         resumed main-job learner whose buffer held costs up to 2e8 against a median of 0.3, loss
         3e13). Default: no bound.
+    critic: the critic's structure. "mlp": a plain MLP of the full (x, g, tau) with a fitted
+        input normalisation. "lead": :class:`~dmpc_core.critics.networks.LeadValueMLP`, an MLP
+        of the goal-relative lead point e = p + lead * v - g and tau only (its input scaling is
+        fixed, ``fit_normalization_at`` is not used): dV/dv = lead * dV/dp, which the replay data
+        of a deterministic actor started at rest cannot pin down for a full-state critic.
+    lead: [s] lead time of the "lead" critic.
+    position_indices / velocity_indices: state indices of p and v for the "lead" critic.
+    length_scale: [m] scale of e for the "lead" critic.
+    time_to_go_scale: [s] tau enters the "lead" critic as tau / time_to_go_scale - 1 (use T / 2).
     """
 
     hidden: tuple = (12, 12, 12)
@@ -49,8 +58,18 @@ class LearnerSettings:
     fit_normalization_at: int = 1000
     trainer: CriticTrainerSettings = field(default_factory=CriticTrainerSettings)
     max_abs_cost: float = float("inf")
+    critic: str = "mlp"
+    lead: float = 0.3
+    position_indices: list = field(default_factory=lambda: [0, 1])
+    velocity_indices: list = field(default_factory=lambda: [5, 6])
+    length_scale: float = 1.0
+    time_to_go_scale: float = 1.5
 
     def validate(self) -> None:
+        if self.critic not in ("mlp", "lead"):
+            raise ValueError(f"critic must be 'mlp' or 'lead', got {self.critic!r}")
+        if not (self.length_scale > 0 and self.time_to_go_scale > 0 and np.isfinite(self.lead)):
+            raise ValueError("length_scale and time_to_go_scale must be > 0 and lead finite")
         if not self.max_abs_cost > 0:
             raise ValueError(f"max_abs_cost must be > 0, got {self.max_abs_cost}")
         if self.replay_capacity < 1 or self.min_transitions < 1:
@@ -72,10 +91,18 @@ class CriticLearner:
         settings.validate()
         self.settings = settings
         self.nx, self.ng, self.robot = int(nx), int(ng), robot
-        self.model = ValueMLP(ValueMLPSettings(nx=self.nx, ng=self.ng, hidden=tuple(int(h) for h in settings.hidden)))
+        hidden = tuple(int(h) for h in settings.hidden)
+        if settings.critic == "lead":
+            self.model = LeadValueMLP(LeadValueMLPSettings(
+                nx=self.nx, ng=self.ng, hidden=hidden, position_indices=tuple(settings.position_indices),
+                velocity_indices=tuple(settings.velocity_indices), lead=settings.lead,
+                length_scale=settings.length_scale, time_to_go_scale=settings.time_to_go_scale))
+        else:
+            self.model = ValueMLP(ValueMLPSettings(nx=self.nx, ng=self.ng, hidden=hidden))
         self.trainer = CriticTrainer(self.model, settings.trainer)
         self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx, ng=self.ng))
-        self.normalization_fitted = False
+        #: the structured critic's input scaling is fixed: nothing to fit
+        self.normalization_fitted = settings.critic == "lead"
         self.transitions_seen = 0
         self.transitions_rejected = 0
 
@@ -111,8 +138,19 @@ class CriticLearner:
         return self.trainer.update(self.buffer)
 
     def export(self, path: Optional[str | os.PathLike] = None) -> bytes:
-        """The Polyak target network as an ONNX critic bundle (version increments)."""
-        return self.trainer.export_target(path, robot=self.robot)
+        """The Polyak target network as an ONNX critic bundle (version increments). A structured
+        critic is exported as its equivalent plain MLP (same bundle contract, native evaluator)."""
+        tr = self.trainer
+        if not isinstance(tr.target, LeadValueMLP):
+            return tr.export_target(path, robot=self.robot)
+        from dmpc_core.critics.export import bundle_bytes, write_bytes_atomic
+
+        data = bundle_bytes(tr.target.plain(), discount=tr.settings.discount, version=tr.exports + 1,
+                            training_step=tr.gradient_steps, robot=self.robot)
+        if path is not None:
+            write_bytes_atomic(path, data)
+        tr.exports += 1
+        return data
 
     def save(self, path: str | os.PathLike, extra: Optional[dict] = None) -> None:
         """Atomic checkpoint: networks, optimiser, counters, RNG, replay buffer, ``extra``."""

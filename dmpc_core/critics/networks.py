@@ -276,6 +276,113 @@ class ValueMLP(NormalizedMLP):
         return list(range(self.nx)) + [self.nx + self.ng]
 
 
+@dataclass
+class LeadValueMLPSettings:
+    """A value network V(e, tau) of the goal-relative lead point (see :class:`LeadValueMLP`).
+
+    Attributes:
+        nx: state dimension; ng: goal dimension (= len(position_indices)).
+        hidden: hidden layer widths.
+        position_indices / velocity_indices: state indices of the positions p and of their
+            rates v (same length as the goal).
+        lead: [s] the lead time of e = p + lead * v - g.
+        length_scale: [m] e is divided by this before the first layer.
+        time_to_go_scale: [s] tau enters as tau / time_to_go_scale - 1.
+        activation: as :class:`ValueMLPSettings`.
+    """
+
+    nx: int
+    ng: int
+    hidden: Tuple[int, ...] = (12, 12, 12)
+    position_indices: Tuple[int, ...] = (0, 1)
+    velocity_indices: Tuple[int, ...] = (5, 6)
+    lead: float = 0.3
+    length_scale: float = 1.0
+    time_to_go_scale: float = 1.5
+    activation: str = "tanh"
+
+
+class TiedInputLinear(nn.Module):
+    """First layer W = free @ basis: a linear layer on the features basis @ zn (``basis`` fixed).
+
+    ``weight`` is the equivalent dense [out, nz] matrix (what ``derivatives_z`` and the exported
+    plain MLP use)."""
+
+    def __init__(self, basis: torch.Tensor, out_features: int) -> None:
+        super().__init__()
+        k = basis.shape[0]
+        self.register_buffer("basis", basis.to(DTYPE))
+        bound = 1.0 / math.sqrt(k)
+        self.free = nn.Parameter(torch.empty(out_features, k, dtype=DTYPE).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features, dtype=DTYPE).uniform_(-bound, bound))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.free @ self.basis
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(h, self.weight, self.bias)
+
+
+class LeadValueMLP(ValueMLP):
+    """Value of the goal-relative lead point: V(x, g, tau) = MLP(e / L, tau / s - 1),
+    e = p + lead * v - g (p = x[position_indices], v = x[velocity_indices]).
+
+    Why (deep-value-mpc Eq. 14): the DMPC actor tracks the greedy input
+    u* = -R^-1 g(x)' dV/dx, and on a robot whose inputs act on accelerations only dV/dv drives
+    it. Training starts are at rest and the actor is deterministic, so in the replay data v is a
+    function of (p, tau) and a full-state regression leaves dV/dv unconstrained (any value of it
+    fits the data). Tying v to p through the lead point fixes dV/dv = lead * dV/dp: the value's
+    slope towards the goal becomes a bounded push of the robot towards the goal. The goal enters
+    only through p - g, so one critic serves every goal (translation invariance). The other
+    state entries (tilt, yaw and their rates) are left to the actor's nominal upright terms.
+
+    The structure lives in the first layer (:class:`TiedInputLinear`); :meth:`plain` returns the
+    equivalent :class:`ValueMLP` (dense first layer) for export, so the bundle and the native
+    evaluator are unchanged. The input normalisation is part of the structure and fixed.
+    """
+
+    def __init__(self, settings: LeadValueMLPSettings) -> None:
+        pi, vi = list(settings.position_indices), list(settings.velocity_indices)
+        if len(pi) != settings.ng or len(vi) != settings.ng:
+            raise ValueError("position_indices and velocity_indices need one entry per goal coordinate")
+        if not (settings.length_scale > 0 and settings.time_to_go_scale > 0 and math.isfinite(settings.lead)):
+            raise ValueError("length_scale and time_to_go_scale must be > 0 and lead finite")
+        if not settings.hidden:
+            raise ValueError("LeadValueMLP needs at least one hidden layer")
+        if max(pi + vi) >= settings.nx or min(pi + vi) < 0:
+            raise ValueError("position/velocity indices out of range")
+        super().__init__(ValueMLPSettings(nx=settings.nx, ng=settings.ng, hidden=tuple(settings.hidden),
+                                          activation=settings.activation))
+        self.lead_settings = copy.deepcopy(settings)
+        nz = settings.nx + settings.ng + 1
+        basis = torch.zeros(settings.ng + 1, nz, dtype=DTYPE)
+        for i, (p, v) in enumerate(zip(pi, vi)):
+            basis[i, p] = 1.0 / settings.length_scale
+            basis[i, v] = settings.lead / settings.length_scale
+            basis[i, settings.nx + i] = -1.0 / settings.length_scale
+        basis[settings.ng, nz - 1] = 1.0  # tau, normalised below
+        self.layers[0] = TiedInputLinear(basis, int(settings.hidden[0]))
+        mean = torch.zeros(nz, dtype=DTYPE)
+        std = torch.ones(nz, dtype=DTYPE)
+        mean[-1] = std[-1] = settings.time_to_go_scale
+        NormalizedMLP.set_input_normalization(self, mean, std)
+
+    @torch.no_grad()
+    def set_input_normalization(self, mean, std) -> None:
+        raise ValueError("LeadValueMLP: the input normalisation is part of the structure (fixed)")
+
+    @torch.no_grad()
+    def plain(self) -> ValueMLP:
+        """The equivalent plain :class:`ValueMLP` (same values and derivatives), for export."""
+        out = ValueMLP(self.settings)
+        state = {k: v.clone() for k, v in self.state_dict().items() if not k.startswith("layers.0.")}
+        state["layers.0.weight"] = self.layers[0].weight.detach().clone()
+        state["layers.0.bias"] = self.layers[0].bias.detach().clone()
+        out.load_state_dict(state)
+        return out
+
+
 def _split_value_derivatives(value, grad, hess, nx: int) -> Dict[str, torch.Tensor]:
     return {
         "value": value,

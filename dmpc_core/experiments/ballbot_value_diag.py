@@ -1,4 +1,4 @@
-"""What does a Ballbot walls critic look like over x-y? (docs/results/ballbot.md, "Round 5")
+"""What does a Ballbot walls critic look like over x-y? (docs/log/2026-12-07-ballbot-walls-history.md, "Entry 5")
 
 For a value V(tau, x) (a trained critic, or the hand-made oracle of
 tools/ballbot_oracle_critic.py) on an x-y grid of upright states at rest (v = 0), and several

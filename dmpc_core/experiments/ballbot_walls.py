@@ -32,10 +32,10 @@ NAME = "ballbot-walls"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
 
 
-def load_config(path: Optional[str], overrides: Optional[Dict] = None) -> DmpcConfig:
-    """Config from YAML (default: config/ballbot_walls.yaml) with dotted overrides
+def load_config(path: Optional[str], overrides: Optional[Dict] = None, default=DEFAULT_CONFIG) -> DmpcConfig:
+    """Config from YAML (default: ``default``, config/ballbot_walls.yaml) with dotted overrides
     ``{"training.seed": 1}``."""
-    p = Path(path) if path else DEFAULT_CONFIG
+    p = Path(path) if path else Path(default)
     data = load_yaml(p)
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -87,7 +87,7 @@ class MetricsLog:
 
 
 def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
-          stop_after: Optional[int] = None, tensorboard: bool = True) -> DeepValueMpc:
+          stop_after: Optional[int] = None, tensorboard: bool = True, name: str = NAME) -> DeepValueMpc:
     """Run Algorithm 1 for ``config.training.iterations`` iterations, checkpointing each one.
 
     Args:
@@ -114,7 +114,7 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=tr.iterations, initial=agent.iteration, desc="dmpc ballbot-walls", unit="it")
+        bar = tqdm(total=tr.iterations, initial=agent.iteration, desc=f"dmpc {name}", unit="it")
     done_here = 0
     try:
         if agent.iteration == 0 and tr.eval_every > 0:
@@ -145,11 +145,11 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
     return agent
 
 
-def train_main(argv: List[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dmpc train ballbot-walls", description=__doc__,
+def train_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG, doc: str = __doc__) -> int:
+    ap = argparse.ArgumentParser(prog=f"dmpc train {name}", description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
-    ap.add_argument("--out", default=None, help="run directory (default runs/ballbot-walls/s<seed>)")
+    ap.add_argument("--config", default=None, help=f"YAML (default {default_config})")
+    ap.add_argument("--out", default=None, help=f"run directory (default runs/{name}/s<seed>)")
     ap.add_argument("--seed", type=int, default=None, help="overrides training.seed")
     ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
     ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
@@ -165,24 +165,25 @@ def train_main(argv: List[str]) -> int:
     overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
                                         "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
                       if v is not None})
-    cfg = load_config(args.config, overrides)  # ConfigError: `dmpc` prints it as one line
-    out = run_dir(args.out, NAME, f"s{cfg.training.seed}")
+    cfg = load_config(args.config, overrides, default_config)  # ConfigError: `dmpc` prints it as one line
+    out = run_dir(args.out, name, f"s{cfg.training.seed}")
     check_resume(out, args.resume)
-    agent = train(cfg, out, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+    agent = train(cfg, out, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after,
+                  name=name)
     print(json.dumps({"iterations": agent.iteration, "out": str(out)}))
     return 0
 
 
-def eval_main(argv: List[str]) -> int:
-    ap = argparse.ArgumentParser(prog="dmpc eval ballbot-walls")
-    ap.add_argument("--critic", default=str(RUNS_DIR / NAME / "s0" / "critic.onnx"),
-                    help="critic bundle (.onnx) exported by training (default runs/ballbot-walls/s0/critic.onnx)")
-    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
+def eval_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG) -> int:
+    ap = argparse.ArgumentParser(prog=f"dmpc eval {name}")
+    ap.add_argument("--critic", default=str(RUNS_DIR / name / "s0" / "critic.onnx"),
+                    help=f"critic bundle (.onnx) exported by training (default runs/{name}/s0/critic.onnx)")
+    ap.add_argument("--config", default=None, help=f"YAML (default {default_config})")
     ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
     ap.add_argument("--horizon", type=float, default=None)
     ap.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = ap.parse_args(argv)
-    cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon})
+    cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon}, default_config)
     from dmpc_core.agents.deep_value_mpc import Actor
     from dmpc_core.tasks.ballbot_walls import WallsTask
 

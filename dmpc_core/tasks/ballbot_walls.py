@@ -2,7 +2,7 @@
 
 The paper gives the task (reach a target within T = 3 s from any start; walls end the episode
 with a fixed penalty; target cost = Euclidean distance) but not the arena, the wall layout
-or the penalty. Our choice (documented in docs/results/ballbot.md, figure
+or the penalty. Our choice (documented in docs/log/2026-12-07-ballbot-walls-history.md, figure
 ``docs/results/ballbot_layout.png``). ``config/ballbot_walls.yaml`` is the source of truth for
 the layout; it ships, in metres:
 

@@ -175,7 +175,7 @@ def test_smoke_training_shows_learning_signal():
     fall clearly below that of the untrained (constant) critic, with no fall or wall contact, and
     the robot end closer to the target. The best critic, not the last: the loop is not monotone
     (with this seed the cost is lowest after the first iteration and the actor then runs into
-    the arena's boundary walls, docs/results/ballbot.md); with the interior wall there is no
+    the arena's boundary walls, docs/log/2026-12-07-ballbot-walls-history.md); with the interior wall there is no
     reliable improvement at all."""
     cfg = load_config(str(DEFAULT_CONFIG), {"training.seed": 0})
     cfg.task.walls = []
@@ -235,7 +235,10 @@ def test_critic_cost_task_plus_actor_adds_the_actor_nominal_cost():
     with pytest.raises(ValueError, match="critic_cost"):
         transitions(ep, task, 1, "actor")
     fake = EpisodeResult(ep.xs, ep.costs, ep.goal, ep.outcome, 0.0, 0.0)  # no actor costs recorded
-    np.testing.assert_allclose(transitions(fake, task, 1)["cost"], ep.costs, rtol=1e-12)
+    tf = transitions(fake, task, 1)
+    n = len(ep.costs)
+    np.testing.assert_allclose(tf["cost"][:n], ep.costs, rtol=1e-12)
+    assert len(tf["cost"]) == n + (ep.outcome == "timeout")  # + the tau = 0 row of a finished episode
 
 
 def _around_cap(p, g, c, out, r):
@@ -401,6 +404,11 @@ def test_terminal_weight_adds_q_f_at_the_episode_end_only():
     np.testing.assert_allclose(e1.costs[-1] - e0.costs[-1], 4.0 * e1.final_distance, rtol=1e-12)
     tr = transitions(e1, agent.task, n_step=60)
     np.testing.assert_allclose(tr["cost"][0], e1.total_cost)
+    # the termination row: V(0, x(T)) = q_f(x(T)), what the actor sees beyond the episode end
+    assert tr["time_to_go"][-1] == 0.0 and tr["next_time_to_go"][-1] == 0.0 and tr["done"][-1] == 1.0
+    np.testing.assert_allclose(tr["state"][-1], e1.xs[-1])
+    np.testing.assert_allclose(tr["cost"][-1], 4.0 * e1.final_distance, rtol=1e-12)
+    assert np.all(tr["time_to_go"][:-1] > 0)
     cfg.task.terminal_weight = -1.0
     with pytest.raises(ValueError, match="terminal_weight"):
         DeepValueMpc(cfg)

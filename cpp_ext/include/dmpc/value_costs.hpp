@@ -3,7 +3,10 @@
 ///        Eq. (13) and the running cost of Eq. (14) of deep-value-mpc.
 ///
 /// Time: the costs receive the absolute time t and use the time-to-go tau = t_goal - t
-/// (not clamped: for t > t_goal the critic is evaluated at negative tau), so d/dt = -d/dtau.
+/// clamped at zero: for t >= t_goal the episode has ended and V(tau <= 0, x) = V(0, x), the
+/// termination cost q_f of Eq. (4) that the critic is trained to equal at tau = 0 (so the last H
+/// of an episode never queries the critic at tau < 0, where it has no data). d/dt = -d/dtau
+/// before t_goal, 0 after.
 /// The discount gamma of Eq. (10) is applied by the problem, not here. The control cost
 /// 1/2 u^T R u is the problem's own term, so both costs have lu = 0, luu = 0, lux = 0.
 /// set_t_goal() (like CriticModel::set_goal()) must only be called between solves.
