@@ -47,7 +47,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
-from dmpc_core.agents import panda_reach
+from dmpc_core.control import panda_reach
 from dmpc_core.control.reach_mpc import NG, ReachMpc, ReachSettings, TransitionRecorder, check_goal
 from dmpc_core.critics.signing import read_key
 from dmpc_core.models import panda as panda_model
