@@ -385,8 +385,11 @@ class PoloAgent:
     @torch.no_grad()
     def disagreement(self) -> Dict[str, float]:
         """Diagnostic of the Eq. (5)-(6) mechanism on the world's coverage grid (cell centres, v = 0):
-        mean member std and mean aggregate value over the visited and the unvisited free cells.
-        POLO explores when the members agree where there is data (std ratio visited/unvisited << 1)."""
+        mean member std, mean optimism (member mean - soft-min aggregate, Eq. 6) and mean aggregate
+        value over the visited and the unvisited free cells. POLO explores when the members agree
+        where there is data (std ratio visited/unvisited << 1) and the optimism is large elsewhere;
+        ``optimism_steer_unvisited`` is the unvisited optimism weighted as the acting MPPI weighs the
+        terminal value (gamma^H) in units of its temperature lambda (below ~1 it cannot steer)."""
         w = self.world
         n = w.visited.shape[0]
         edges = np.linspace(-ARENA, ARENA, n + 1)
@@ -398,9 +401,14 @@ class PoloAgent:
             st[:, 0], st[:, 1] = cc[ii], cc[jj]
             tau = torch.zeros(len(ii), 1)
             x = torch.from_numpy(st)
-            out[f"member_std_{name}"] = float(self.trainer.target.member_values(x, None, tau).std(dim=1).mean())
-            out[f"value_{name}"] = float(self.trainer.target(x, None, tau).mean())
+            members = self.trainer.target.member_values(x, None, tau)
+            agg = self.trainer.target.aggregate(members)
+            out[f"member_std_{name}"] = float(members.std(dim=1).mean())
+            out[f"optimism_{name}"] = float((members.mean(dim=1) - agg).mean())
+            out[f"value_{name}"] = float(agg.mean())
         out["std_ratio"] = out["member_std_visited"] / out["member_std_unvisited"]
+        s = self.settings.mppi
+        out["optimism_steer_unvisited"] = s.gamma**s.horizon * out["optimism_unvisited"] / s.lambda_
         return out
 
     # -- state ---------------------------------------------------------------------------------
