@@ -411,6 +411,18 @@ class PoloAgent:
         out["optimism_steer_unvisited"] = s.gamma**s.horizon * out["optimism_unvisited"] / s.lambda_
         return out
 
+    @torch.no_grad()
+    def member_std_map(self) -> np.ndarray:
+        """Member std of V at the coverage-grid cell centres (v = 0), shape [n, n] (for figures)."""
+        n = self.world.visited.shape[0]
+        edges = np.linspace(-ARENA, ARENA, n + 1)
+        cc = 0.5 * (edges[:-1] + edges[1:])
+        px, py = np.meshgrid(cc, cc, indexing="ij")
+        st = np.zeros((n * n, self.nx))
+        st[:, 0], st[:, 1] = px.ravel(), py.ravel()
+        v = self.trainer.target.member_values(torch.from_numpy(st), None, torch.zeros(n * n, 1))
+        return v.std(dim=1).numpy().reshape(n, n)
+
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict:
         return {"t": self.t, "rebuilds": self.rebuilds, "world_state": np.array(self.world.state),
