@@ -160,15 +160,15 @@ class PoloSettings:
         [-spread, spread]^2 of positions. With torch's small biases most boundaries pass within
         about one value_position_scale of the arena centre, so a prior with a short length scale
         is a fan of wedges around the centre, not a random function with local bumps everywhere
-        (docs/results/polo.md, fifth session). A departure from POLO (which does not specify the
+        (docs/log/2026-12-07-polo.md, 2026-11-22). A departure from POLO (which does not specify the
         initialisation); needs value_inputs "position".
     plan_starts: 0 (default, as POLO: the acting MPPI warm-starts from its shifted plan only) or
         D > 0 (multi-start, a departure from POLO): every step the acting MPPI is additionally solved
         from D straight full-throttle plans (u = u_max (cos 2 pi j / D, sin 2 pi j / D) over the whole
         horizon) and the plan with the lowest nominal cost (running + gamma^H terminal) is kept.
         MPPI is a local optimiser: in the open box its samples reach only ~0.3 m around a nominal
-        that has come to rest, while the lowest optimistic values lie ~1 m away (docs/results/polo.md,
-        sixth session). Costs D + 1 solves per step; the greedy baseline (H = 1) gets the same starts.
+        that has come to rest, while the lowest optimistic values lie ~1 m away (docs/log/2026-12-07-polo.md,
+        2026-11-22). Costs D + 1 solves per step; the greedy baseline (H = 1) gets the same starts.
     replay_capacity: states kept.
     learn: False freezes the ensemble (ablation).
     """

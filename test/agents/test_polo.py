@@ -320,7 +320,7 @@ def test_polo_smoke_covers_more_than_random_exploration():
 
 # ---------------------------------------------------------------------------------------------
 def test_plan_starts_keeps_the_best_of_the_straight_full_throttle_starts():
-    """Multi-start (opt-in, sixth session): with nearly no sampling noise a single warm-started MPPI
+    """Multi-start (opt-in): with nearly no sampling noise a single warm-started MPPI
     solve stays at rest, while the straight full-throttle start towards a far, cheap terminal
     region is kept (its nominal cost is lower) and its first control is applied."""
     target = np.array([0.3, -1.2, 0.0, 0.0])  # 1.5 m to the right of the start (-1.2, -1.2)
@@ -385,3 +385,12 @@ def test_disagreement_is_higher_on_unvisited_cells_and_needs_priors_and_optimism
     d0 = runs["polo"].disagreement()
     assert d0["optimism_unvisited"] == pytest.approx(0.0, abs=1e-12) and not _explores(d0), d0
     assert d0["member_std_unvisited"] == pytest.approx(d["member_std_unvisited"])
+
+
+def test_t_interval_of_the_mean():
+    from dmpc_core.experiments.polo_maze import t_interval
+
+    mean, half = t_interval(np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0]]), axis=0)
+    np.testing.assert_allclose(mean, [2.0, 10.0])
+    np.testing.assert_allclose(half, [4.302653 / np.sqrt(3), 0.0], rtol=1e-6)  # t_{0.975, 2} = 4.3027
+    assert t_interval(np.array([[0.3]]), axis=0)[1][0] == 0.0  # one seed: no interval
