@@ -211,7 +211,7 @@ def eval_main(argv: List[str], name: str = "polo-maze") -> int:
               f"{100 * (mean[-1] + half[-1]):.1f}] | {per_seed} ({seeds[0]}-{seeds[-1]}) | {at[200]:.1f} / {at[500]:.1f} "
               f"| {ms:.2f} | {wall:.0f} |")
     axes[0].set_xlabel("world steps")
-    axes[0].set_ylabel("occupancy grid coverage [%] (band: 95 % t-interval of the mean)")
+    axes[0].set_ylabel("grid coverage [%], band: 95 % t-interval")
     axes[0].legend(loc="lower right", fontsize=8)
     axes[0].set_title(args.title or name)
     # value map + visited cells of the first POLO run
