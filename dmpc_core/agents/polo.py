@@ -160,15 +160,15 @@ class PoloSettings:
         [-spread, spread]^2 of positions. With torch's small biases most boundaries pass within
         about one value_position_scale of the arena centre, so a prior with a short length scale
         is a fan of wedges around the centre, not a random function with local bumps everywhere
-        (docs/results/polo.md, fifth session). A departure from POLO (which does not specify the
+        (docs/log/2026-12-07-polo.md, 2026-11-22). A departure from POLO (which does not specify the
         initialisation); needs value_inputs "position".
     plan_starts: 0 (default, as POLO: the acting MPPI warm-starts from its shifted plan only) or
         D > 0 (multi-start, a departure from POLO): every step the acting MPPI is additionally solved
         from D straight full-throttle plans (u = u_max (cos 2 pi j / D, sin 2 pi j / D) over the whole
         horizon) and the plan with the lowest nominal cost (running + gamma^H terminal) is kept.
         MPPI is a local optimiser: in the open box its samples reach only ~0.3 m around a nominal
-        that has come to rest, while the lowest optimistic values lie ~1 m away (docs/results/polo.md,
-        sixth session). Costs D + 1 solves per step; the greedy baseline (H = 1) gets the same starts.
+        that has come to rest, while the lowest optimistic values lie ~1 m away (docs/log/2026-12-07-polo.md,
+        2026-11-22). Costs D + 1 solves per step; the greedy baseline (H = 1) gets the same starts.
     replay_capacity: states kept.
     learn: False freezes the ensemble (ablation).
     """
@@ -385,8 +385,11 @@ class PoloAgent:
     @torch.no_grad()
     def disagreement(self) -> Dict[str, float]:
         """Diagnostic of the Eq. (5)-(6) mechanism on the world's coverage grid (cell centres, v = 0):
-        mean member std and mean aggregate value over the visited and the unvisited free cells.
-        POLO explores when the members agree where there is data (std ratio visited/unvisited << 1)."""
+        mean member std, mean optimism (member mean - soft-min aggregate, Eq. 6) and mean aggregate
+        value over the visited and the unvisited free cells. POLO explores when the members agree
+        where there is data (std ratio visited/unvisited << 1) and the optimism is large elsewhere;
+        ``optimism_steer_unvisited`` is the unvisited optimism weighted as the acting MPPI weighs the
+        terminal value (gamma^H) in units of its temperature lambda (below ~1 it cannot steer)."""
         w = self.world
         n = w.visited.shape[0]
         edges = np.linspace(-ARENA, ARENA, n + 1)
@@ -398,10 +401,27 @@ class PoloAgent:
             st[:, 0], st[:, 1] = cc[ii], cc[jj]
             tau = torch.zeros(len(ii), 1)
             x = torch.from_numpy(st)
-            out[f"member_std_{name}"] = float(self.trainer.target.member_values(x, None, tau).std(dim=1).mean())
-            out[f"value_{name}"] = float(self.trainer.target(x, None, tau).mean())
+            members = self.trainer.target.member_values(x, None, tau)
+            agg = self.trainer.target.aggregate(members)
+            out[f"member_std_{name}"] = float(members.std(dim=1).mean())
+            out[f"optimism_{name}"] = float((members.mean(dim=1) - agg).mean())
+            out[f"value_{name}"] = float(agg.mean())
         out["std_ratio"] = out["member_std_visited"] / out["member_std_unvisited"]
+        s = self.settings.mppi
+        out["optimism_steer_unvisited"] = s.gamma**s.horizon * out["optimism_unvisited"] / s.lambda_
         return out
+
+    @torch.no_grad()
+    def member_std_map(self) -> np.ndarray:
+        """Member std of V at the coverage-grid cell centres (v = 0), shape [n, n] (for figures)."""
+        n = self.world.visited.shape[0]
+        edges = np.linspace(-ARENA, ARENA, n + 1)
+        cc = 0.5 * (edges[:-1] + edges[1:])
+        px, py = np.meshgrid(cc, cc, indexing="ij")
+        st = np.zeros((n * n, self.nx))
+        st[:, 0], st[:, 1] = px.ravel(), py.ravel()
+        v = self.trainer.target.member_values(torch.from_numpy(st), None, torch.zeros(n * n, 1))
+        return v.std(dim=1).numpy().reshape(n, n)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict:

@@ -151,8 +151,22 @@ def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, nam
     return 0
 
 
+def t_interval(x: np.ndarray, axis: int = 0):
+    """Mean and half width of the 95 % Student-t interval of the mean along ``axis`` (0 for n = 1)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    n = x.shape[axis]
+    mean = x.mean(axis=axis)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    half = stats.t.ppf(0.975, n - 1) * x.std(axis=axis, ddof=1) / np.sqrt(n)
+    return mean, half
+
+
 def eval_main(argv: List[str], name: str = "polo-maze") -> int:
-    """Aggregate ``<runs>/*/summary.json`` by variant: coverage curves (mean +- std) as a PNG."""
+    """Aggregate ``<runs>/*/summary.json`` by variant: coverage curves (mean and 95 % t-interval of
+    the mean over the seeds, as a band) as a PNG, and a table with the per-seed final coverage."""
     import argparse
 
     import matplotlib
@@ -170,8 +184,8 @@ def eval_main(argv: List[str], name: str = "polo-maze") -> int:
     groups = read_summaries(args.runs)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {"polo": "C0", "greedy": "C1", "random": "C2"}
-    print("| variant | seeds | final coverage (mean +- std) | MPPI ms/call | wall s/run |")
-    print("|---|---|---|---|---|")
+    print("| variant | n | coverage @1000 [%] (mean, 95 % t-interval) | per seed [%] (seeds) | @200 / @500 [%] | MPPI ms/call | wall s/run |")
+    print("|---|---|---|---|---|---|---|")
     for v in VARIANTS:
         if v not in groups:
             continue
@@ -184,13 +198,20 @@ def eval_main(argv: List[str], name: str = "polo-maze") -> int:
             label = "greedy H=1 (same ensemble)"
         if v == "random":
             label = "random per-step exploration"
-        axes[0].plot(steps, 100 * c.mean(0), color=colors[v], label=f"{label} (n={len(runs)})")
-        axes[0].fill_between(steps, 100 * (c.mean(0) - c.std(0)), 100 * (c.mean(0) + c.std(0)), color=colors[v], alpha=0.2)
+        mean, half = t_interval(c, axis=0)
+        axes[0].plot(steps, 100 * mean, color=colors[v], label=f"{label} (n={len(runs)})")
+        axes[0].fill_between(steps, 100 * (mean - half), 100 * (mean + half), color=colors[v], alpha=0.2)
         ms = np.mean([r.get("mppi_ms_per_call", np.nan) for r in runs])
         wall = np.mean([r.get("wall_s", np.nan) for r in runs])
-        print(f"| {label} | {len(runs)} | {100 * c[:, -1].mean():.1f} +- {100 * c[:, -1].std():.1f} % | {ms:.2f} | {wall:.1f} |")
+        order = np.argsort([r["seed"] for r in runs])
+        seeds = [runs[i]["seed"] for i in order]
+        per_seed = " ".join(f"{100 * c[i, -1]:.1f}" for i in order)
+        at = {k: 100 * c[:, min(k // runs[0]["curve_every"], n - 1)].mean() for k in (200, 500)}
+        print(f"| {label} | {len(runs)} | {100 * mean[-1]:.1f} [{100 * (mean[-1] - half[-1]):.1f}, "
+              f"{100 * (mean[-1] + half[-1]):.1f}] | {per_seed} ({seeds[0]}-{seeds[-1]}) | {at[200]:.1f} / {at[500]:.1f} "
+              f"| {ms:.2f} | {wall:.0f} |")
     axes[0].set_xlabel("world steps")
-    axes[0].set_ylabel("occupancy grid coverage [%]")
+    axes[0].set_ylabel("grid coverage [%], band: 95 % t-interval")
     axes[0].legend(loc="lower right", fontsize=8)
     axes[0].set_title(args.title or name)
     # value map + visited cells of the first POLO run

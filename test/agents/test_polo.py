@@ -320,7 +320,7 @@ def test_polo_smoke_covers_more_than_random_exploration():
 
 # ---------------------------------------------------------------------------------------------
 def test_plan_starts_keeps_the_best_of_the_straight_full_throttle_starts():
-    """Multi-start (opt-in, sixth session): with nearly no sampling noise a single warm-started MPPI
+    """Multi-start (opt-in): with nearly no sampling noise a single warm-started MPPI
     solve stays at rest, while the straight full-throttle start towards a far, cheap terminal
     region is kept (its nominal cost is lower) and its first control is applied."""
     target = np.array([0.3, -1.2, 0.0, 0.0])  # 1.5 m to the right of the start (-1.2, -1.2)
@@ -342,3 +342,55 @@ def test_plan_starts_keeps_the_best_of_the_straight_full_throttle_starts():
     assert len(agent.start_plans()) == 8 and agent.start_plans()[2].shape == (16, 2)
     with pytest.raises(ValueError):
         PoloSettings(plan_starts=-1).validate()
+
+
+# ---------------------------------------------------------------------------------------------
+def _shipped_maze_agent(seed=0, **agent_overrides):
+    """The agent of config/polo_maze.yaml (cheaper acting and fitting budgets, same mechanism)."""
+    from dmpc_core.experiments._common import load_config
+    from dmpc_core.experiments.polo_maze import DEFAULT_CONFIG, SECTIONS, build
+
+    sets = ["agent.mppi.num_samples=48", "agent.gradient_steps=16", "agent.plan_starts=0",
+            *[f"agent.{k}={v}" for k, v in agent_overrides.items()]]
+    world_s, agent_s, _ = build(load_config(DEFAULT_CONFIG, sets, SECTIONS), "test")
+    return PoloAgent(PointMassWorld(world_s), agent_s, seed=seed)
+
+
+def _explores(d):
+    """The Eq. (5)-(6) signal: members agree where the agent has been, disagree elsewhere, and the
+    optimism there is large enough to steer the acting MPPI (tens of its temperature)."""
+    return (d["member_std_unvisited"] > 4 * d["member_std_visited"]
+            and d["optimism_unvisited"] > 4 * d["optimism_visited"]
+            and d["optimism_steer_unvisited"] > 10.0)
+
+
+def test_disagreement_is_higher_on_unvisited_cells_and_needs_priors_and_optimism():
+    """After a short maze run with the shipped agent, the member std and the optimism are higher
+    on the unvisited than on the visited cells. With the randomized priors off (beta 0) the
+    unvisited disagreement is that of the trainable nets' initialisation and its optimism cannot
+    steer the planner; with the optimism off (kappa 0, plain mean) there is no bonus at all."""
+    steps = 96
+    runs = {}
+    for name, over in (("polo", {}), ("no_priors", {"prior_beta": 0.0})):
+        agent = _shipped_maze_agent(**over)
+        for _ in range(steps):
+            agent.step()
+        runs[name] = agent
+    d = runs["polo"].disagreement()
+    assert 0.02 < runs["polo"].world.coverage() < 1.0
+    assert _explores(d), d
+    assert d["value_unvisited"] < d["value_visited"], d  # the optimistic aggregate points away from the data
+    assert not _explores(runs["no_priors"].disagreement()), runs["no_priors"].disagreement()
+    runs["polo"].trainer.target.kappa.fill_(0.0)  # optimism off: the aggregate is the member mean
+    d0 = runs["polo"].disagreement()
+    assert d0["optimism_unvisited"] == pytest.approx(0.0, abs=1e-12) and not _explores(d0), d0
+    assert d0["member_std_unvisited"] == pytest.approx(d["member_std_unvisited"])
+
+
+def test_t_interval_of_the_mean():
+    from dmpc_core.experiments.polo_maze import t_interval
+
+    mean, half = t_interval(np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0]]), axis=0)
+    np.testing.assert_allclose(mean, [2.0, 10.0])
+    np.testing.assert_allclose(half, [4.302653 / np.sqrt(3), 0.0], rtol=1e-6)  # t_{0.975, 2} = 4.3027
+    assert t_interval(np.array([[0.3]]), axis=0)[1][0] == 0.0  # one seed: no interval
