@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP_DEPS := $(VENV)/.deps-stamp
 STAMP_DEV := $(VENV)/.editable-stamp
 PYTEST_ARGS ?=
+# fixed shuffle of the test order (pytest-randomly), so that a CI run can be repeated exactly
+RANDOM_SEED ?= 12345
 
 .PHONY: setup build run test test-slow bench clean
 
@@ -30,7 +32,7 @@ run: setup
 	$(PY) -m dmpc_ros.main_job --config config/ballbot_sim.yaml --episodes 8 --eval-episodes 4 --out runs/main
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$(RANDOM_SEED) $(PYTEST_ARGS)
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

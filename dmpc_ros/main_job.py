@@ -33,6 +33,11 @@ from dmpc_core.tasks import ballbot
 
 
 def run_episode(probe, goal, timeout: float, hold: float = 0.5) -> dict:
+    # the controller first: a fall latches its ERROR state until ~/reset (then the simulator
+    # puts the robot back upright at a new start)
+    resp = probe.call_trigger(f"/{probe.controller}/reset", 10.0)
+    if resp is None or not resp.success:
+        raise RuntimeError("controller reset failed")
     resp = probe.call_trigger(f"/{probe.sim}/reset", 10.0)
     if resp is None or not resp.success:
         raise RuntimeError("simulator reset failed")
@@ -170,7 +175,7 @@ def main(argv=None) -> int:
     phases = {}
     print(f"[main] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} starting {', '.join(s.name for s in specs)}", flush=True)
     with Launcher(specs, str(out / "logs")) as launcher:
-        launcher.start()
+        launcher.start(supervise=True)  # respawn rules of the YAML (the learner)
         probe = GraphProbe(cfg["topics"], controller=names.get("controller", "ballbot_controller"),
                            sim=names.get("sim", "ballbot_sim"), learner=names.get("learner", "dmpc_learner"))
         try:
