@@ -68,6 +68,8 @@ class ControllerNode(LifecycleNode):
         super().__init__("ballbot_controller", **kwargs)
         robot = self.declare_parameter("robot", "ballbot", ParameterDescriptor(read_only=True)).value
         declare_fields(self, ControllerNodeSettings(robot=robot), DYNAMIC, skip=("robot",))  # robot selects reach.*
+        # read by dmpc_ros.runtime: configure and activate at start (else wait for lifecycle transitions)
+        self.declare_parameter("autostart", True, ParameterDescriptor(read_only=True))
         self.reach_cls = reach_settings_class(robot)
         declare_settings(self, "reach", self.reach_cls())
         declare_settings(self, "gate", GateSettings())

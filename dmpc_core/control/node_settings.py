@@ -37,7 +37,6 @@ class ControllerNodeSettings:
     critic_wait: longest wait of a critic service for its answer [s].
     u_max: Ballbot wheel effort limit [N m] (the Panda's come from its URDF).
     max_tilt_deg: Ballbot: beyond this tilt the robot counts as fallen [deg].
-    autostart: configure and activate at start (else wait for lifecycle transitions).
     """
 
     robot: str = "ballbot"
@@ -62,7 +61,6 @@ class ControllerNodeSettings:
     critic_wait: float = 5.0
     u_max: float = 30.0
     max_tilt_deg: float = 30.0
-    autostart: bool = True
 
     def validate(self) -> None:
         if self.robot not in ("ballbot", "panda"):

@@ -285,7 +285,7 @@ class LeadValueMLPSettings:
         hidden: hidden layer widths.
         position_indices / velocity_indices: state indices of the positions p and of their
             rates v (same length as the goal).
-        lead: [s] the lead time of e = p + lead * v - g.
+        lead: [s] look-ahead time of e = p + lead * v - g.
         length_scale: [m] e is divided by this before the first layer.
         time_to_go_scale: [s] tau enters as tau / time_to_go_scale - 1.
         activation: as :class:`ValueMLPSettings`.
@@ -332,7 +332,7 @@ class LeadValueMLP(ValueMLP):
     u* = -R^-1 g(x)' dV/dx, and on a robot whose inputs act on accelerations only dV/dv drives
     it. Training starts are at rest and the actor is deterministic, so in the replay data v is a
     function of (p, tau) and a full-state regression leaves dV/dv unconstrained (any value of it
-    fits the data). Tying v to p through the lead point fixes dV/dv = lead * dV/dp: the value's
+    fits the data). Tying v to p through the point p + lead * v fixes dV/dv = lead * dV/dp: the value's
     slope towards the goal becomes a bounded push of the robot towards the goal. The goal enters
     only through p - g, so one critic serves every goal (translation invariance). The other
     state entries (tilt, yaw and their rates) are left to the actor's nominal upright terms.

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from typing import List
 
+from dmpc_core.agents.deep_value_mpc import DmpcConfig
 from dmpc_core.experiments import ballbot_walls
 from dmpc_core.experiments._common import CONFIG_DIR
 
 NAME = "ballbot-reach"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_reach.yaml"
+
+
+#: the settings dataclass the config file fills (``dmpc train ballbot-reach --help``)
+SETTINGS = DmpcConfig
 
 
 def load_config(path=None, overrides=None):

@@ -52,6 +52,10 @@ class MdgpsRunSettings:
     checkpoint_every: int = 1
 
 
+#: the config file's sections and the settings dataclass each fills (``dmpc train mdgps-obstacle --help``)
+SETTINGS = {"agent": MdgpsSettings, "task": ObstacleCourseSettings, "run": MdgpsRunSettings}
+
+
 def build(argv: List[str]):
     p = base_parser(f"dmpc train {NAME}", DEFAULT_CONFIG)
     p.add_argument("--variant", choices=sorted(VARIANTS), default="off_global")

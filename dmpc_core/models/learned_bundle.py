@@ -11,7 +11,7 @@ with the weights as initializers named as the torch state dict of
 :class:`~dmpc_core.models.learned.DynamicsEnsemble` (``members.<k>.layers.<i>.weight`` ...). The
 same conventions as the critic bundles (``critics/export.py``, ``critics/bundle.py``) hold: the
 metadata names the format and sizes, ``dmpc.content_sha256`` is :func:`content_sha256` of the
-initializers, files are written atomically (:func:`write_bytes_atomic`), and a pushed bundle may
+whole model (graph, weights and the other metadata), files are written atomically (:func:`write_bytes_atomic`), and a pushed bundle may
 carry the HMAC trailer of ``critics/signing.py``.
 
 :func:`load_dynamics_bundle` refuses anything a controller must not plan with, raising
@@ -36,7 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from dmpc_core import _core
 from dmpc_core.critics.bundle import ALLOWED_OPS, SUPPORTED_OPSETS
 from dmpc_core.critics.export import content_sha256, write_bytes_atomic
-from dmpc_core.critics.signing import CriticSignatureError, sign_bundle, verify_and_strip
+from dmpc_core.critics.signing import CriticHeader, CriticSignatureError, sign_bundle, verify
 from dmpc_core.models.learned import FEATURE_KINDS, INTEGRATORS, DynamicsEnsemble
 
 FORMAT = "dynamics-bundle"
@@ -136,18 +136,28 @@ def export_dynamics_bundle_proto(ens: DynamicsEnsemble, *, dt: float, integrator
             "dmpc.nu": str(nu), "dmpc.nq": str(nq), "dmpc.features": json.dumps([list(f) for f in ens.features]),
             "dmpc.hidden": json.dumps(list(ens.hidden)), "dmpc.activation": "tanh", "dmpc.num_members": str(M),
             "dmpc.dt": repr(float(dt)), "dmpc.integrator": integrator, "dmpc.robot": str(robot),
-            "dmpc.version": str(int(version)), "dmpc.transitions": str(int(transitions)),
-            "dmpc.content_sha256": content_sha256(graph.initializer)}
+            "dmpc.version": str(int(version)), "dmpc.transitions": str(int(transitions))}
     for k, v in meta.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    # the hash covers the whole model (graph, weights, the other metadata), as for critic bundles
+    proto.metadata_props.append(onnx.StringStringEntryProto(key="dmpc.content_sha256", value=content_sha256(proto)))
     onnx.checker.check_model(proto)
     return proto
+
+
+def _signed(data: bytes, key: Optional[bytes], kwargs: dict) -> bytes:
+    """``data`` with the signed trailer of ``critics/signing.py`` when ``key`` is given; the header
+    names the robot and version of the bundle and the task "dynamics"."""
+    if key is None:
+        return data
+    header = CriticHeader("dynamics", int(kwargs.get("version", 0)), str(kwargs["robot"]), "dynamics")
+    return sign_bundle(data, key, header)
 
 
 def dynamics_bundle_bytes(ens: DynamicsEnsemble, key: Optional[bytes] = None, **kwargs) -> bytes:
     """Serialized bundle (HMAC-signed when ``key`` is given); keywords as :func:`export_dynamics_bundle_proto`."""
     data = export_dynamics_bundle_proto(ens, **kwargs).SerializeToString()
-    return sign_bundle(data, key) if key is not None else data
+    return _signed(data, key, kwargs)
 
 
 def export_dynamics_bundle(ens: DynamicsEnsemble, path: Union[str, os.PathLike], key: Optional[bytes] = None,
@@ -155,7 +165,7 @@ def export_dynamics_bundle(ens: DynamicsEnsemble, path: Union[str, os.PathLike],
     """Write the bundle atomically to ``path``; returns its content hash."""
     proto = export_dynamics_bundle_proto(ens, **kwargs)
     data = proto.SerializeToString()
-    write_bytes_atomic(path, sign_bundle(data, key) if key is not None else data)
+    write_bytes_atomic(path, _signed(data, key, kwargs))
     return next(p.value for p in proto.metadata_props if p.key == "dmpc.content_sha256")
 
 
@@ -265,7 +275,8 @@ def load_dynamics_bundle(path_or_bytes: Union[str, os.PathLike, bytes, bytearray
     if not blob:
         raise DynamicsBundleError(f"dynamics bundle {source} is empty")
     try:
-        data = verify_and_strip(blob, key)
+        # with a key only signed bundles pass; without one, plain bundles (a trailer is ignored)
+        data = verify(blob, key, allow_unsigned=key is None).data
     except CriticSignatureError as e:
         raise DynamicsBundleError(f"dynamics bundle {source}: {str(e).replace('critic', 'bundle')}") from e
     try:
@@ -373,7 +384,7 @@ def load_dynamics_bundle(path_or_bytes: Union[str, os.PathLike, bytes, bytearray
             raise DynamicsBundleError(f"initializer {t.name!r} must be positive (it divides the inputs)")
         arr.setflags(write=False)
         arrays[t.name] = arr
-    got = content_sha256(graph.initializer)
+    got = content_sha256(proto)
     if got != sha:
         raise DynamicsBundleError(f"content hash mismatch: weights hash to {got[:16]}..., metadata says {sha[:16]}... "
                                   "(tampered or corrupted weights)")
