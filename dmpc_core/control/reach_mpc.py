@@ -1,25 +1,20 @@
-"""Ballbot goal reaching, as run by the ROS controller node: a nominal tracking MPC, or the
-Deep Value MPC actor when a learned critic is given.
+"""Ballbot goal reaching with an optional learned critic, as run by the ROS controller node.
 
-:class:`ReachMpc` bundles one reach problem and its receding-horizon controller
-(:class:`~dmpc_core.mpc.MpcController`, SLQ, or :class:`~dmpc_core.mpc.MppiMpcController` with
-``settings.mpc.solver = "mppi"``):
+:class:`ReachMpc` bundles one reach problem (``tasks.ballbot.make_reach_problem``), its
+receding-horizon controller (:class:`~dmpc_core.mpc.MpcController`, SLQ, or
+:class:`~dmpc_core.mpc.MppiMpcController` with ``settings.mpc.solver = "mppi"``) and, when a critic is given, the Deep Value
+MPC terminal term (Eq. 13 of deep-value-mpc)::
 
-* without a critic: the nominal tracking problem of ``tasks.ballbot.make_reach_problem``
-  (quadratic tracking of the goal or of a path, upright term, LQR tail);
-* with a critic: the Deep Value MPC problem of deep-value-mpc (Eq. 10 with the critic as the
-  terminal cost, Eq. 13, and the Eq. 14 running cost), built by the one actor module
-  :class:`dmpc_core.control.dmpc_actor.DmpcActor` that ``dmpc train`` uses too. The settings of
-  its nominal terms are ``settings.actor`` (its ``horizon_time`` / ``node_dt`` are replaced by
-  ``settings.mpc``'s grid).
+    phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau = t_goal - t, x; goal)
 
-The MPC clock runs continuously; an episode that starts at ``t_start`` ends at
-``t_goal = t_start + episode_length`` (:meth:`ReachMpc.set_episode`): a node at time t sees the
-time-to-go tau = t_goal - t, clamped at 0 beyond the episode end (V(0, x), the termination value).
+with ``w = critic_weight`` (w = 1 replaces the LQR tail by the critic). The MPC clock runs
+continuously; an episode that starts at ``t_start`` sets ``t_goal = t_start + episode_length +
+horizon * dt`` (:meth:`ReachMpc.set_episode`), so that the time-to-go of the horizon's last node
+equals the episode's remaining time.
 
 :class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
-(:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with the reach task's cost
-``dt * ||p - g||`` (:meth:`ReachMpc.stage_cost`), the step cost of ``dmpc train ballbot-reach``.
+(:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
+``dt * (l(t, x, u) + 1/2 u' R u)``.
 """
 from __future__ import annotations
 
@@ -29,7 +24,6 @@ from typing import Optional
 import numpy as np
 
 from dmpc_core import _core
-from dmpc_core.control.dmpc_actor import ActorSettings, DmpcActor
 from dmpc_core.critics.learner import TRANSITION_FIELDS
 from dmpc_core.mpc import MpcSettings, make_controller
 from dmpc_core.tasks import ballbot
@@ -37,36 +31,25 @@ from dmpc_core.tasks import ballbot
 NG = 2  # goal = target (px, py)
 
 
-def _node_actor_settings() -> ActorSettings:
-    """The DMPC actor's nominal terms for the node (those of config/ballbot_reach.yaml)."""
-    return ActorSettings(r=0.2, w_tilt=10.0, w_tilt_rate=2.0, tilt_limit=0.3, torque_limit=30.0, barrier_mu=1.0,
-                         barrier_delta=0.1, initial_iterations=3)
-
-
 @dataclass
 class ReachSettings:
     """Attributes:
     mpc: receding-horizon settings.
-    cost: Ballbot cost weights of the nominal tracking problem (no critic).
+    cost: Ballbot cost weights.
     episode_length: seconds per goal (time-to-go reaches 0 there).
-    critic_weight: scale of the critic's terms (Eq. 13 terminal and Eq. 14 running) in the Deep
-        Value MPC actor; 1 is deep-value-mpc, 0 leaves the nominal terms only.
+    critic_weight: w of the terminal blend above (used only when a critic is active).
     arena_half_width: goals with |px| or |py| above this are rejected [m].
-    actor: the Deep Value MPC actor used when a critic is given (mode, R, nominal terms, limits;
-        ``horizon_time`` and ``node_dt`` are not used: the grid is ``mpc.horizon`` x ``mpc.dt``).
     """
 
     mpc: MpcSettings = field(default_factory=MpcSettings)
     cost: ballbot.BallbotCostSettings = field(default_factory=ballbot.BallbotCostSettings)
     episode_length: float = 8.0
-    critic_weight: float = 1.0
+    critic_weight: float = 0.5
     arena_half_width: float = 5.0
-    actor: ActorSettings = field(default_factory=_node_actor_settings)
 
     def validate(self) -> None:
         self.mpc.validate()
         self.cost.validate()
-        self.actor.validate()
         if not self.episode_length > 0:
             raise ValueError("episode_length must be > 0")
         if not 0.0 <= self.critic_weight <= 1.0:
@@ -91,8 +74,7 @@ class ReachMpc:
     Args:
         settings: reach settings.
         goal_xy: initial target.
-        critic: a ``_core.CriticModel`` (nx = 10, ng = 2) or None; with a critic the controller
-            is the Deep Value MPC actor (module doc).
+        critic: a ``_core.CriticModel`` (nx = 10, ng = 2) or None.
         model: the Ballbot model (a new one if None).
     """
 
@@ -110,32 +92,34 @@ class ReachMpc:
         zero_r = np.zeros((ballbot.NU, ballbot.NU))
         self.track = _core.TrajectoryQuadraticCost(track.Q, zero_r, [0.0], x_goal)
         self.tail = _core.TrajectoryQuadraticCost(tail.Q, zero_r, [0.0], x_goal)
+        running = _core.SumCost(ballbot.NX, ballbot.NU)
+        running.add("track", self.track)
+        c = settings.cost
+        running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
+                                                 c.w_tilt, c.w_tilt_rate))
+        self.problem = _core.Problem(self.model, running, self.tail, s.horizon, s.dt, s.integrator,
+                                     base.control_weight)
         #: version of the critic in this instance (0: none); reported by the node's ticks
         self.critic_version = int(critic_version) if critic is not None else 0
         #: (times, X_ref) of the path being followed, or None (a goal)
         self.path = None
         self.critic = critic
-        self.value_term = self.value_running = None
-        self.goal = np.asarray(goal_xy, dtype=float)
-        self.episode_start, self.episode_length = 0.0, settings.episode_length
-        if critic is None:  # the nominal tracking problem
-            running = _core.SumCost(ballbot.NX, ballbot.NU)
-            running.add("track", self.track)
-            c = settings.cost
-            running.add("upright", _core.UprightCost(ballbot.NX, ballbot.NU, ballbot.PITCH, ballbot.ROLL, 8, 9,
-                                                     c.w_tilt, c.w_tilt_rate))
-            self.problem = _core.Problem(self.model, running, self.tail, s.horizon, s.dt, s.integrator,
-                                         base.control_weight)
-        else:  # the Deep Value MPC actor (the same builder as `dmpc train`)
+        self.value_term = None
+        if critic is not None:
             if critic.nx != ballbot.NX or critic.ng != NG:
                 raise ValueError(f"critic has nx={critic.nx}, ng={critic.ng}; expected {ballbot.NX}, {NG}")
-            self.actor = DmpcActor(settings.actor, model=self.model)
-            self.problem, self.value_term, self.value_running = self.actor.make_problem(
-                critic, self.goal, self.t_goal, s.integrator, horizon=s.horizon, dt=s.dt,
-                value_weight=settings.critic_weight)
+            w = settings.critic_weight
+            self.value_term = _core.ValueTerminalCost(critic, self.t_goal, ballbot.NU)
+            terminal = _core.SumCost(ballbot.NX, ballbot.NU)
+            terminal.add("lqr_tail", self.tail, 1.0 - w)
+            terminal.add("critic", self.value_term, w)
+            self.problem = _core.Problem(self.model, self.problem.running_cost, terminal, s.horizon, s.dt,
+                                         s.integrator, self.problem.control_weight)
+        self.goal = np.asarray(goal_xy, dtype=float)
+        self.episode_start, self.episode_length = 0.0, settings.episode_length
         lqr = ballbot.lqr_policy(self.problem, goal_xy)
         # SLQ: the LQR policy is the first solve's initial guess. MPPI (solver = "mppi"): the same
-        # running and terminal costs (critic terms included) in the sampled rollouts; zero initial
+        # running and terminal costs (critic term included) in the sampled rollouts; zero initial
         # plan (the LQR guess has no feedforward) and, with mppi.feedback = "lqr", the upright LQR
         # gain as the tracking feedback around the MPPI nominal trajectory.
         self.mpc = make_controller(self.problem, s, initial_policy=lqr, feedback_gain=lqr.K[0])
@@ -143,8 +127,8 @@ class ReachMpc:
 
     @property
     def t_goal(self) -> float:
-        """Absolute MPC time at which the current episode ends (time-to-go 0)."""
-        return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", self.settings.episode_length)
+        s = self.settings
+        return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
 
     def update(self, t: float, x: np.ndarray):
         """Re-plan from state ``x`` at MPC time ``t`` (``MpcController.update`` or
@@ -154,9 +138,8 @@ class ReachMpc:
     def set_episode(self, t_start: float, episode_length: float) -> None:
         """A new episode starts at MPC time ``t_start`` (between solves only)."""
         self.episode_start, self.episode_length = float(t_start), float(episode_length)
-        for term in (self.value_term, self.value_running):
-            if term is not None:
-                term.t_goal = self.t_goal
+        if self.value_term is not None:
+            self.value_term.t_goal = self.t_goal
 
     def set_goal(self, goal_xy) -> None:
         """Move the target (between solves only); ends any path being followed."""
@@ -173,8 +156,7 @@ class ReachMpc:
         """Follow a path (between solves only): knots ``times`` on the MPC clock and ``X_ref``
         (K, NX), e.g. from :func:`dmpc_core.tasks.ballbot.path_reference`. The running tracking
         term follows r(t), the terminal LQR term r(t + H); the goal (and the critic's goal) is the
-        last waypoint. The Deep Value MPC actor (with a critic) has no tracking term: it reaches
-        for the last waypoint."""
+        last waypoint."""
         times = np.asarray(times, dtype=float)
         X_ref = np.asarray(X_ref, dtype=float)
         for c in (self.track, self.tail):
@@ -189,11 +171,10 @@ class ReachMpc:
         self.mpc.warm_start_from(other.mpc)  # valid policy from the first tick on
 
     def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
-        """The reach task's cost of a step of length ``dt`` from ``x``: dt * ||p - g||, the
-        distance cost whose value the critic learns (the step cost of ``dmpc train
-        ballbot-reach``, ``WallsTask.step_cost``), independent of the controller's own terms."""
-        x = np.asarray(x, float)
-        return float(dt * np.hypot(x[ballbot.PX] - self.goal[0], x[ballbot.PY] - self.goal[1]))
+        """Discretised stage cost dt * (l(t, x, u) + 1/2 u'Ru) of this problem."""
+        R = self.problem.control_weight
+        l = self.problem.running_cost.value(float(t), np.asarray(x, float), np.asarray(u, float))
+        return float(dt * (l + 0.5 * u @ R @ u))
 
 
 class TransitionRecorder:

@@ -60,7 +60,7 @@ def test_critic_services_answer_instead_of_dying(graph):
     big = tmp / "big.onnx"
     with open(big, "wb") as f:
         f.truncate(32 << 20)  # sparse, over the 16 MiB limit
-    for path, why in ((fifo, "not a regular file"), (big, "limit")):
+    for path, why in ((fifo, "only regular files are read"), (big, "limit")):
         assert probe.set_parameter(CTRL, "critic_uri", str(path)).successful
         resp = probe.call_trigger(f"/{CTRL}/reload_critic", timeout=30.0)
         assert resp is not None and not resp.success and why in resp.message, resp

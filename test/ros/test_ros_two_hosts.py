@@ -80,6 +80,7 @@ def test_controller_and_learner_on_two_hosts_exchange_transitions_and_signed_cri
     ns_ctl, ns_lrn = two_hosts
     key = tmp_path / "key"
     key.write_text(os.urandom(32).hex())  # the key file copied to both hosts
+    key.chmod(0o600)  # key files must be readable by their owner only
     env = dict(os.environ, PYTHONPATH=ROOT, ROS_DOMAIN_ID=str(random.randint(101, 200)),
                ROS_AUTOMATIC_DISCOVERY_RANGE="SUBNET")
     env.pop("ROS_STATIC_PEERS", None)

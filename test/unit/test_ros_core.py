@@ -84,8 +84,8 @@ def test_reach_mpc_with_critic_sets_time_to_go(bundle):
 
     s = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.01), episode_length=4.0)
     r = ReachMpc(s, (1.0, 0.0), critic=load_bundle(bundle).to_native())
-    assert r.value_term.t_goal == pytest.approx(4.0) and r.value_running.t_goal == pytest.approx(4.0)
+    assert r.value_term.t_goal == pytest.approx(4.2)
     r.set_episode(10.0, 3.0)
-    assert r.value_term.t_goal == pytest.approx(13.0) and r.value_running.t_goal == pytest.approx(13.0)
+    assert r.value_term.t_goal == pytest.approx(13.2)
     res = r.mpc.update(10.0, np.zeros(10))
     assert res.status in ("converged", "max_iterations") and np.all(np.isfinite(r.mpc.control(10.0, np.zeros(10))))
