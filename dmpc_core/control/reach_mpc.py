@@ -1,20 +1,35 @@
-"""Ballbot goal reaching with an optional learned critic, as run by the ROS controller node.
+"""Ballbot goal reaching, as run by the ROS controller node: a nominal tracking MPC, optionally
+with a learned critic.
 
-:class:`ReachMpc` bundles one reach problem (``tasks.ballbot.make_reach_problem``), its
-receding-horizon controller (:class:`~dmpc_core.mpc.MpcController`, SLQ, or
-:class:`~dmpc_core.mpc.MppiMpcController` with ``settings.mpc.solver = "mppi"``) and, when a critic is given, the Deep Value
-MPC terminal term (Eq. 13 of deep-value-mpc)::
+:class:`ReachMpc` bundles one reach problem and its receding-horizon controller
+(:class:`~dmpc_core.mpc.MpcController`, SLQ, or :class:`~dmpc_core.mpc.MppiMpcController` with
+``settings.mpc.solver = "mppi"``):
 
-    phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau = t_goal - t, x; goal)
+* without a critic: the nominal tracking problem of ``tasks.ballbot.make_reach_problem``
+  (quadratic tracking of the goal or of a path, upright term, LQR tail);
+* with a critic and ``critic_mode: blend`` (the shipped graph): the tracking problem whose
+  terminal cost blends the LQR tail with the critic (Eq. 13 of deep-value-mpc)::
 
-with ``w = critic_weight`` (w = 1 replaces the LQR tail by the critic). The MPC clock runs
-continuously; an episode that starts at ``t_start`` sets ``t_goal = t_start + episode_length +
-horizon * dt`` (:meth:`ReachMpc.set_episode`), so that the time-to-go of the horizon's last node
-equals the episode's remaining time.
+      phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau, x; goal),  w = critic_weight
+
+* with a critic and ``critic_mode: dmpc``: the Deep Value MPC problem (Eq. 10 with the critic as
+  the terminal cost, Eq. 13, and the Eq. 14 running cost) built by the one actor module
+  :class:`dmpc_core.control.dmpc_actor.DmpcActor` that ``dmpc train ballbot-reach`` uses, with the
+  nominal terms of ``settings.actor`` on the node's MPC grid, the value terms scaled by
+  ``critic_weight``. It is meant for critics trained by ``dmpc train ballbot-reach``
+  (goal-relative lead-point critics with full-return targets); the node graph's learner streams
+  one-step transitions, whose critics this actor does not yet use safely (docs/results/ballbot.md).
+
+The MPC clock runs continuously; an episode starts at ``t_start`` (:meth:`ReachMpc.set_episode`).
+In blend mode the horizon's last node sees the episode's remaining time
+(``t_goal = t_start + episode_length + horizon * dt``); in dmpc mode the episode ends at
+``t_goal = t_start + episode_length`` and nodes beyond it see tau = 0 (V(0, x), the termination
+value), as in training.
 
 :class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
-(:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with the problem's discretised stage cost
-``dt * (l(t, x, u) + 1/2 u' R u)``.
+(:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with :meth:`ReachMpc.stage_cost`: the
+problem's discretised stage cost ``dt * (l(t, x, u) + 1/2 u' R u)`` in blend mode, the reach
+task's ``dt * ||p - g||`` (the step cost of ``dmpc train ballbot-reach``) in dmpc mode.
 """
 from __future__ import annotations
 
@@ -24,11 +39,19 @@ from typing import Optional
 import numpy as np
 
 from dmpc_core import _core
+from dmpc_core.control.dmpc_actor import ActorSettings, DmpcActor
 from dmpc_core.critics.learner import TRANSITION_FIELDS
 from dmpc_core.mpc import MpcSettings, make_controller
 from dmpc_core.tasks import ballbot
 
 NG = 2  # goal = target (px, py)
+CRITIC_MODES = ("blend", "dmpc")
+
+
+def _node_actor_settings() -> ActorSettings:
+    """The Deep Value MPC actor's nominal terms for the node: those of config/ballbot_reach.yaml."""
+    return ActorSettings(r=0.2, w_tilt=10.0, w_tilt_rate=2.0, tilt_limit=0.3, torque_limit=30.0, barrier_mu=1.0,
+                         barrier_delta=0.1, initial_iterations=3)
 
 
 @dataclass
@@ -37,8 +60,13 @@ class ReachSettings:
     mpc: receding-horizon settings.
     cost: Ballbot cost weights.
     episode_length: seconds per goal (time-to-go reaches 0 there).
-    critic_weight: w of the terminal blend above (used only when a critic is active).
+    critic_weight: w of the terminal blend (``critic_mode: blend``) or the scale of both value
+        terms (``critic_mode: dmpc``; 1 is deep-value-mpc); used only when a critic is active.
     arena_half_width: goals with |px| or |py| above this are rejected [m].
+    critic_mode: what a critic changes: "blend" (the tracking MPC's terminal blend) or "dmpc"
+        (the Deep Value MPC actor of ``dmpc train``; see the module doc).
+    actor: the Deep Value MPC actor's settings in ``critic_mode: dmpc`` (mode, R, nominal terms,
+        limits; ``horizon_time`` / ``node_dt`` are replaced by the ``mpc`` grid).
     """
 
     mpc: MpcSettings = field(default_factory=MpcSettings)
@@ -46,10 +74,15 @@ class ReachSettings:
     episode_length: float = 8.0
     critic_weight: float = 0.5
     arena_half_width: float = 5.0
+    critic_mode: str = "blend"
+    actor: ActorSettings = field(default_factory=_node_actor_settings)
 
     def validate(self) -> None:
         self.mpc.validate()
         self.cost.validate()
+        self.actor.validate()
+        if self.critic_mode not in CRITIC_MODES:
+            raise ValueError(f"critic_mode must be one of {CRITIC_MODES}")
         if not self.episode_length > 0:
             raise ValueError("episode_length must be > 0")
         if not 0.0 <= self.critic_weight <= 1.0:
@@ -104,19 +137,24 @@ class ReachMpc:
         #: (times, X_ref) of the path being followed, or None (a goal)
         self.path = None
         self.critic = critic
-        self.value_term = None
+        self.value_term = self.value_running = None
+        self.goal = np.asarray(goal_xy, dtype=float)
+        self.episode_start, self.episode_length = 0.0, settings.episode_length
         if critic is not None:
             if critic.nx != ballbot.NX or critic.ng != NG:
                 raise ValueError(f"critic has nx={critic.nx}, ng={critic.ng}; expected {ballbot.NX}, {NG}")
             w = settings.critic_weight
-            self.value_term = _core.ValueTerminalCost(critic, self.t_goal, ballbot.NU)
-            terminal = _core.SumCost(ballbot.NX, ballbot.NU)
-            terminal.add("lqr_tail", self.tail, 1.0 - w)
-            terminal.add("critic", self.value_term, w)
-            self.problem = _core.Problem(self.model, self.problem.running_cost, terminal, s.horizon, s.dt,
-                                         s.integrator, self.problem.control_weight)
-        self.goal = np.asarray(goal_xy, dtype=float)
-        self.episode_start, self.episode_length = 0.0, settings.episode_length
+            if settings.critic_mode == "dmpc":  # the Deep Value MPC actor (the builder of `dmpc train`)
+                self.actor = DmpcActor(settings.actor, model=self.model)
+                self.problem, self.value_term, self.value_running = self.actor.make_problem(
+                    critic, self.goal, self.t_goal, s.integrator, horizon=s.horizon, dt=s.dt, value_weight=w)
+            else:
+                self.value_term = _core.ValueTerminalCost(critic, self.t_goal, ballbot.NU)
+                terminal = _core.SumCost(ballbot.NX, ballbot.NU)
+                terminal.add("lqr_tail", self.tail, 1.0 - w)
+                terminal.add("critic", self.value_term, w)
+                self.problem = _core.Problem(self.model, self.problem.running_cost, terminal, s.horizon, s.dt,
+                                             s.integrator, self.problem.control_weight)
         lqr = ballbot.lqr_policy(self.problem, goal_xy)
         # SLQ: the LQR policy is the first solve's initial guess. MPPI (solver = "mppi"): the same
         # running and terminal costs (critic term included) in the sampled rollouts; zero initial
@@ -126,9 +164,16 @@ class ReachMpc:
         self.set_goal(goal_xy)
 
     @property
+    def dmpc(self) -> bool:
+        """True when the controller is the Deep Value MPC actor (a critic in ``critic_mode: dmpc``)."""
+        return self.critic is not None and self.settings.critic_mode == "dmpc"
+
+    @property
     def t_goal(self) -> float:
+        """Absolute MPC time that the critic's time-to-go counts down to (module doc)."""
         s = self.settings
-        return getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length) + s.mpc.horizon * s.mpc.dt
+        end = getattr(self, "episode_start", 0.0) + getattr(self, "episode_length", s.episode_length)
+        return end if self.dmpc else end + s.mpc.horizon * s.mpc.dt
 
     def update(self, t: float, x: np.ndarray):
         """Re-plan from state ``x`` at MPC time ``t`` (``MpcController.update`` or
@@ -138,8 +183,9 @@ class ReachMpc:
     def set_episode(self, t_start: float, episode_length: float) -> None:
         """A new episode starts at MPC time ``t_start`` (between solves only)."""
         self.episode_start, self.episode_length = float(t_start), float(episode_length)
-        if self.value_term is not None:
-            self.value_term.t_goal = self.t_goal
+        for term in (self.value_term, self.value_running):
+            if term is not None:
+                term.t_goal = self.t_goal
 
     def set_goal(self, goal_xy) -> None:
         """Move the target (between solves only); ends any path being followed."""
@@ -156,7 +202,8 @@ class ReachMpc:
         """Follow a path (between solves only): knots ``times`` on the MPC clock and ``X_ref``
         (K, NX), e.g. from :func:`dmpc_core.tasks.ballbot.path_reference`. The running tracking
         term follows r(t), the terminal LQR term r(t + H); the goal (and the critic's goal) is the
-        last waypoint."""
+        last waypoint. The Deep Value MPC actor (``critic_mode: dmpc``) has no tracking term: it
+        reaches for the last waypoint."""
         times = np.asarray(times, dtype=float)
         X_ref = np.asarray(X_ref, dtype=float)
         for c in (self.track, self.tail):
@@ -171,7 +218,12 @@ class ReachMpc:
         self.mpc.warm_start_from(other.mpc)  # valid policy from the first tick on
 
     def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
-        """Discretised stage cost dt * (l(t, x, u) + 1/2 u'Ru) of this problem."""
+        """The learner's step cost (module doc): dt * ||p - g|| for the Deep Value MPC actor (the
+        reach task's cost, whose value its critic learns), else dt * (l(t, x, u) + 1/2 u'Ru) of
+        this problem."""
+        if self.dmpc:
+            x = np.asarray(x, float)
+            return float(dt * np.hypot(x[ballbot.PX] - self.goal[0], x[ballbot.PY] - self.goal[1]))
         R = self.problem.control_weight
         l = self.problem.running_cost.value(float(t), np.asarray(x, float), np.asarray(u, float))
         return float(dt * (l + 0.5 * u @ R @ u))

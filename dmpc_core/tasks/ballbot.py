@@ -20,6 +20,7 @@ from dmpc_core import _core
 
 NX, NU = 10, 3
 PX, PY, YAW, PITCH, ROLL = 0, 1, 2, 3, 4
+VX, VY = 5, 6
 STATE_NAMES = ["px", "py", "yaw", "pitch", "roll", "vx", "vy", "yaw_rate", "pitch_rate", "roll_rate"]
 JOINT_NAMES = STATE_NAMES[:5]
 WHEEL_NAMES = ["wheel_0", "wheel_1", "wheel_2"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dmpc_core.tasks.ballbot import NX, PITCH, PX, PY, ROLL
+from dmpc_core.tasks.ballbot import NX, PITCH, PX, PY, ROLL, VX, VY
 
 
 @dataclass
@@ -54,8 +54,12 @@ class WallsTaskSettings:
     max_tilt: tilt [rad] counted as a fall.
     input_noise_std: plant input-channel noise intensity (Eq. 1; 0 = deterministic plant).
     torque_limit: plant actuator limit |u_i| <= torque_limit [N m].
-    terminal_weight: w of the Eq. (4) termination cost q_f = w ||p(T) - g|| added when an episode
-        reaches T (0 = none).
+    terminal_weight: w of the Eq. (4) termination cost q_f = w ||p(T) + l v(T) - g|| added when an
+        episode reaches T (0 = none).
+    terminal_lead: l [s] of q_f: the distance of a lead point p + l v to the goal. With l equal
+        to the look-ahead of the goal-relative critic (``LearnerSettings.lead``) the value at tau = 0,
+        V(0, x) = q_f(x), is a function of p + l v as the critic is, so it can be represented
+        exactly; it also asks the robot to be at the goal and not leaving it. 0 = position only.
 
     The defaults are the first layout (wall x in [-0.7, 0.7], target (0, 1), starts on y = -1),
     kept so that code building ``WallsTaskSettings()`` directly does not change; the shipped task
@@ -87,6 +91,7 @@ class WallsTaskSettings:
     input_noise_std: float = 0.0
     torque_limit: float = 30.0
     terminal_weight: float = 0.0
+    terminal_lead: float = 0.0
 
     def validate(self) -> None:
         if self.cost not in ("distance", "binary"):
@@ -107,8 +112,9 @@ class WallsTaskSettings:
                 raise ValueError(f"{name} must be [xmin, xmax, ymin, ymax] with min < max")
         if len(self.target) != 2 or any(len(s) != 2 for s in self.eval_starts) or not self.eval_starts:
             raise ValueError("target and eval_starts entries must be [x, y]")
-        if min(self.wall_penalty, self.fall_penalty, self.input_noise_std, self.terminal_weight) < 0:
-            raise ValueError("penalties, terminal_weight and noise must be >= 0")
+        if min(self.wall_penalty, self.fall_penalty, self.input_noise_std, self.terminal_weight,
+               self.terminal_lead) < 0:
+            raise ValueError("penalties, terminal_weight, terminal_lead and noise must be >= 0")
 
 
 class WallsTask:
@@ -237,9 +243,12 @@ class WallsTask:
         return s.control_dt * float(d > s.tolerance)
 
     def terminal_cost(self, x: np.ndarray, goal: np.ndarray) -> float:
-        """q_f of an episode that reaches T at state ``x`` (``terminal_weight`` * distance)."""
-        w = self.settings.terminal_weight
-        return float(w * np.hypot(x[PX] - goal[0], x[PY] - goal[1])) if w > 0 else 0.0
+        """q_f of an episode that reaches T at state ``x``: ``terminal_weight`` times the distance
+        of that lead point p + ``terminal_lead`` v to the goal."""
+        w, lead = self.settings.terminal_weight, self.settings.terminal_lead
+        if not w > 0:
+            return 0.0
+        return float(w * np.hypot(x[PX] + lead * x[VX] - goal[0], x[PY] + lead * x[VY] - goal[1]))
 
     # -- sampling ----------------------------------------------------------------------------
     def _sample_free(self, rng: np.random.Generator, region) -> np.ndarray:

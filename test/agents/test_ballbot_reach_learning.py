@@ -4,9 +4,9 @@ and the last critic must beat the untrained one on the 8 evaluation starts by a 
 The untrained critic has a zero output layer (a constant value): the actor only balances and the
 evaluation cost is that of standing still (deterministic, the same for every seed). The margin
 comes from the measured spread of the improvement after this budget (docs/log/2026-12-07-ballbot-reach.md,
-"Suite test margin"): 1.60-3.77 over six seeds (0-4 and 7), against 0 for a critic that does not
+"Suite test margin"): 3.23-4.12 over six seeds (0-4 and 7), against 0 for a critic that does not
 move the actor and < 0 for one that drives it away or makes it fall (a fall costs a penalty of 10).
-MARGIN = 1.0 is below the smallest of them, so the test fails if learning breaks."""
+MARGIN = 2.0 is well below the smallest of them, so the test fails if learning breaks."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,7 @@ from dmpc_core.experiments.ballbot_reach import load_config
 
 SEED = 7
 ITERATIONS = 12  # the start curriculum ends at iteration 8 (before it the far starts get worse)
-MARGIN = 1.0  # eval cost units (mean over the 8 starts of sum ||p - g|| dt + q_f)
+MARGIN = 2.0  # eval cost units (mean over the 8 starts of sum ||p - g|| dt + q_f)
 
 
 def budget_config(seed: int = SEED):

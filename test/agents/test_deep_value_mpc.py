@@ -414,6 +414,25 @@ def test_terminal_weight_adds_q_f_at_the_episode_end_only():
         DeepValueMpc(cfg)
 
 
+def test_terminal_lead_measures_q_f_at_the_lead_point():
+    """task.terminal_lead l: q_f = w ||p(T) + l v(T) - g|| (the critic's lead point), not the
+    position's distance; negative values are refused."""
+    from dmpc_core.tasks.ballbot_walls import WallsTask
+
+    cfg = small_config()
+    cfg.task.terminal_weight, cfg.task.terminal_lead = 2.0, 0.6
+    task = WallsTask(cfg.task)
+    g = np.array([0.0, 0.8])
+    x = np.zeros(10)
+    x[:2], x[5:7] = [0.3, 0.4], [1.0, -2.0]
+    assert task.terminal_cost(x, g) == pytest.approx(2.0 * np.hypot(0.3 + 0.6, 0.4 - 1.2 - 0.8), rel=1e-12)
+    x[5:7] = 0.0
+    assert task.terminal_cost(x, g) == pytest.approx(2.0 * np.hypot(0.3, -0.4), rel=1e-12)
+    cfg.task.terminal_lead = -0.1
+    with pytest.raises(ValueError, match="terminal_lead"):
+        WallsTask(cfg.task)
+
+
 def test_init_critic_loads_a_saved_critic_into_both_networks(tmp_path):
     """training.init_critic: the critic and its target start from the saved state (not zero)."""
     import torch

@@ -225,3 +225,46 @@ def test_mppi_with_a_critic_uses_the_deep_value_terminal_cost():
     before = r.value_term.value(t_end, xs[-1], np.zeros(r.value_term.nu))
     r.set_episode(-3.0, 4.0)  # less time to go: the critic sees another tau
     assert r.value_term.value(t_end, xs[-1], np.zeros(r.value_term.nu)) != pytest.approx(before)
+
+
+def test_dmpc_critic_mode_is_the_training_actor():
+    """``critic_mode: dmpc``: ReachMpc's problem is the one DmpcActor builds for ``dmpc train``
+    (same running and terminal costs at random states, value terms scaled by critic_weight), the
+    episode ends at t_start + episode_length (no horizon offset), and the learner's step cost is
+    the reach task's dt * ||p - g||."""
+    from dmpc_core.control.dmpc_actor import DmpcActor
+    from dmpc_core.critics.bundle import load_bundle
+    from dmpc_core.critics.learner import CriticLearner, LearnerSettings
+
+    learner = CriticLearner(LearnerSettings(critic="lead"), 10, 2, "ballbot")
+    import torch
+
+    with torch.no_grad():
+        for p_ in learner.model.parameters():
+            p_.add_(0.3)  # a non-constant critic
+    bundle = learner.export()
+    mpc = MpcSettings(horizon=20, dt=0.05)
+    s = ReachSettings(mpc=mpc, episode_length=3.0, critic_weight=1.0, critic_mode="dmpc")
+    r = ReachMpc(s, GOAL, critic=load_bundle(bundle).to_native())
+    assert r.dmpc and r.value_running is not None
+    assert r.t_goal == pytest.approx(3.0)
+    ref, _, _ = DmpcActor(s.actor).make_problem(load_bundle(bundle).to_native(), np.asarray(GOAL, float), 3.0,
+                                                 horizon=20, dt=0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.normal(scale=0.2, size=10)
+        u = rng.normal(size=3)
+        t = rng.uniform(0.0, 4.0)
+        assert r.problem.running_cost.value(t, x, u) == pytest.approx(ref.running_cost.value(t, x, u), rel=1e-12)
+        assert r.problem.terminal_cost.value(t, x, np.zeros(3)) == pytest.approx(
+            ref.terminal_cost.value(t, x, np.zeros(3)), rel=1e-12)
+    x = np.zeros(10)
+    x[:2] = [GOAL[0] + 0.3, GOAL[1] - 0.4]
+    assert r.stage_cost(0.0, x, np.ones(3), 0.05) == pytest.approx(0.05 * 0.5)
+    r.set_episode(10.0, 3.0)
+    assert r.t_goal == pytest.approx(13.0)
+    assert r.value_running.t_goal == pytest.approx(13.0) and r.value_term.t_goal == pytest.approx(13.0)
+    blend = ReachMpc(ReachSettings(mpc=mpc, episode_length=3.0), GOAL, critic=load_bundle(bundle).to_native())
+    assert not blend.dmpc and blend.t_goal == pytest.approx(3.0 + 20 * 0.05)
+    with pytest.raises(ValueError, match="critic_mode"):
+        ReachMpc(ReachSettings(mpc=mpc, critic_mode="other"), GOAL)
