@@ -143,12 +143,12 @@ def main(argv=None) -> int:
             if len(x):
                 axs[1].plot(x[:, 0], x[:, 1], color=line.get_color(), lw=0.8, alpha=0.7)
     axs[0].set(xlabel="learning iteration", ylabel="success on the 8 evaluation starts", ylim=(-0.02, 1.02),
-               title=f"Ballbot reach: mean and 95 % t-interval over seeds {args.seeds}")
+               title=f"success: mean and 95 % t-interval, {len(args.seeds)} seeds ({min(args.seeds)}-{max(args.seeds)})")
     axs[0].legend(fontsize=8, loc="lower right")
     axs[0].grid(alpha=0.3)
     axs[1].axhline(1.0, color="k", ls="--", lw=0.8)
     axs[1].set(xlabel="learning iteration", ylabel="max |u*| / torque limit",
-               title="greedy input |R^-1 g' dV/dx| on the training states (one line per run)")
+               title="greedy input |R^-1 g' dV/dx|, training states (a line per run)")
     axs[1].grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "ballbot_reach_curves.png", dpi=110)
