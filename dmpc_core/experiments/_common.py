@@ -364,6 +364,18 @@ def write_json(path: Path, data: Dict) -> None:
     os.replace(tmp, path)
 
 
+def stop_requested(stop_after: Optional[int], done_here: int, where: str, bar, logger: RunLogger) -> bool:
+    """``--stop-after N``: True once this call has done N units of work, with the progress bar
+    and the logger closed and ``stopped at <where> ...`` printed; the caller then returns, like a
+    killed run, without its final files (``--resume`` continues from the last checkpoint)."""
+    if stop_after is None or done_here < stop_after:
+        return False
+    bar.close()
+    logger.close()
+    print(f"stopped at {where} (--stop-after); --resume continues from the last checkpoint")
+    return True
+
+
 def progress(total: int, initial: int, desc: str, disable: bool):
     from tqdm import tqdm
 
@@ -371,4 +383,5 @@ def progress(total: int, initial: int, desc: str, disable: bool):
 
 
 __all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
-           "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress"]
+           "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress",
+           "stop_requested"]

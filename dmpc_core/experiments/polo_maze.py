@@ -28,7 +28,7 @@ import numpy as np
 from dmpc_core.agents.polo import PoloAgent, PoloSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, CliError, RunLogger, base_parser, check_resume,
                                            load_config, progress, read_summaries, resume_run, run_dir, save_run,
-                                           settings_from, write_json)
+                                           settings_from, stop_requested, write_json)
 from dmpc_core.tasks.point_mass_worlds import ARENA, PointMassWorld, PointMassWorldSettings
 
 DEFAULT_CONFIG = CONFIG_DIR / "polo_maze.yaml"
@@ -135,10 +135,7 @@ def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, nam
     bar = progress(run_s.steps, agent.t, f"{name} {args.variant} s{args.seed}", args.no_progress)
     done_here = 0
     while agent.t < run_s.steps:
-        if args.stop_after is not None and done_here >= args.stop_after:
-            bar.close()
-            logger.close()
-            print(f"stopped at step {agent.t} (--stop-after); --resume continues from the last checkpoint")
+        if stop_requested(args.stop_after, done_here, f"step {agent.t}", bar, logger):
             return 0
         stats = agent.step()
         done_here += 1
