@@ -73,22 +73,22 @@ def main(argv: list[str] | None = None) -> int:
 def train_help(name: str, module, fn) -> int:
     """``dmpc train NAME --help``: the experiment's own options, then every setting its config
     file can hold (``--set KEY=VALUE``), with the default and what it does."""
-    from dmpc_core.experiments import settings_of
+    from dmpc_core.experiments import defaults_of
     from dmpc_core.settings import describe
 
     try:
         fn(["--help"])
     except SystemExit:  # argparse's help exits 0 after printing
         pass
-    declared = settings_of(module)
+    declared = defaults_of(module)
     default_config = getattr(module, "DEFAULT_CONFIG", None)
     print(f"\nsettings of {name} (config file sections; default values; override one with --set KEY=VALUE"
           + (f"; the shipped config is {_relative(default_config)})" if default_config else ")"))
     if not declared:
         print("  (this experiment declares no SETTINGS)")
-    for section, cls in declared.items():
+    for section, defaults in declared.items():
         prefix = f"{section}." if section else ""
-        for key, tname, default, text in describe(cls, prefix):
+        for key, tname, default, text in describe(type(defaults), prefix, defaults):
             line = f"  {key} = {default!r}  ({tname})"
             print(line + (f"  {' '.join(text.split())}" if text else ""))
     return 0

@@ -6,6 +6,7 @@ must not silently fall back to a default).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
@@ -19,7 +20,7 @@ class ConfigError(ValueError):
     """A configuration file or section is malformed."""
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", defaults: T | None = None) -> T:
     """Build dataclass ``cls`` from ``data``, rejecting unknown keys and recursing into nested
     dataclass fields.
 
@@ -27,6 +28,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         cls: the dataclass type.
         data: mapping of field name to value (None means all defaults).
         where: location used in error messages, e.g. ``"config/ballbot.yaml:mpc"``.
+        defaults: an instance of ``cls`` whose values stand in for the class defaults of the
+            keys ``data`` leaves out (an experiment's own defaults, see
+            :mod:`dmpc_core.experiments`); nested sections merge key by key. Not modified.
     """
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -34,14 +38,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
     if unknown:
         raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
     kwargs = {}
+    if defaults is not None:
+        if type(defaults) is not cls:
+            raise TypeError(f"defaults of {cls.__name__} must be a {cls.__name__}, got {type(defaults).__name__}")
+        kwargs = {n: copy.deepcopy(getattr(defaults, n)) for n, f in fields.items() if f.init and n not in data}
     for name, value in data.items():
-        ftype = fields[name].type
         sub = _dataclass_type(cls, name)
         if sub is not None and isinstance(value, Mapping):
-            kwargs[name] = from_dict(sub, value, f"{where}.{name}" if where else name)
+            base = getattr(defaults, name, None) if defaults is not None else None
+            kwargs[name] = from_dict(sub, value, f"{where}.{name}" if where else name,
+                                     base if type(base) is sub else None)
         else:
             kwargs[name] = value
-        del ftype
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:

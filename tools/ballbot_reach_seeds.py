@@ -37,16 +37,19 @@ VARIANTS = {
 }
 
 
-def read_eval(path: Path) -> np.ndarray:
-    """(iteration, success) rows of a run's metrics.csv."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return np.asarray([(int(float(r["iteration"])), float(r["eval/success_rate"]))
-                       for r in rows if r.get("eval/success_rate") not in (None, "")])
+def read_eval(run: Path) -> np.ndarray:
+    """(iteration, success) rows of a run directory."""
+    return read_column(run, "eval/success_rate")
 
 
-def read_column(path: Path, key: str) -> np.ndarray:
-    with open(path, newline="") as f:
+def read_column(run: Path, key: str) -> np.ndarray:
+    """(iteration, value) rows of scalar ``key`` of a run directory: its ``scalars.csv`` (the
+    experiments' logger) or, for runs written before it, its ``metrics.csv`` (one column a key)."""
+    from dmpc_core.experiments._common import read_scalars
+
+    if (run / "scalars.csv").is_file():
+        return read_scalars(run / "scalars.csv").get(key, np.zeros((0, 2)))
+    with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return np.asarray([(int(float(r["iteration"])), float(r[key])) for r in rows if r.get(key) not in (None, "")])
 
@@ -75,7 +78,7 @@ def _train_one(config, runs, variant, seed, iterations, eval_every, sets):
     run = Path(runs) / f"{variant}_s{seed}"
     t0 = time.time()
     train(cfg, run, resume=(run / "checkpoint.pt").exists(), progress=False, tensorboard=True)
-    ev = read_eval(run / "metrics.csv")
+    ev = read_eval(run)
     print(f"{run.name}: success {ev[:, 1].tolist()} ({time.time() - t0:.0f} s)", flush=True)
     return f"{variant}_s{seed}", str(run)
 
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
                "wall_s": time.time() - t_start, "variants": {}}
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.2))
     for v in args.variants:
-        evs = [read_eval(runs / f"{v}_s{s}" / "metrics.csv") for s in args.seeds]
+        evs = [read_eval(runs / f"{v}_s{s}") for s in args.seeds]
         n = min(len(e) for e in evs)
         it = evs[0][:n, 0]
         S = np.stack([e[:n, 1] for e in evs])
@@ -129,7 +132,7 @@ def main(argv=None) -> int:
         auc_m, auc_h = t_interval(auc)
         fin_m, fin_h = t_interval(S[:, -1])
         t50 = [first_at_least(e[:n], 0.5) for e in evs]
-        u = [read_column(runs / f"{v}_s{s}" / "metrics.csv", "critic/greedy_u_max_ratio") for s in args.seeds]
+        u = [read_column(runs / f"{v}_s{s}", "critic/greedy_u_max_ratio") for s in args.seeds]
         summary["variants"][v] = {
             "iterations": it.tolist(), "success_mean": mean.tolist(), "success_ci95": half.tolist(),
             "success_per_seed": S.tolist(), "final_mean": float(fin_m), "final_ci95": float(fin_h),

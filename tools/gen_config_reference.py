@@ -4,8 +4,8 @@
     python tools/gen_config_reference.py            (re)write docs/configuration.md
     python tools/gen_config_reference.py --check    exit 1 if the committed file is stale
 
-Every setting of every experiment (``dmpc train NAME``; the dataclasses its module declares in
-``SETTINGS``) and of the ROS nodes' dataclass-backed parameters (``reach.*``, ``gate.*``,
+Every setting of every experiment (``dmpc train NAME``; the dataclasses and defaults its module
+declares in ``SETTINGS``) and of the ROS nodes' dataclass-backed parameters (``reach.*``, ``gate.*``,
 ``learner.*``) is listed with its YAML key, type, default and the text of the dataclass's
 ``Attributes:`` docstring. The page is generated, so it cannot drift from the code:
 test/unit/test_config_reference.py fails when the committed page differs from this output.
@@ -52,12 +52,14 @@ def _cell(text: str) -> str:
 
 
 def table(sections: dict) -> list[str]:
+    """Rows of every setting of ``{section: settings dataclass, or an instance holding the defaults}``."""
     from dmpc_core.settings import describe
 
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for section, cls in sections.items():
+    for section, declared in sections.items():
         prefix = f"{section}." if section else ""
-        for key, tname, default, text in describe(cls, prefix):
+        cls, defaults = (declared, None) if isinstance(declared, type) else (type(declared), declared)
+        for key, tname, default, text in describe(cls, prefix, defaults):
             lines.append(f"| `{key}` | {tname} | `{_cell(_value(default))}` | {_cell(text)} |")
     return lines
 
@@ -84,7 +86,7 @@ def render() -> str:
     groups: list[tuple[list[str], object, dict]] = []
     for name in experiments.available():
         module = experiments.load(name)
-        declared = experiments.settings_of(module)
+        declared = experiments.defaults_of(module)
         for names, _, other in groups:
             if other == declared:
                 names.append(name)
@@ -93,8 +95,10 @@ def render() -> str:
             groups.append(([name], module, declared))
     for names, module, declared in groups:
         configs = ", ".join(f"`{Path(experiments.load(n).DEFAULT_CONFIG).relative_to(ROOT)}`" for n in names)
-        classes = ", ".join(f"`{s + ': ' if s else ''}{c.__module__}.{c.__name__}`" for s, c in declared.items())
-        out += [f"### {', '.join(names)}", "", f"Shipped config: {configs}. Dataclasses: {classes}.", ""]
+        classes = ", ".join(f"`{s + ': ' if s else ''}{type(d).__module__}.{type(d).__name__}`"
+                            for s, d in declared.items())
+        out += [f"### {', '.join(names)}", "", f"Shipped config: {configs}. Dataclasses: {classes}; the defaults "
+                "are the experiment's (its module's `SETTINGS`).", ""]
         out += table(declared) + [""]
     out += ["## ROS nodes", ""]
     for title, config, sections in ros_sections():

@@ -80,7 +80,6 @@ class PandaReachSettings:
     mpc: receding-horizon settings (100 nodes of 10 ms, semi-implicit Euler, 100 Hz re-planning).
     cost: cost weights.
     episode_length: seconds per goal (an episode restarts with the same goal after it).
-    critic_weight: unused (no critic for the Panda); kept so the node's parameter set matches.
     workspace_center / workspace_radius: goals farther than the radius from the centre (the
         shoulder, joint 2's axis at z = 0.333 m) are rejected [m]; the Panda reaches ~0.855 m.
     min_height: goals below this z are rejected [m] (the table).
@@ -94,7 +93,6 @@ class PandaReachSettings:
     mpc: MpcSettings = field(default_factory=_default_mpc)
     cost: PandaCostSettings = field(default_factory=PandaCostSettings)
     episode_length: float = 8.0
-    critic_weight: float = 0.0
     workspace_center: list = field(default_factory=lambda: [0.0, 0.0, 0.333])
     workspace_radius: float = 0.8
     min_height: float = 0.05
@@ -114,8 +112,6 @@ class PandaReachSettings:
         self.cost.validate()
         if not self.episode_length > 0:
             raise ValueError("episode_length must be > 0")
-        if not 0.0 <= self.critic_weight <= 1.0:
-            raise ValueError("critic_weight must be in [0, 1]")
         if len(self.workspace_center) != 3 or not np.all(np.isfinite(self.workspace_center)):
             raise ValueError("workspace_center must be 3 finite numbers")
         if not self.workspace_radius > 0:

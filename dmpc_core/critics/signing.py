@@ -41,6 +41,8 @@ import struct
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from dmpc_core.critics.regular_file import read_regular_file
+
 MAGIC = b"DMPCSIG2"
 MAGIC_V1 = b"DMPCSIG1"
 MAC_SIZE = 32
@@ -198,29 +200,21 @@ def read_key(path: Union[str, os.PathLike]) -> bytes:
 
     The file must be a regular file of at most 4 KiB, readable and writable by its owner only
     (no group/other permission bits, as ssh requires of private keys), holding at least
-    :data:`MIN_KEY_BYTES` bytes of key.
+    :data:`MIN_KEY_BYTES` bytes of key. It is read as critic sources are
+    (:func:`~dmpc_core.critics.regular_file.read_regular_file`: a FIFO or device is never opened).
 
     Raises:
         KeyFileError: with the reason.
     """
     path = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise KeyFileError(f"cannot open key file {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file")
+
+    def owner_only(st: os.stat_result) -> Optional[str]:
         if st.st_mode & 0o077:
-            raise KeyFileError(f"key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be readable by "
-                               f"its owner only (chmod 600 {path})")
-        if st.st_size > MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"key file {path} is {st.st_size} bytes (at most {MAX_KEY_FILE_BYTES})")
-        raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
+            return (f"key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be readable by its owner only "
+                    f"(chmod 600 {path})")
+        return None
+
+    raw = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError, owner_only)
     key = raw.strip()
     if len(key) < MIN_KEY_BYTES:
         raise KeyFileError(f"key file {path} holds {len(key)} bytes of key; at least {MIN_KEY_BYTES} are needed")

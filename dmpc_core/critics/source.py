@@ -5,10 +5,9 @@ A FIFO would block ``open``/``read`` forever, a device such as ``/dev/zero`` nev
 huge file exhausts memory. :func:`read_critic_source` therefore
 
 * accepts a plain path or a ``file://`` URI (any other scheme is refused);
-* checks with ``stat`` that the path names a regular file before opening it (a device is never
-  opened), opens it non-blocking and checks again with ``fstat`` on the open descriptor (the
-  path cannot be swapped for a FIFO in between);
-* refuses files larger than ``max_bytes`` (by size, and again while reading, should it grow);
+* reads regular files only, checked before opening and again on the open descriptor, up to
+  ``max_bytes`` (:func:`~dmpc_core.critics.regular_file.read_regular_file`, shared with the key
+  files of :mod:`dmpc_core.critics.signing`);
 * runs the read in a helper thread and waits at most ``timeout`` seconds (a file on a hung
   network mount cannot stall the caller); at most :data:`MAX_STUCK_READERS` such helper threads
   may still be stuck at any time, later calls fail at once instead of piling up threads.
@@ -20,12 +19,12 @@ so callers that handle loader errors handle these too. Callers run it off the co
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from typing import List, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from dmpc_core.critics.bundle import MAX_BUNDLE_BYTES, CriticBundleError
+from dmpc_core.critics.regular_file import read_regular_file
 
 #: Helper threads that may be stuck in a read at once (each call that times out leaves one).
 MAX_STUCK_READERS = 2
@@ -57,47 +56,8 @@ def critic_path(uri: str) -> str:
     return uri
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def _read_regular(path: str, max_bytes: int) -> bytes:
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise CriticSourceError(f"cannot read critic {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CriticSourceError(f"critic {path} is {_kind(st.st_mode)}; only regular files are read")
-    if st.st_size > max_bytes:
-        raise CriticSourceError(f"critic {path} is {st.st_size} bytes, above the limit of {max_bytes}")
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise CriticSourceError(f"cannot open critic {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CriticSourceError(f"critic {path} is {_kind(st.st_mode)}; only regular files are read")
-        chunks: List[bytes] = []
-        total = 0
-        while True:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:
-                raise CriticSourceError(f"critic {path} grew above the limit of {max_bytes} bytes while being read")
-        return b"".join(chunks)
-    except OSError as e:
-        raise CriticSourceError(f"cannot read critic {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
+    return read_regular_file(path, max_bytes, "critic", CriticSourceError)
 
 
 def read_critic_source(uri: Union[str, os.PathLike], max_bytes: int = MAX_BUNDLE_BYTES, timeout: float = 2.0) -> bytes:

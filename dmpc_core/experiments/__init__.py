@@ -2,17 +2,23 @@
 
 Each experiment is a module ``dmpc_core.experiments.<name with - replaced by _>`` defining
 ``train_main(argv) -> int``, where it makes sense ``eval_main(argv) -> int``, and ``SETTINGS``:
-the settings dataclass its config file fills (or a mapping ``{section: dataclass}`` for a config
-made of sections), which ``dmpc train NAME --help`` lists with the defaults. The CLI discovers
+what its config file fills and the experiment's defaults, as a zero-argument callable that
+returns a settings dataclass instance (a settings dataclass itself when its class defaults are
+the experiment's, or a function returning an instance with the experiment's own values), or a
+mapping ``{section: such a callable}`` for a config made of sections. A key a config file leaves
+out takes that default; ``dmpc train NAME --help`` and docs/configuration.md list them, and the
+shipped config agrees with them (test/unit/test_settings_hygiene.py). The CLI discovers
 experiments by name: adding one never edits the CLI. Modules without ``train_main`` (analysis
 helpers such as ``ballbot_value_diag``) are not experiments and are not listed.
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import pkgutil
 from pathlib import Path
+from typing import Mapping
 
 
 def _defines(path: Path, name: str) -> bool:
@@ -39,30 +45,25 @@ def load(name: str):
     return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
-def settings_of(module) -> dict:
-    """``{section prefix: settings dataclass}`` of an experiment module (prefix "" when one
-    dataclass describes the whole config file); empty if the module declares none."""
+def defaults_of(module) -> dict:
+    """``{section prefix: settings dataclass instance with the experiment's defaults}`` of an
+    experiment module (prefix "" when one dataclass describes the whole config file); empty if
+    the module declares no ``SETTINGS``. Each call builds new instances."""
     declared = getattr(module, "SETTINGS", None)
     if declared is None:
-        declared = _declared_by_name(module.__name__.rsplit(".", 1)[-1])
-    if declared is None:
         return {}
-    if isinstance(declared, dict):
-        return dict(declared)
-    return {"": declared}
+    if not isinstance(declared, Mapping):
+        declared = {"": declared}
+    out = {}
+    for section, make in declared.items():
+        value = make()
+        if isinstance(value, type) or not dataclasses.is_dataclass(value):
+            raise TypeError(f"{module.__name__}.SETTINGS[{section!r}] must build a settings dataclass instance, "
+                            f"got {value!r}")
+        out[section] = value
+    return out
 
 
-def _declared_by_name(name: str):
-    # The settings of experiments whose module does not (yet) carry a SETTINGS attribute: the
-    # dataclasses their train_main fills from the config file.
-    if name == "ballbot_walls":
-        from dmpc_core.agents.deep_value_mpc import DmpcConfig
-
-        return DmpcConfig
-    if name in ("polo_maze", "polo_box"):
-        from dmpc_core.agents.polo import PoloSettings
-        from dmpc_core.experiments.polo_maze import PoloRunSettings
-        from dmpc_core.tasks.point_mass_worlds import PointMassWorldSettings
-
-        return {"world": PointMassWorldSettings, "agent": PoloSettings, "run": PoloRunSettings}
-    return None
+def settings_of(module) -> dict:
+    """``{section prefix: settings dataclass}`` of an experiment module (see :func:`defaults_of`)."""
+    return {section: type(value) for section, value in defaults_of(module).items()}

@@ -38,25 +38,31 @@ class CliError(Exception):
     ``dmpc`` prints ``error: <message>`` and exits with code 2."""
 
 
-def base_parser(prog: str, default_config: str | os.PathLike) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog)
+def base_parser(prog: str, default_config: str | os.PathLike, description: Optional[str] = None,
+                run_leaf: str = "VARIANT_sSEED", set_example: str = "agent.mppi.horizon=16") -> argparse.ArgumentParser:
+    """The options every ``dmpc train NAME`` shares; ``description`` (e.g. the module docstring)
+    heads ``--help``, ``run_leaf`` names the default run directory ``runs/NAME/<run_leaf>`` and
+    ``set_example`` is the ``--set`` example of the help."""
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(default_config), help="YAML config (sections per settings dataclass; "
                    f"default {default_config})")
-    p.add_argument("--out", default=None, help="run directory (created; default runs/NAME/VARIANT_sSEED)")
+    p.add_argument("--out", default=None, help=f"run directory (created; default runs/NAME/{run_leaf})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. --set agent.mppi.horizon=16 (VALUE is YAML)")
+                   help=f"override any setting, e.g. --set {set_example} (VALUE is YAML)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (an error if there is none)")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop after N steps/episodes of this call without writing the final files, as if the run "
+                   help="stop after N steps/episodes/iterations of this call without writing the final files, as if the run "
                    "were killed; --resume continues from the last periodic checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Optional[Iterable[str]] = None, *,
-                overrides: Optional[Mapping[str, Any]] = None, schema: Optional[type] = None):
+                overrides: Optional[Mapping[str, Any]] = None, schema: Optional[type] = None,
+                defaults: Any = None):
     """The one config loader of the experiments: the YAML mapping of ``path`` with overrides
     applied (dotted keys), as a dict or, with ``schema``, as that settings dataclass.
 
@@ -64,8 +70,10 @@ def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Opt
         sets: command-line ``--set KEY=VALUE`` items (VALUE is YAML; ``null`` is a value).
         sections: the allowed top-level keys (an unknown section is a ConfigError, not ignored).
         overrides: ``{"training.seed": 1}`` from dedicated options; a None value means "not given".
-        schema: a settings dataclass; the result is ``settings_from(schema, data, path)`` (value
-            types checked, unknown keys rejected) instead of the raw mapping.
+        schema: a settings dataclass; the result is ``settings_from(schema, data, path, defaults)``
+            (value types checked, unknown keys rejected) instead of the raw mapping.
+        defaults: with ``schema``, the experiment's defaults (an instance of ``schema``) for the
+            keys the file leaves out.
     """
     data = load_yaml(path)
     if sections is not None:
@@ -82,7 +90,7 @@ def load_config(path: str | os.PathLike, sets: Iterable[str] = (), sections: Opt
         if unknown:
             raise ConfigError(f"{path} (with --set): unknown section(s) {unknown}; valid sections: {sorted(sections)}")
     if schema is not None:
-        return settings_from(schema, data, str(path))
+        return settings_from(schema, data, str(path), defaults)
     return data
 
 
@@ -170,10 +178,11 @@ def _type_problem(t, value, where: str) -> Optional[str]:
     return f"{where}: expected {_type_name(base)}, got {type(value).__name__} {value!r}{hint}"
 
 
-def settings_from(cls: type, data: Optional[Mapping[str, Any]], where: str):
-    """``from_dict`` with the value types checked first (:func:`check_types`)."""
+def settings_from(cls: type, data: Optional[Mapping[str, Any]], where: str, defaults: Any = None):
+    """``from_dict`` with the value types checked first (:func:`check_types`); ``defaults`` (an
+    instance of ``cls``, e.g. from the experiment's ``SETTINGS``) fills the keys ``data`` omits."""
     check_types(cls, data, where)
-    return from_dict(cls, data, where)
+    return from_dict(cls, data, where, defaults)
 
 
 def run_dir(out: Optional[str], name: str, leaf: str) -> Path:
@@ -355,6 +364,18 @@ def write_json(path: Path, data: Dict) -> None:
     os.replace(tmp, path)
 
 
+def stop_requested(stop_after: Optional[int], done_here: int, where: str, bar, logger: RunLogger) -> bool:
+    """``--stop-after N``: True once this call has done N units of work, with the progress bar
+    and the logger closed and ``stopped at <where> ...`` printed; the caller then returns, like a
+    killed run, without its final files (``--resume`` continues from the last checkpoint)."""
+    if stop_after is None or done_here < stop_after:
+        return False
+    bar.close()
+    logger.close()
+    print(f"stopped at {where} (--stop-after); --resume continues from the last checkpoint")
+    return True
+
+
 def progress(total: int, initial: int, desc: str, disable: bool):
     from tqdm import tqdm
 
@@ -362,4 +383,5 @@ def progress(total: int, initial: int, desc: str, disable: bool):
 
 
 __all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
-           "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress"]
+           "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress",
+           "stop_requested"]

@@ -5,7 +5,7 @@
     dmpc eval ballbot-reach [--critic runs/ballbot-reach/s0/critic.onnx] [--config ...] [--out FILE.json]
 
 The walls experiment's machinery (:mod:`dmpc_core.experiments.ballbot_walls`: Algorithm 1,
-run directory, checkpoint/resume, metrics.csv and TensorBoard scalars) on the layout of
+run directory, checkpoint/resume, scalars.csv and TensorBoard scalars) on the layout of
 ``config/ballbot_reach.yaml``: no interior wall, target (0, 0.8), 8 evaluation starts 1.6-1.75 m
 away, T = 3 s, and the goal-relative lead-point critic.
 """
@@ -21,13 +21,27 @@ NAME = "ballbot-reach"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_reach.yaml"
 
 
-#: the settings dataclass the config file fills (``dmpc train ballbot-reach --help``)
-SETTINGS = DmpcConfig
+def reach_settings() -> DmpcConfig:
+    """The experiment's defaults, the values config/ballbot_reach.yaml lists (the file explains
+    each choice): the walls experiment's (:func:`~dmpc_core.experiments.ballbot_walls.walls_settings`)
+    without the interior wall, a 3 m arena, the termination cost q_f = 2 ||p(T) - g||, weaker
+    upright terms, the goal-relative lead-point critic and a start-distance curriculum."""
+    c = ballbot_walls.walls_settings()
+    c.task.arena_half_size, c.task.walls, c.task.terminal_weight = 3.0, [], 2.0
+    c.actor.w_tilt, c.actor.w_tilt_rate, c.actor.w_tilt_quadratic = 10.0, 2.0, 0.0
+    c.learner.critic = "lead"
+    c.training.curriculum_distance, c.training.curriculum_iterations = [0.3, 2.0], 8
+    return c
 
 
-def load_config(path=None, overrides=None):
-    """Config from YAML (default: config/ballbot_reach.yaml) with dotted overrides."""
-    return ballbot_walls.load_config(path, overrides, DEFAULT_CONFIG)
+#: the experiment's settings and their defaults (``dmpc train ballbot-reach --help``)
+SETTINGS = reach_settings
+
+
+def load_config(path=None, overrides=None, sets=()):
+    """Config from YAML (default: config/ballbot_reach.yaml) with dotted overrides; keys the
+    file leaves out take the values of :func:`reach_settings`."""
+    return ballbot_walls.load_config(path, overrides, DEFAULT_CONFIG, reach_settings, sets)
 
 
 def train(config, out, **kwargs):
@@ -36,8 +50,8 @@ def train(config, out, **kwargs):
 
 
 def train_main(argv: List[str]) -> int:
-    return ballbot_walls.train_main(argv, NAME, DEFAULT_CONFIG, __doc__)
+    return ballbot_walls.train_main(argv, NAME, DEFAULT_CONFIG, __doc__, reach_settings)
 
 
 def eval_main(argv: List[str]) -> int:
-    return ballbot_walls.eval_main(argv, NAME, DEFAULT_CONFIG)
+    return ballbot_walls.eval_main(argv, NAME, DEFAULT_CONFIG, reach_settings)

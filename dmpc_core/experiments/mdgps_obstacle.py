@@ -27,7 +27,7 @@ import numpy as np
 from dmpc_core.agents.mdgps import MdgpsAgent, MdgpsSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, RunLogger, base_parser, check_resume, load_config,
                                            progress, read_summaries, resume_run, run_dir, save_run, settings_from,
-                                           write_json)
+                                           stop_requested, write_json)
 from dmpc_core.tasks.obstacle_course import ObstacleCourse, ObstacleCourseSettings
 
 DEFAULT_CONFIG = CONFIG_DIR / "mdgps_obstacle.yaml"
@@ -107,10 +107,7 @@ def train_main(argv: List[str]) -> int:
     bar = progress(run_s.iterations, agent.iteration, f"{NAME} {args.variant} s{args.seed}", args.no_progress)
     done_here = 0
     while agent.iteration < run_s.iterations:
-        if args.stop_after is not None and done_here >= args.stop_after:
-            bar.close()
-            logger.close()
-            print(f"stopped at iteration {agent.iteration} (--stop-after); --resume continues from the last checkpoint")
+        if stop_requested(args.stop_after, done_here, f"iteration {agent.iteration}", bar, logger):
             return 0
         stats = agent.run_iteration()
         done_here += 1

@@ -27,7 +27,7 @@ import numpy as np
 from dmpc_core.agents.mpq import MpqAgent, MpqSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, RunLogger, base_parser, check_resume, load_config,
                                            progress, read_summaries, resume_run, run_dir, save_run, settings_from,
-                                           write_json)
+                                           stop_requested, write_json)
 from dmpc_core.tasks.pendulum import random_initial_state
 
 DEFAULT_CONFIG = CONFIG_DIR / "mpq_pendulum.yaml"
@@ -96,10 +96,7 @@ def train_main(argv: List[str]) -> int:
     bar = progress(run_s.episodes, agent.episodes, f"{NAME} {args.variant} s{args.seed}", args.no_progress)
     done_here = 0
     while agent.episodes < run_s.episodes:
-        if args.stop_after is not None and done_here >= args.stop_after:
-            bar.close()
-            logger.close()
-            print(f"stopped at episode {agent.episodes} (--stop-after); --resume continues from the last checkpoint")
+        if stop_requested(args.stop_after, done_here, f"episode {agent.episodes}", bar, logger):
             return 0
         stats = agent.run_episode(x0s[agent.episodes])
         done_here += 1

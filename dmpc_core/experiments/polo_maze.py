@@ -28,7 +28,7 @@ import numpy as np
 from dmpc_core.agents.polo import PoloAgent, PoloSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, CliError, RunLogger, base_parser, check_resume,
                                            load_config, progress, read_summaries, resume_run, run_dir, save_run,
-                                           settings_from, write_json)
+                                           settings_from, stop_requested, write_json)
 from dmpc_core.tasks.point_mass_worlds import ARENA, PointMassWorld, PointMassWorldSettings
 
 DEFAULT_CONFIG = CONFIG_DIR / "polo_maze.yaml"
@@ -48,23 +48,50 @@ class PoloRunSettings:
     checkpoint_every: int = 256
 
 
-SECTIONS = ("world", "agent", "run")
+def maze_world() -> PointMassWorldSettings:
+    """world.* of polo-maze: the maze, with the planner's wall penalty steep (weight 20000, beta
+    100: with 200 / 30 the rollouts tunnel through walls to a lower value behind them) and
+    starting at the wall surface (d_safe 0: with 0.12 the planner kept clear of ~20 % of the
+    free cells). config/polo_maze.yaml gives the history of each value."""
+    return PointMassWorldSettings(world="maze", wall_weight=20000.0, wall_beta=100.0, wall_d_safe=0.0)
 
 
-def build(cfg: Dict, where: str):
-    world = settings_from(PointMassWorldSettings, cfg.get("world"), f"{where}:world")
-    agent = settings_from(PoloSettings, cfg.get("agent"), f"{where}:agent")
-    run = settings_from(PoloRunSettings, cfg.get("run"), f"{where}:run")
-    return world, agent, run
+def polo_agent() -> PoloSettings:
+    """agent.* of polo-maze and polo-box (POLO Fig. 2 with the departures config/polo_maze.yaml
+    explains): MPPI lambda 1e-3 and gamma 0.9, prior scale 10, optimism kappa 5, learning rate
+    1e-2, one shared Eq. 7 target per state, position-only values with local random priors, and
+    a multi-start acting MPPI (8 starts)."""
+    s = PoloSettings()
+    s.mppi.lambda_, s.mppi.gamma = 0.001, 0.9
+    s.prior_beta, s.kappa, s.learning_rate = 10.0, 5.0, 0.01
+    s.target_mode, s.value_inputs, s.value_position_scale, s.value_unit_spread = "shared", "position", 0.1, 1.5
+    s.plan_starts = 8
+    return s
 
 
-def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, name: str = "polo-maze") -> int:
+#: the config file's sections and each one's defaults (``dmpc train polo-maze --help``)
+SETTINGS = {"world": maze_world, "agent": polo_agent, "run": PoloRunSettings}
+SECTIONS = tuple(SETTINGS)
+
+
+def build(cfg: Dict, where: str, settings: Dict = SETTINGS):
+    """(world, agent, run) settings from the config mapping ``cfg``; a key it leaves out takes
+    the experiment's default (``settings``, a SETTINGS mapping)."""
+    out = []
+    for section in ("world", "agent", "run"):
+        defaults = settings[section]()
+        out.append(settings_from(type(defaults), cfg.get(section), f"{where}:{section}", defaults))
+    return tuple(out)
+
+
+def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, name: str = "polo-maze",
+               settings: Dict = SETTINGS) -> int:
     p = base_parser(f"dmpc train {name}", default_config)
     p.add_argument("--variant", choices=VARIANTS, default="polo")
     p.add_argument("--steps", type=int, default=0, help="override run.steps")
     args = p.parse_args(argv)
     where = args.config + (" (with --set)" if args.set else "")
-    world_s, agent_s, run_s = build(load_config(args.config, args.set, SECTIONS), where)
+    world_s, agent_s, run_s = build(load_config(args.config, args.set, SECTIONS), where, settings)
     if args.steps > 0:
         run_s.steps = args.steps
     if args.variant == "greedy":
@@ -108,10 +135,7 @@ def train_main(argv: List[str], default_config: str | Path = DEFAULT_CONFIG, nam
     bar = progress(run_s.steps, agent.t, f"{name} {args.variant} s{args.seed}", args.no_progress)
     done_here = 0
     while agent.t < run_s.steps:
-        if args.stop_after is not None and done_here >= args.stop_after:
-            bar.close()
-            logger.close()
-            print(f"stopped at step {agent.t} (--stop-after); --resume continues from the last checkpoint")
+        if stop_requested(args.stop_after, done_here, f"step {agent.t}", bar, logger):
             return 0
         stats = agent.step()
         done_here += 1

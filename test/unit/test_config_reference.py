@@ -41,7 +41,8 @@ def test_the_reference_lists_every_setting_with_its_default():
     assert "| `reach.critic_weight` | float | `0.5` |" in text
 
 
-def test_check_mode_sees_a_stale_page(tmp_path):
+def test_check_mode_sees_a_stale_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(_TOOL, "render", _render)  # the page rendered once for this module
     stale = tmp_path / "configuration.md"
     stale.write_text("# old\n")
     assert _tool().main(["--check", "--out", str(stale)]) == 1

@@ -109,8 +109,13 @@ def test_read_key_refuses_unsafe_files(tmp_path):
     os.mkfifo(fifo, 0o600)
     with pytest.raises(KeyFileError, match="regular"):
         read_key(fifo)                                              # returns at once, never blocks
-    with pytest.raises(KeyFileError, match="cannot open"):
+    with pytest.raises(KeyFileError, match="cannot read key file .*missing.key: No such file"):
         read_key(tmp_path / "missing.key")
+    big = tmp_path / "big.key"
+    big.write_bytes(b"k" * 5000)
+    os.chmod(big, 0o600)
+    with pytest.raises(KeyFileError, match="5000 bytes, above the limit of 4096"):
+        read_key(big)
 
 
 # -- critic sources ------------------------------------------------------------------------------

@@ -49,6 +49,64 @@ def test_load_config_raw_sections_and_schema(tmp_path):
         _common.load_config(path, ["inner.typo=1"], schema=Outer)
 
 
+def test_load_config_fills_left_out_keys_from_the_experiment_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner: {}\n")
+    mine = Outer(Inner(9.0), 11)
+    assert _common.load_config(path, schema=Outer) == Outer()  # the class defaults
+    assert _common.load_config(path, schema=Outer, defaults=mine) == mine
+    got = _common.load_config(path, ["inner.rate=1.5"], schema=Outer, defaults=mine)
+    assert got == Outer(Inner(1.5), 11)  # a nested section merges key by key
+    assert mine == Outer(Inner(9.0), 11) and got.inner is not mine.inner  # the defaults are not touched
+    with pytest.raises(TypeError, match="must be a Outer"):
+        _common.load_config(path, schema=Outer, defaults=Inner())
+    with pytest.raises(ConfigError, match="expected int"):  # the file's values are still checked
+        _common.load_config(path, ["steps=x"], schema=Outer, defaults=mine)
+
+
+def _plain(sections: dict) -> dict:
+    """``{section: settings}`` as plain data (a YAML list and a tuple default compare equal)."""
+    import json
+
+    from dmpc_core.settings import to_dict
+
+    return json.loads(json.dumps({section: to_dict(value) for section, value in sections.items()}))
+
+
+def _resolved(name: str, config: Path) -> dict:
+    """The settings experiment ``name`` runs with for ``config`` (its own loader)."""
+    module = experiments.load(name)
+    if name.startswith("ballbot-"):
+        return _plain({"": module.load_config(str(config))})
+    from dmpc_core.experiments import polo_maze
+
+    parts = polo_maze.build(_common.load_config(config, (), polo_maze.SECTIONS), str(config), module.SETTINGS)
+    return _plain(dict(zip(polo_maze.SECTIONS, parts)))
+
+
+@pytest.mark.parametrize("name, keep", [("ballbot-walls", "training:\n  seed: 3\n"),
+                                        ("ballbot-reach", "training:\n  seed: 3\n"),
+                                        ("polo-maze", "run:\n  steps: 3\n"), ("polo-box", "run:\n  steps: 3\n")])
+def test_a_config_that_leaves_keys_out_runs_with_the_experiment_defaults(tmp_path, name, keep):
+    """A key a config file omits takes the experiment's declared default (what `dmpc train NAME
+    --help` shows and the shipped config holds), not the dataclass's class default."""
+    module = experiments.load(name)
+    declared = _plain(experiments.defaults_of(module))
+    short = tmp_path / "short.yaml"
+    short.write_text(keep)
+    got = _resolved(name, short)
+    section, key = ("", "training") if name.startswith("ballbot-") else ("run", None)
+    if key:
+        assert got[section][key].pop("seed") == 3
+        declared[section][key].pop("seed")
+    else:
+        assert got[section].pop("steps") == 3
+        declared[section].pop("steps")
+    assert got == declared
+    # the shipped file: the same values
+    assert _resolved(name, Path(module.DEFAULT_CONFIG)) == _plain(experiments.defaults_of(module))
+
+
 def test_run_logger_csv_tensorboard_and_namespaces(tmp_path):
     log = _common.RunLogger(tmp_path, resume=False)
     log.log(1, {"train/cost": 2.0, "eval/success": 0.5})

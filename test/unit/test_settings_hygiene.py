@@ -103,13 +103,6 @@ def product_sources() -> dict[str, str]:
     return {str(p.relative_to(ROOT)): p.read_text() for pkg in PRODUCT for p in sorted((ROOT / pkg).rglob("*.py"))}
 
 
-#: settings the product declares but does not read yet; the test fails when one is read (or
-#: deleted) and still listed here, so this list only shrinks
-NOT_YET_REMOVED = {
-    "PandaReachSettings": ["critic_weight"],
-}
-
-
 def test_the_scan_finds_an_unread_setting_and_ignores_a_range_check():
     sources = {
         "pkg/settings.py": (
@@ -128,11 +121,7 @@ def test_the_scan_finds_an_unread_setting_and_ignores_a_range_check():
 
 def test_every_declared_setting_is_read():
     dead = unread_fields(product_sources())
-    assert dead == NOT_YET_REMOVED, (
-        "settings declared in a settings dataclass that no code reads (delete them, or read them): "
-        f"{ {k: v for k, v in dead.items() if NOT_YET_REMOVED.get(k) != v} }; "
-        f"listed as not yet removed but now read or gone: "
-        f"{ {k: v for k, v in NOT_YET_REMOVED.items() if dead.get(k) != v} }")
+    assert dead == {}, f"settings declared in a settings dataclass that no code reads (delete them, or read them): {dead}"
 
 
 # -- shipped YAML vs dataclass defaults ---------------------------------------------------------
@@ -158,16 +147,17 @@ def _same(a, b) -> bool:
 
 
 def disagreements(name: str) -> list[str]:
-    """``key: yaml value != default`` for every key of experiment ``name``'s shipped config."""
+    """``key: yaml value != default`` for every key of experiment ``name``'s shipped config, the
+    defaults being the experiment's own (its ``SETTINGS``)."""
     from dmpc_core import experiments
     from dmpc_core.settings import describe
 
     module = experiments.load(name)
-    declared = experiments.settings_of(module)
+    declared = experiments.defaults_of(module)
     assert declared, f"{name} declares no SETTINGS"
     defaults = {}
-    for section, cls in declared.items():
-        for key, _, value, _ in describe(cls, f"{section}." if section else ""):
+    for section, instance in declared.items():
+        for key, _, value, _ in describe(type(instance), f"{section}." if section else "", instance):
             defaults[key] = value
     shipped = _flat(yaml.safe_load(Path(module.DEFAULT_CONFIG).read_text()) or {})
     out = []
@@ -181,11 +171,7 @@ def disagreements(name: str) -> list[str]:
 def _experiments():
     from dmpc_core import experiments
 
-    # Configs whose values still differ from the dataclass defaults: the defaults (or the YAML,
-    # by omitting the key) must change before these pass; strict, so a fixed one must be unmarked.
-    pending = {"ballbot-walls", "ballbot-reach", "polo-maze", "polo-box"}
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="shipped values differ from the defaults"))
-            if n in pending else n for n in experiments.available()]
+    return experiments.available()
 
 
 @pytest.mark.parametrize("name", _experiments())
