@@ -24,10 +24,13 @@ DEFAULT_CONFIG = CONFIG_DIR / "ballbot_reach.yaml"
 def reach_settings() -> DmpcConfig:
     """The experiment's defaults, the values config/ballbot_reach.yaml lists (the file explains
     each choice): the walls experiment's (:func:`~dmpc_core.experiments.ballbot_walls.walls_settings`)
-    without the interior wall, a 3 m arena, the termination cost q_f = 2 ||p(T) - g||, weaker
-    upright terms, the goal-relative lead-point critic and a start-distance curriculum."""
+    without the interior wall, a 3 m arena, the termination cost q_f = 2 ||p(T) + 0.6 v(T) - g||,
+    weaker upright terms, the goal-relative lead-point critic with a 0.6 s look-ahead, a slowly
+    moving exported critic (Polyak 0.995) and a start-distance curriculum."""
     c = ballbot_walls.walls_settings()
     c.task.arena_half_size, c.task.walls, c.task.terminal_weight = 3.0, [], 2.0
+    c.task.terminal_lead = c.learner.lead = 0.6
+    c.learner.trainer.polyak = 0.995
     c.actor.w_tilt, c.actor.w_tilt_rate, c.actor.w_tilt_quadratic = 10.0, 2.0, 0.0
     c.learner.critic = "lead"
     c.training.curriculum_distance, c.training.curriculum_iterations = [0.3, 2.0], 8
