@@ -437,11 +437,15 @@ class ControllerCore:
 
     def _take_policy(self):
         w = self.worker
+        seq = w.policy.block.seq
+        if seq == self._policy_seq:
+            return None  # nothing new (checked before copying the block)
         try:
             got = w.policy.read()
         except ValueError as e:
-            got = None
-            self._reject_policy(str(e), w.policy.block.seq)
+            self._policy_seq = seq
+            self._reject_policy(str(e))
+            return None
         if got is None or got[0] == self._policy_seq:
             return None
         seq, head, data = got
@@ -453,18 +457,16 @@ class ControllerCore:
             reach = self.reach
             reach.mpc.adopt_policy(pol)
         except ValueError as e:
-            self._reject_policy(str(e), seq)
+            self._reject_policy(str(e))
             return None
         self.worker_problem = self.last_policy_problem = ""
         for listener in self.policy_listeners:
             listener(pol)
         return pol
 
-    def _reject_policy(self, problem: str, seq: float) -> None:
-        if seq != self._policy_seq:
-            self._policy_seq = seq
-            self.policies_rejected += 1
-            self.last_policy_problem = f"policy from the MPC worker refused: {problem}"
+    def _reject_policy(self, problem: str) -> None:
+        self.policies_rejected += 1
+        self.last_policy_problem = f"policy from the MPC worker refused: {problem}"
 
     def start_worker(self) -> None:
         """Start the worker process now (worker mode; otherwise the first :meth:`solve_step`
