@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -115,8 +115,7 @@ class ControllerCore:
         clock: monotonic clock [s] (tests pass their own; with a worker it must be
             ``time.monotonic``, the worker's clock).
         worker: a :class:`~dmpc_core.control.mpc_worker.WorkerSpec` to run the MPC in a worker
-            process (None: in this process, on the thread that calls :meth:`solve_step`). Its
-            ``max_state_age`` is set to ``watchdog_ticks`` tracking periods.
+            process (None: in this process, on the thread that calls :meth:`solve_step`).
     """
 
     def __init__(self, robot, settings: CoreSettings, goal, clock=time.monotonic,
@@ -172,8 +171,7 @@ class ControllerCore:
         if worker is not None:
             if clock is not time.monotonic:
                 raise ValueError("the MPC worker runs on time.monotonic; the core's clock must be the same")
-            spec = replace(worker, max_state_age=settings.watchdog_ticks * self.period)
-            self.worker = mpc_worker.MpcWorker(spec, robot.nu, robot.nx, self.reach.settings.mpc.horizon)
+            self.worker = mpc_worker.MpcWorker(worker, robot.nu, robot.nx, self.reach.settings.mpc.horizon)
         self._snapshot_id = 0
         self._snapshot_due = True
         self._cold_snapshot = 0     # policies planned before this snapshot are not adopted

@@ -21,8 +21,10 @@ Data between the two processes:
   (:func:`apply_snapshot`). The worker applies them between solves, exactly as the in-process
   core applies its queue.
 
-The worker re-plans at ``mpc.mpc_rate`` from the latest state when that state is at most
-``max_state_age`` old and ``hold`` is clear, at MPC time ``t = time.monotonic() - origin`` (the
+The worker re-plans at ``mpc.mpc_rate`` from the latest state while ``hold`` is clear (the
+controller's freshness rule: a new state within ``watchdog_ticks`` ticks or periods, and no
+latched fault) and the state is at most ``max_state_age`` old (a backstop for a controller
+process that stopped updating ``hold``), at MPC time ``t = time.monotonic() - origin`` (the
 controller sends its clock origin with each snapshot). Its death or a hang (no heartbeat for
 :data:`HANG_TIMEOUT`) is detected by :meth:`MpcWorker.problem`; the controller core then uses
 the robot's fallback policy, reports ERROR and calls :meth:`MpcWorker.restart`.
@@ -59,14 +61,15 @@ class WorkerSpec:
         robot: robot name for :func:`dmpc_core.control.robot.make_robot`.
         settings: the robot's reach settings (``ReachSettings`` / ``PandaReachSettings``).
         robot_kwargs: further arguments of ``make_robot``.
-        max_state_age: the worker solves only from a state at most this old [s].
+        max_state_age: the worker never solves from a state older than this [s] (a backstop:
+            ``hold`` carries the controller's own freshness rule).
         cpu: CPU to pin the worker process to (-1: none).
     """
 
     robot: str
     settings: object
     robot_kwargs: dict = field(default_factory=dict)
-    max_state_age: float = 0.005
+    max_state_age: float = 0.1
     cpu: int = -1
 
 
