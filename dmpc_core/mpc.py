@@ -162,13 +162,11 @@ class _PolicyController:
 
     def adopt_policy(self, pol: _core.Policy) -> None:
         """Use a policy solved elsewhere (the MPC worker process) as the latest good policy; it
-        is evaluated by :meth:`control` as if this controller had solved it. A policy with a
-        non-finite value is refused (ValueError)."""
+        is evaluated by :meth:`control` as if this controller had solved it. The caller checks
+        its values (``policy_wire.decode`` refuses non-finite ones); an empty policy is refused
+        here (ValueError)."""
         if pol is None or pol.empty():
             raise ValueError("cannot adopt an empty policy")
-        for arr in (pol.u_ff, pol.x_nom, pol.K):
-            if not np.all(np.isfinite(np.asarray(arr, float))):
-                raise ValueError("policy has non-finite values")
         self._policy = pol
 
     def _evaluate(self, pol: _core.Policy, t: float, x: np.ndarray) -> np.ndarray:

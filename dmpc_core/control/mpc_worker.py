@@ -264,8 +264,10 @@ class MpcWorker:
     """The controller's handle on the worker process: shared blocks, start, restart, liveness.
 
     Starting a process costs seconds here (spawn imports numpy, the core and the critic stack
-    again), so once the active worker runs, a *spare* is spawned and built, and waits: a restart
-    promotes it at once (its generation is sent with the ``go``) and spawns the next spare.
+    again), so a *spare* is spawned with the active worker, builds the robot and waits: a restart
+    promotes it at once (its generation is sent with the ``go``) and spawns the next spare. The
+    two start together, so the start-up cost is paid before the first policy, not later while
+    the controller runs.
 
     Args:
         spec: :class:`WorkerSpec`.
@@ -311,15 +313,15 @@ class MpcWorker:
             self.conn.send(("go", self.generation))
         except (OSError, ValueError):
             pass  # died meanwhile: problem() reports it
+        self.maintain()
         return self
 
     def maintain(self) -> None:
-        """Spawn a spare once the active worker runs (so the two never import at the same time),
-        and again when the spare died."""
+        """Keep a spare: spawn one when there is none or it died."""
         if self._spare is not None and self._spare[0].exitcode is not None:
             self._spare[1].close()
             self._spare = None
-        if self._spare is None and self.process is not None and self.status[HEARTBEAT] > 0.0:
+        if self._spare is None and self.process is not None:
             self._spare = self._spawn()
 
     @property
