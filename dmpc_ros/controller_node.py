@@ -337,6 +337,7 @@ class ControllerNode(LifecycleNode):
                 "mpc_rate_hz": f"{mpc_rate:.1f}", "tracking_rate_hz": f"{rate(list(self.tick_times)):.1f}",
                 "mpc_process": str(wk is not None).lower(), "mpc_worker_pid": (wk.pid or 0) if wk is not None else 0,
                 "mpc_worker_restarts": core.worker_restarts, "mpc_worker_problem": core.worker_problem,
+                "mpc_worker_spare": wk.spare_state if wk is not None else "none",
                 "policies_rejected": core.policies_rejected, "last_policy_problem": core.last_policy_problem,
                 "mpc_overruns": core.overruns, "fallback_ticks": core.fallback_ticks, "critic_version": getattr(core.reach, "critic_version", 0),
                 "critic_version_installed": active.version if active else 0, "critic_source": active.source if active else "",

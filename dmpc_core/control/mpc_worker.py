@@ -43,8 +43,10 @@ from dmpc_core.control import policy_wire
 
 #: a worker whose heartbeat is older than this [s] (after its first one) counts as hung
 HANG_TIMEOUT = 2.0
-#: longest wait for a new worker's first heartbeat (imports and the MPC build) [s]
-START_TIMEOUT = 60.0
+#: longest wait for a new worker's first heartbeat (imports and the MPC build) [s]; generous:
+#: on a loaded 2-core machine the imports alone took over 60 s, and a start that fails raises
+#: and exits (detected at once)
+START_TIMEOUT = 300.0
 INTERPOLATIONS = ("linear", "zoh")
 
 # status block slots
@@ -205,6 +207,7 @@ def serve(spec: WorkerSpec, policy_raw, state_raw, status_raw, conn) -> None:
     robot = make_robot(spec.robot, spec.settings, **spec.robot_kwargs)
     robot.make_mpc(robot.goal_from_point(np.zeros(3)) if spec.robot == "ballbot" else robot.ready_goal())  # warm: imports
     try:
+        conn.send(("ready", ""))
         msg = conn.recv()
     except (EOFError, OSError):
         return
@@ -264,10 +267,10 @@ class MpcWorker:
     """The controller's handle on the worker process: shared blocks, start, restart, liveness.
 
     Starting a process costs seconds here (spawn imports numpy, the core and the critic stack
-    again), so a *spare* is spawned with the active worker, builds the robot and waits: a restart
-    promotes it at once (its generation is sent with the ``go``) and spawns the next spare. The
-    two start together, so the start-up cost is paid before the first policy, not later while
-    the controller runs.
+    again; over a minute on a loaded 2-core machine), so once the active worker runs, a *spare*
+    is spawned, builds the robot and waits (:attr:`spare_state`): a restart promotes it at once
+    (its generation is sent with the ``go``) and spawns the next spare. The spare starts after
+    the active worker so that the two imports do not slow each other's start.
 
     Args:
         spec: :class:`WorkerSpec`.
@@ -284,7 +287,8 @@ class MpcWorker:
         self.status = np.frombuffer(self.status_raw, dtype=np.float64)
         self.process = None
         self.conn = None
-        self._spare = None  # (process, conn) built and waiting, or None
+        self._spare = None  # (process, conn) building or waiting, or None
+        self._spare_ready = False
         self.generation = 0
         self.restarts = 0
         self.started_at = -np.inf
@@ -305,6 +309,7 @@ class MpcWorker:
         spare, self._spare = self._spare, None
         if spare is None or spare[0].exitcode is not None:
             spare = self._spawn()
+        self._spare_ready = False
         self.generation += 1
         self.status[HEARTBEAT] = 0.0
         self.process, self.conn = spare
@@ -313,16 +318,25 @@ class MpcWorker:
             self.conn.send(("go", self.generation))
         except (OSError, ValueError):
             pass  # died meanwhile: problem() reports it
-        self.maintain()
         return self
 
     def maintain(self) -> None:
-        """Keep a spare: spawn one when there is none or it died."""
+        """Keep a spare: spawn one once the active worker runs, and again when it died."""
         if self._spare is not None and self._spare[0].exitcode is not None:
             self._spare[1].close()
-            self._spare = None
-        if self._spare is None and self.process is not None:
+            self._spare, self._spare_ready = None, False
+        if self._spare is None and self.process is not None and self.status[HEARTBEAT] > 0.0:
             self._spare = self._spawn()
+        if self._spare is not None and not self._spare_ready:
+            try:
+                self._spare_ready = self._spare[1].poll(0) and self._spare[1].recv()[0] == "ready"
+            except (EOFError, OSError):
+                pass
+
+    @property
+    def spare_state(self) -> str:
+        """"ready" (built and waiting), "starting" or "none"."""
+        return "none" if self._spare is None else "ready" if self._spare_ready else "starting"
 
     @property
     def pid(self) -> Optional[int]:
@@ -354,6 +368,7 @@ class MpcWorker:
         if spare and self._spare is not None:
             sp, sconn = self._spare
             self._spare = None
+            self._spare_ready = False
             sconn.close()  # its recv() ends: the spare exits
             sp.join(timeout)
             if sp.exitcode is None:
@@ -401,7 +416,7 @@ class MpcWorker:
             pass
         for kind, text in out:
             if kind == "problem":
-                self.problem_text = text
+                self.problem_text = text  # ("ready", "") of the start needs nothing
         return out
 
     def counter(self, slot: int) -> int:
