@@ -80,10 +80,11 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None, gra
     feeds = []
     stamps = f"/tmp/dmpc_bench_feed_{os.getpid()}.npy"
     # the controller waits for a state before it reports OK: feed from the start (for at most the
-    # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
+    # 300 s start-up wait, up to 240 s for the spare worker, 1 s of settling and the measurement;
+    # stopped right after it)
     with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
-                       executables=None if graph else ["controller_node"], ready_timeout=120, record_states=False,
-                       on_start=lambda probe: feeds.append(start_feed(probe, 120 + duration + 5, stamps,
+                       executables=None if graph else ["controller_node"], ready_timeout=300, record_states=False,
+                       on_start=lambda probe: feeds.append(start_feed(probe, 300 + 240 + duration + 5, stamps,
                                                                       "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
         spare = "not used"
         if mpc_process:  # measure in steady state: the spare worker's start-up (imports) is over
