@@ -199,8 +199,12 @@ def serve(spec: WorkerSpec, policy_raw, state_raw, status_raw, conn) -> None:
     """The worker process: build the robot (imports included), wait for ``("go", generation)``
     (a spare waits here, warm, until it replaces a dead worker), then apply snapshots, re-plan
     from the latest state and publish policies until it receives None or the pipe closes."""
+    import signal
+
     from dmpc_core.control.robot import make_robot
 
+    # Ctrl-C reaches the whole process group: the controller decides when the worker ends
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.cpu >= 0 and hasattr(os, "sched_setaffinity") and spec.cpu in os.sched_getaffinity(0):
         os.sched_setaffinity(0, {spec.cpu})
     status = np.frombuffer(status_raw, dtype=np.float64)
@@ -363,17 +367,15 @@ class MpcWorker:
         self.restarts += 1
         self.start()
 
-    def stop(self, timeout: float = 1.0, spare: bool = True) -> None:
-        """Stop the active worker (and the spare unless ``spare`` is False)."""
+    def stop(self, timeout: float = 0.5, spare: bool = True) -> None:
+        """Stop the active worker (and the spare unless ``spare`` is False): asked to end, then
+        SIGKILL after ``timeout``. A spare holds nothing: it is killed at once."""
         if spare and self._spare is not None:
             sp, sconn = self._spare
-            self._spare = None
-            self._spare_ready = False
-            sconn.close()  # its recv() ends: the spare exits
-            sp.join(timeout)
-            if sp.exitcode is None:
-                sp.kill()
-                sp.join(1.0)
+            self._spare, self._spare_ready = None, False
+            sconn.close()
+            sp.kill()
+            sp.join(1.0)
         p, conn = self.process, self.conn
         if p is None:
             return
