@@ -82,36 +82,41 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None, gra
     # the controller waits for a state before it reports OK: feed from the start (for at most the
     # 300 s start-up wait, up to 240 s for the spare worker, 1 s of settling and the measurement;
     # stopped right after it)
-    with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
-                       executables=None if graph else ["controller_node"], ready_timeout=300, record_states=False,
-                       on_start=lambda probe: feeds.append(start_feed(probe, 300 + 240 + duration + 5, stamps,
-                                                                      "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
-        spare = "not used"
-        if mpc_process:  # measure in steady state: the spare worker's start-up (imports) is over
-            probe.wait_for(lambda: probe.diag_value("ballbot_controller", "mpc_worker_spare") == "ready", 240)
-            spare = probe.diag_value("ballbot_controller", "mpc_worker_spare")
-        if graph:
-            probe.send_goal((0.5, 0.3))
-            time.sleep(3.0)
-        time.sleep(1.0)
-        t0 = time.monotonic()
-        load_start = os.getloadavg()[0]
-        time.sleep(duration)
-        load_end = os.getloadavg()[0]
-        rows = probe.info_rows(t0)
-        mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
-                     if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
-        solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
-                    if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
-        scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
-        scheduler += (f"; mpc_process {probe.diag_value('ballbot_controller', 'mpc_process')} (spare worker {spare}), worker restarts "
-                      f"{probe.diag_value('ballbot_controller', 'mpc_worker_restarts')}, overruns "
-                      f"{probe.diag_value('ballbot_controller', 'mpc_overruns')}; load average (1 min) "
-                      f"{load_start:.2f} at the start of the window, {load_end:.2f} at its end")
-        if graph:
-            scheduler += (f"; critic swaps {probe.diag_value('ballbot_controller', 'critic_swaps')}, "
-                          f"learner updates {probe.diag_value('dmpc_learner', 'updates')}")
-        feeds[0].send_signal(signal.SIGINT)
+    try:
+        with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
+                           executables=None if graph else ["controller_node"], ready_timeout=300, record_states=False,
+                           on_start=lambda probe: feeds.append(start_feed(probe, 300 + 240 + duration + 5, stamps,
+                                                                          "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
+            spare = "not used"
+            if mpc_process:  # measure in steady state: the spare worker's start-up (imports) is over
+                probe.wait_for(lambda: probe.diag_value("ballbot_controller", "mpc_worker_spare") == "ready", 240)
+                spare = probe.diag_value("ballbot_controller", "mpc_worker_spare")
+            if graph:
+                probe.send_goal((0.5, 0.3))
+                time.sleep(3.0)
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            load_start = os.getloadavg()[0]
+            time.sleep(duration)
+            load_end = os.getloadavg()[0]
+            rows = probe.info_rows(t0)
+            mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
+                         if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
+            solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
+                        if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
+            scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
+            scheduler += (f"; mpc_process {probe.diag_value('ballbot_controller', 'mpc_process')} (spare worker {spare}), worker restarts "
+                          f"{probe.diag_value('ballbot_controller', 'mpc_worker_restarts')}, overruns "
+                          f"{probe.diag_value('ballbot_controller', 'mpc_overruns')}; load average (1 min) "
+                          f"{load_start:.2f} at the start of the window, {load_end:.2f} at its end")
+            if graph:
+                scheduler += (f"; critic swaps {probe.diag_value('ballbot_controller', 'critic_swaps')}, "
+                              f"learner updates {probe.diag_value('dmpc_learner', 'updates')}")
+            feeds[0].send_signal(signal.SIGINT)
+    finally:  # the graph failed to start or the run ended: never leave the feed running
+        for f in feeds:
+            if f.poll() is None:
+                f.send_signal(signal.SIGINT)
     feed_line = feeds[0].communicate(timeout=30)[0].strip().splitlines()
     feed_stamps = np.load(stamps) if os.path.exists(stamps) else np.zeros(0)
     if os.path.exists(stamps):
