@@ -238,7 +238,7 @@ def serve(spec: WorkerSpec, policy_raw, state_raw, status_raw, conn) -> None:
         if reach is None:
             continue
         start = time.monotonic()
-        got = state.read(2 + robot.nx)
+        got = state.read(1 + robot.nx)  # [x_time, x]
         if got is not None and not status[HOLD] and start - got[1][0] <= spec.max_state_age:
             x = got[1][1:]
             t_solve = time.perf_counter()
