@@ -3,6 +3,7 @@ command-out latency over DDS, MPC rate inside the node vs the bare core.
 
     python benchmarks/ros_latency.py [--quick]
     python benchmarks/ros_latency.py --graph [--duration 60]    (simulator + controller + learner)
+    python benchmarks/ros_latency.py --graph --trigger timer --mpc-process both   (worker vs thread)
 
 Starts controller_node alone (separate process, random ROS_DOMAIN_ID, loopback discovery) with
 the MPC unthrottled (mpc_rate 1000 Hz, so its rate measures throughput), once per
@@ -19,7 +20,14 @@ bare Python real-time loop gets from this machine at that moment: on the shared 
 learner training and pushing signed critics that the controller swaps in), 60 s by default; the
 states come from the simulator, and the anchor is the same SCHED_FIFO feed loop publishing to a
 topic nobody reads, in the same window. Also reports the watchdog under that load: safe ticks,
-and ticks that used a state beyond the 2-tick rule (must be 0). The load average is printed.
+and ticks that used a state beyond the 2-tick rule (must be 0). The load average is printed
+(before, after, and at the start and end of every measured window).
+
+``--mpc-process``: the controller's ``mpc_process`` setting(s) to measure: ``true`` (the MPC
+solver in a worker process, the default of the shipped graph), ``false`` (an MPC thread in the
+node's process) or ``both`` (one after the other, same run, same anchors). With the worker the
+window starts once its spare worker is built (``mpc_worker_spare: ready``, up to 240 s), so
+that the spare's one-off imports are not measured.
 """
 from __future__ import annotations
 
@@ -54,14 +62,16 @@ def start_feed(probe, duration: float, stamps_out: str, topic: str = "") -> subp
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
-def run_controller(trigger: str, duration: float, extra: dict | None = None, graph: bool = False):
+def run_controller(trigger: str, duration: float, extra: dict | None = None, graph: bool = False,
+                   mpc_process: bool = True):
     """One controller_node process with ``tracking_trigger`` = trigger; returns (info rows, MPC rates).
     ``graph``: the whole graph with the learner; the feed then publishes to an unread anchor topic."""
     from dmpc_ros.probe import running_graph
 
     config = ROOT / "config" / "ballbot_sim.yaml"
     overrides = {"learner": graph, "nodes.controller.parameters.reach.mpc.mpc_rate": 1000.0,
-                 "nodes.controller.parameters.tracking_trigger": trigger, **(extra or {})}
+                 "nodes.controller.parameters.tracking_trigger": trigger,
+                 "nodes.controller.parameters.mpc_process": mpc_process, **(extra or {})}
     if graph:  # the learner pushes from 64 transitions on, after every update
         overrides.update({"nodes.learner.parameters.learner.min_transitions": 64,
                           "nodes.learner.parameters.learner.fit_normalization_at": 64,
@@ -70,27 +80,43 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None, gra
     feeds = []
     stamps = f"/tmp/dmpc_bench_feed_{os.getpid()}.npy"
     # the controller waits for a state before it reports OK: feed from the start (for at most the
-    # 90 s start-up wait, 1 s of settling and the measurement; stopped right after it)
-    with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
-                       executables=None if graph else ["controller_node"], ready_timeout=120, record_states=False,
-                       on_start=lambda probe: feeds.append(start_feed(probe, 120 + duration + 5, stamps,
-                                                                      "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
-        if graph:
-            probe.send_goal((0.5, 0.3))
-            time.sleep(3.0)
-        time.sleep(1.0)
-        t0 = time.monotonic()
-        time.sleep(duration)
-        rows = probe.info_rows(t0)
-        mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
-                     if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
-        solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
-                    if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
-        scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
-        if graph:
-            scheduler += (f"; critic swaps {probe.diag_value('ballbot_controller', 'critic_swaps')}, "
-                          f"learner updates {probe.diag_value('dmpc_learner', 'updates')}")
-        feeds[0].send_signal(signal.SIGINT)
+    # 300 s start-up wait, up to 240 s for the spare worker, 1 s of settling and the measurement;
+    # stopped right after it)
+    try:
+        with running_graph(config, overrides, log_dir="/tmp/dmpc_bench_logs",
+                           executables=None if graph else ["controller_node"], ready_timeout=300, record_states=False,
+                           on_start=lambda probe: feeds.append(start_feed(probe, 300 + 240 + duration + 5, stamps,
+                                                                          "/dmpc_bench/anchor" if graph else ""))) as (_, probe, _cfg):
+            spare = "not used"
+            if mpc_process:  # measure in steady state: the spare worker's start-up (imports) is over
+                probe.wait_for(lambda: probe.diag_value("ballbot_controller", "mpc_worker_spare") == "ready", 240)
+                spare = probe.diag_value("ballbot_controller", "mpc_worker_spare")
+            if graph:
+                probe.send_goal((0.5, 0.3))
+                time.sleep(3.0)
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            load_start = os.getloadavg()[0]
+            time.sleep(duration)
+            load_end = os.getloadavg()[0]
+            rows = probe.info_rows(t0)
+            mpc_rates = [float(d[4]["mpc_rate_hz"]) for d in list(probe.diags)
+                         if d[0] >= t0 and d[1] == "dmpc/ballbot_controller"]
+            solve_ms = [float(d[4]["solve_time_ms"]) for d in list(probe.diags)
+                        if d[0] >= t0 and d[1] == "dmpc/ballbot_controller" and d[4].get("solve_time_ms", "nan") != "nan"]
+            scheduler = probe.diag_value("ballbot_controller", "tracking_scheduler")
+            scheduler += (f"; mpc_process {probe.diag_value('ballbot_controller', 'mpc_process')} (spare worker {spare}), worker restarts "
+                          f"{probe.diag_value('ballbot_controller', 'mpc_worker_restarts')}, overruns "
+                          f"{probe.diag_value('ballbot_controller', 'mpc_overruns')}; load average (1 min) "
+                          f"{load_start:.2f} at the start of the window, {load_end:.2f} at its end")
+            if graph:
+                scheduler += (f"; critic swaps {probe.diag_value('ballbot_controller', 'critic_swaps')}, "
+                              f"learner updates {probe.diag_value('dmpc_learner', 'updates')}")
+            feeds[0].send_signal(signal.SIGINT)
+    finally:  # the graph failed to start or the run ended: never leave the feed running
+        for f in feeds:
+            if f.poll() is None:
+                f.send_signal(signal.SIGINT)
     feed_line = feeds[0].communicate(timeout=30)[0].strip().splitlines()
     feed_stamps = np.load(stamps) if os.path.exists(stamps) else np.zeros(0)
     if os.path.exists(stamps):
@@ -119,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=None, help="[s] per run (default 30, --graph 60, --quick 6)")
     ap.add_argument("--trigger", choices=["timer", "state", "both"], default="both",
                     help="controller tracking_trigger(s) to measure (default: both, one after the other)")
+    ap.add_argument("--mpc-process", choices=["true", "false", "both"], default="true",
+                    help="controller mpc_process setting(s) to measure (default: true, the worker process)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="graph override (YAML value), e.g. nodes.controller.parameters.mpc_cpu=1")
     args = ap.parse_args(argv)
@@ -127,16 +155,19 @@ def main(argv=None) -> int:
     extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     duration = args.duration or (6.0 if args.quick else 60.0 if args.graph else 30.0)
     triggers = ["timer", "state"] if args.trigger == "both" else [args.trigger]
+    modes = [True, False] if args.mpc_process == "both" else [args.mpc_process == "true"]
+    runs = [(trig, mode) for mode in modes for trig in triggers]
     load_before = os.getloadavg()
     results = {}
     # the bare-core anchor is timed before and after each node run (same load drift for both)
     reps = 20 if args.quick else 100
     bare_runs = [bare_core_rate(reps)]
-    for trig in triggers:
-        rows, rates, scheduler, feed_line, feed_stamps, solve_ms = run_controller(trig, duration, extra, args.graph)
+    for trig, mode in runs:
+        rows, rates, scheduler, feed_line, feed_stamps, solve_ms = run_controller(trig, duration, extra, args.graph, mode)
         window = feed_stamps[(feed_stamps >= rows[0, 2]) & (feed_stamps <= rows[-1, 2])]
         feed_jitter = np.abs(np.diff(window) * 1e3 - 2.5) if len(window) > 2 else np.full(1, np.nan)
-        results[trig] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
+        name = f"{trig}, {'worker process' if mode else 'MPC thread'}"
+        results[name] = (summarize(rows, duration), float(np.median(rates)) if rates else float("nan"),
                          scheduler, feed_line, feed_jitter, solve_ms)
         bare_runs.append(bare_core_rate(reps))
     bare_rates = [b[0] for b in bare_runs]
@@ -160,14 +191,13 @@ def main(argv=None) -> int:
         lines.append([f"{trig}: anchor: feed process's own loop jitter, same window [ms]",
                       float(np.percentile(feed_jitter, 50)), float(np.percentile(feed_jitter, 99)),
                       float(np.max(feed_jitter))])
-        mpc_lines.append([f"inside controller_node, tracking_trigger={trig} (unthrottled)", node_rate, node_rate / bare,
-                          solve_ms])
+        mpc_lines.append([f"controller_node, {trig} (unthrottled)", node_rate, node_rate / bare, solve_ms])
     print(table(["quantity", "p50", "p99", "max"], lines))
     print()
     print(table(["MPC (SLQ N=100, 1 RTI iteration)", "rate [Hz]", "ratio to bare core",
                  "SLQ solve_time [ms] (median)"], mpc_lines))
-    main_trig = triggers[0]
-    print(f"ros_tracking_p99_jitter_ms={np.percentile(results[main_trig][0]['jitter'], 99):.3f}")
+    main_run = next(iter(results))
+    print(f"ros_tracking_p99_jitter_ms={np.percentile(results[main_run][0]['jitter'], 99):.3f}")
     return 0
 
 

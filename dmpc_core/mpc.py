@@ -160,6 +160,15 @@ class _PolicyController:
         """Whether ``result`` (of ``update``) produced a new policy."""
         return result.status in self.OK_STATUSES
 
+    def adopt_policy(self, pol: _core.Policy) -> None:
+        """Use a policy solved elsewhere (the MPC worker process) as the latest good policy; it
+        is evaluated by :meth:`control` as if this controller had solved it. The caller checks
+        its values (``policy_wire.decode`` refuses non-finite ones); an empty policy is refused
+        here (ValueError)."""
+        if pol is None or pol.empty():
+            raise ValueError("cannot adopt an empty policy")
+        self._policy = pol
+
     def _evaluate(self, pol: _core.Policy, t: float, x: np.ndarray) -> np.ndarray:
         """u(t, x) of ``pol``; the safe command if it is not finite."""
         u = pol.control(float(t), x)

@@ -36,6 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from visualization_msgs.msg import MarkerArray
 
 from dmpc_core.control.core import ControllerCore
+from dmpc_core.control.mpc_worker import WorkerSpec
 from dmpc_core.control.critic_source import CriticPolicy, CriticWorker
 from dmpc_core.control.node_settings import ControllerNodeSettings
 from dmpc_core.control.robot import make_robot
@@ -83,7 +84,7 @@ class ControllerNode(LifecycleNode):
         self.threads = []
         self.status = None
         self.seq = self.slot = 0
-        self.tick_times, self.mpc_times = deque(maxlen=400), deque(maxlen=100)
+        self.tick_times, self.mpc_times = deque(maxlen=400), deque(maxlen=100)  # mpc_times: (time, solves)
         self.deferred: deque = deque(maxlen=4)
         self.tick_lock = threading.Lock()
         self.last_state_tick = -1e9
@@ -97,7 +98,10 @@ class ControllerNode(LifecycleNode):
         try:
             self.robot = make_robot(c.robot, s, **kw)
             goal = c.initial_goal or (self.robot.ready_goal() if c.robot == "panda" else [0.0, 0.0])
-            self.core = ControllerCore(self.robot, c.core(s.mpc.tracking_rate, s.mpc.mpc_rate, s.episode_length), goal)
+            spec = WorkerSpec(c.robot, s, kw, cpu=c.mpc_cpu) if c.mpc_process else None
+            self.core = ControllerCore(self.robot, c.core(s.mpc.tracking_rate, s.mpc.mpc_rate, s.episode_length), goal,
+                                       worker=spec)
+            self.core.start_worker()  # its imports and MPC build overlap the rest of the start-up
             key = read_key(c.critic_hmac_key_file) if c.critic_hmac_key_file else None
         except (ValueError, OSError) as e:
             self.get_logger().error(f"configure failed: {e}")
@@ -138,7 +142,8 @@ class ControllerNode(LifecycleNode):
         if c.critic_uri:
             self.worker.submit("file", c.critic_uri)
         self.get_logger().info(f"{c.robot} controller configured: {s.mpc.solver.upper()} N={s.mpc.horizon} dt={s.mpc.dt} "
-                               f"at {s.mpc.mpc_rate} Hz, tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if key else 'off'}")
+                               f"at {s.mpc.mpc_rate} Hz ({'worker process' if c.mpc_process else 'MPC thread'}), "
+                               f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if key else 'off'}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -157,6 +162,8 @@ class ControllerNode(LifecycleNode):
         for t in self.threads:
             t.join(timeout=0.5)
         self.threads = []
+        if self.core is not None:
+            self.core.stop_worker()
         if self.core is not None and self.publishing:  # last command: the safe one
             self.cmd_pub.publish(np.clip(self.robot.safe_command(self.core.latest()[0]), -self.robot.effort_limits, self.robot.effort_limits))
         self.publishing = False
@@ -221,7 +228,7 @@ class ControllerNode(LifecycleNode):
     # -- critics ---------------------------------------------------------------------------------
     def install_critic(self, cand) -> None:
         """Worker thread: build the MPC with the new critic off the control path and queue the swap."""
-        self.core.request_mpc(self.robot.make_mpc(self.core.goal, cand.critic, cand.version))
+        self.core.request_mpc(self.robot.make_mpc(self.core.goal, cand.critic, cand.version), cand.bundle)
 
     def on_critic_result(self, ok: bool, msg: str) -> None:
         (self.get_logger().info if ok else self.get_logger().error)(msg)
@@ -242,13 +249,19 @@ class ControllerNode(LifecycleNode):
 
     # -- loops -----------------------------------------------------------------------------------
     def mpc_loop(self) -> None:
-        configure_thread(self.get_logger(), "MPC thread", cpu=self.cfg.mpc_cpu)
-        period = 1.0 / self.reach_settings.mpc.mpc_rate
+        """The MPC thread: solves (in-process), or with ``mpc_process`` forwards inputs to the
+        worker process and adopts its policies (at most at 200 Hz: a policy is decoded once)."""
+        rate = self.reach_settings.mpc.mpc_rate
+        if self.cfg.mpc_process:
+            rate = min(rate, 200.0)
+        else:
+            configure_thread(self.get_logger(), "MPC thread", cpu=self.cfg.mpc_cpu)
+        period = 1.0 / rate
         while self.running:
             start = time.monotonic()
             try:
-                if self.core.solve_step(start - self.start_time) is not None:
-                    self.mpc_times.append(time.monotonic())
+                self.core.solve_step(start - self.start_time)
+                self.mpc_times.append((time.monotonic(), self.core.solves))
             except Exception as e:  # noqa: BLE001 - a failing solve keeps the last policy
                 self.log_throttled("error", f"MPC solve failed: {e!r}")
             time.sleep(max(0.0, start + period - time.monotonic()))
@@ -317,8 +330,15 @@ class ControllerNode(LifecycleNode):
             level, msg = "WARN", f"{n_pub} publishers on {self.state_topic}"
         active = w.store.active
         rate = lambda ts: (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0.0  # noqa: E731
+        solves = list(self.mpc_times)
+        mpc_rate = (solves[-1][1] - solves[0][1]) / (solves[-1][0] - solves[0][0]) if len(solves) > 1 and solves[-1][0] > solves[0][0] else 0.0
+        wk = core.worker
         vals = {"solver": self.reach_settings.mpc.solver, "solve_time_ms": f"{1e3 * core.last_solve_time:.3f}",
-                "mpc_rate_hz": f"{rate(list(self.mpc_times)):.1f}", "tracking_rate_hz": f"{rate(list(self.tick_times)):.1f}",
+                "mpc_rate_hz": f"{mpc_rate:.1f}", "tracking_rate_hz": f"{rate(list(self.tick_times)):.1f}",
+                "mpc_process": str(wk is not None).lower(), "mpc_worker_pid": (wk.pid or 0) if wk is not None else 0,
+                "mpc_worker_restarts": core.worker_restarts, "mpc_worker_problem": core.worker_problem,
+                "mpc_worker_spare": wk.spare_state if wk is not None else "none",
+                "policies_rejected": core.policies_rejected, "last_policy_problem": core.last_policy_problem,
                 "mpc_overruns": core.overruns, "fallback_ticks": core.fallback_ticks, "critic_version": getattr(core.reach, "critic_version", 0),
                 "critic_version_installed": active.version if active else 0, "critic_source": active.source if active else "",
                 "critic_swaps": w.store.swaps, "critics_rejected": w.rejected, "last_reject_reason": w.reject_reason,

@@ -25,6 +25,19 @@ Command rules (:meth:`ControllerCore.command`), in order:
 A rejected state message never clears the last good state (a publisher of garbage cannot force
 safe ticks): it is dropped and counted, and the last good one stays valid until the watchdog's
 age limit.
+
+**MPC in a worker process** (``worker`` given, :mod:`dmpc_core.control.mpc_worker`): the solver
+runs in a process of its own, so the tracking loop never waits for the GIL of a solve. The
+core's own MPC instance then never solves: it holds the plan state (goal, path, episode,
+critic), the fallback policy and the latest policy *adopted* from the worker.
+:meth:`ControllerCore.solve_step` (the node's MPC thread) applies the queue to it, sends the
+worker a snapshot of that plan state whenever it changed, passes ``hold`` (a latched fault or a
+stale state forbids solves), takes the worker's latest policy (decoded and checked: a policy
+with a non-finite value is refused and counted in ``policies_rejected``, the previous one
+stays) and checks that the worker lives. A worker that died or hung is restarted (at most once
+per second, ``worker_restarts``); until the new worker's first policy the command comes from
+the robot's fallback policy with status ERROR. Overruns, solve times and solver problems are
+the worker's. Accepted states go to the worker through shared memory.
 """
 from __future__ import annotations
 
@@ -35,6 +48,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from dmpc_core.control import mpc_worker
 from dmpc_core.control.reach_mpc import TransitionRecorder
 
 OK, WARN, ERROR = "OK", "WARN", "ERROR"
@@ -98,10 +112,14 @@ class ControllerCore:
         robot: a :class:`dmpc_core.control.robot.Robot`.
         settings: :class:`CoreSettings`.
         goal: initial goal (checked by the robot).
-        clock: monotonic clock [s] (tests pass their own).
+        clock: monotonic clock [s] (tests pass their own; with a worker it must be
+            ``time.monotonic``, the worker's clock).
+        worker: a :class:`~dmpc_core.control.mpc_worker.WorkerSpec` to run the MPC in a worker
+            process (None: in this process, on the thread that calls :meth:`solve_step`).
     """
 
-    def __init__(self, robot, settings: CoreSettings, goal, clock=time.monotonic):
+    def __init__(self, robot, settings: CoreSettings, goal, clock=time.monotonic,
+                 worker: Optional[mpc_worker.WorkerSpec] = None):
         settings.validate()
         reason = robot.check_goal(goal)
         if reason:
@@ -140,6 +158,25 @@ class ControllerCore:
                          if robot.supports_critic and settings.transitions_batch > 0 else None)
         self._rows: list = []
         self._batches: list = []
+        # plan state forwarded to a worker process (kept in both modes)
+        self.joint_goal: Optional[np.ndarray] = None  # joint-space goal being tracked, if any
+        self._instance = 0          # MPC instances built so far (critic swap, reset)
+        self._cold = False          # the latest instance starts without a warm start
+        self._critic_bundle = None  # bundle of the current instance's critic (for the worker)
+        self.worker: Optional[mpc_worker.MpcWorker] = None
+        self.worker_problem = ""    # "" while the worker delivers policies
+        self.worker_restarts = 0
+        self.policies_rejected = 0  # worker policies refused (non-finite, bad layout)
+        self.last_policy_problem = ""
+        if worker is not None:
+            if clock is not time.monotonic:
+                raise ValueError("the MPC worker runs on time.monotonic; the core's clock must be the same")
+            self.worker = mpc_worker.MpcWorker(worker, robot.nu, robot.nx, self.reach.settings.mpc.horizon)
+        self._snapshot_id = 0
+        self._snapshot_due = True
+        self._cold_snapshot = 0     # policies planned before this snapshot are not adopted
+        self._policy_seq = 0.0
+        self._last_restart = -np.inf
 
     # -- inputs (any thread) ---------------------------------------------------------------------
     def accept_state(self, x, stamp: float = 0.0, now: Optional[float] = None) -> Optional[str]:
@@ -162,6 +199,8 @@ class ControllerCore:
             self.x, self.x_time, self.x_stamp = v.copy(), now, float(stamp)
             self.ticks_since_state = 0
             self.states_accepted += 1
+            if self.worker is not None:
+                self.worker.write_state(v, now)
         return None
 
     def reject_state(self, problem: str) -> None:
@@ -244,9 +283,15 @@ class ControllerCore:
         self._queue("episode_length", seconds)
         return None
 
-    def request_mpc(self, reach) -> None:
-        """Swap in another MPC instance (e.g. with a new critic) between two solves."""
-        self._queue("mpc", reach)
+    def request_mpc(self, reach, critic_bundle=None) -> None:
+        """Swap in another MPC instance (e.g. with a new critic) between two solves.
+        ``critic_bundle``: the :class:`~dmpc_core.critics.bundle.CriticBundle` of its critic
+        (required with a worker process, which builds its own instance from it)."""
+        if self.worker is not None and getattr(reach, "critic", None) is not None and critic_bundle is None:
+            raise ValueError("with the MPC worker process a critic must come with its bundle")
+        with self._lock:
+            self._pending["mpc"] = reach
+            self._pending["mpc_critic"] = critic_bundle
 
     def request_reset(self) -> Tuple[bool, str]:
         """Clear a latched envelope fault. With the last state inside the envelope it clears now;
@@ -288,9 +333,13 @@ class ControllerCore:
         reach = self.reach
         if "reset" in pending and "mpc" not in pending:
             pending["mpc"] = self.robot.make_mpc(self.goal, reach.critic, getattr(reach, "critic_version", 0))
+            pending["mpc_critic"] = self._critic_bundle
             pending["mpc_cold"] = True
         new = pending.get("mpc")
         if new is not None:
+            self._instance += 1
+            self._cold = self._cold or bool(pending.get("mpc_cold"))
+            self._critic_bundle = pending.get("mpc_critic")
             if self.path_ref is not None:
                 new.set_path(*self.path_ref)
             else:
@@ -303,6 +352,9 @@ class ControllerCore:
         if "joint_goal" in pending:
             goal = reach.set_joint_goal(pending["joint_goal"])
             self.path_ref = None
+            self.joint_goal = pending["joint_goal"]
+        elif "goal" in pending or "path" in pending:
+            self.joint_goal = None
         if "episode_length" in pending:
             self.episode_length = pending["episode_length"]
         if "path" in pending:
@@ -314,6 +366,8 @@ class ControllerCore:
             self.goal = np.asarray(goal, float).copy()
             self.path_ref = None
             reach.set_goal(self.goal)
+        if pending or t - self.t0 > reach.episode_length:
+            self._snapshot_due = True  # the worker's MPC follows (worker mode)
         if goal is not None or "path" in pending or "reset" in pending or t - self.t0 > reach.episode_length:
             # new goal or path, or the episode timed out (same goal, new episode)
             self.t0 = t
@@ -324,7 +378,10 @@ class ControllerCore:
     def solve_step(self, t: float, now: Optional[float] = None):
         """Apply the queue, then re-plan from the last state when it is fresh and no fault is
         latched. Returns the solver result or None (no solve). A solve longer than one MPC
-        period counts as an overrun; the previous policy stays in use until a solve succeeds."""
+        period counts as an overrun; the previous policy stays in use until a solve succeeds.
+        With a worker process: see :meth:`sync_worker` (returns the adopted policy or None)."""
+        if self.worker is not None:
+            return self.sync_worker(t, now)
         self.apply_pending(t)
         x, _ = self.latest(now)
         if x is None or self.fault or not self.state_fresh(now):
@@ -341,6 +398,85 @@ class ControllerCore:
             for listener in self.policy_listeners:
                 listener(self.reach.mpc.policy)
         return res
+
+    def sync_worker(self, t: float, now: Optional[float] = None):
+        """Worker mode, on the MPC thread: apply the queue, start or restart the worker, forward
+        the plan state and ``hold``, collect its counters and adopt its latest policy (returned;
+        None when there is no new one)."""
+        now = self.clock() if now is None else now
+        self.apply_pending(t)
+        w = self.worker
+        self.start_worker()
+        problem = w.problem(now)
+        w.maintain()
+        if problem:
+            self.worker_problem = f"{problem}; fallback policy while it restarts"
+            if now - self._last_restart >= 1.0:
+                self._last_restart = now
+                w.restart()
+                self.worker_restarts += 1
+                self._snapshot_due = True
+        x, _ = self.latest(now)
+        w.set_hold(x is None or bool(self.fault) or not self.state_fresh(now))
+        if self._snapshot_due:
+            self._snapshot_id += 1
+            if self._cold:
+                self._cold_snapshot = self._snapshot_id
+            mode = "path" if self.path_ref is not None else "joint" if self.joint_goal is not None else "goal"
+            snap = mpc_worker.snapshot_of(self.reach, self._instance, self._critic_bundle, self._cold, mode,
+                                          self.joint_goal, now - t, self._snapshot_id)
+            if w.send(snap):
+                self._snapshot_due = self._cold = False
+        w.messages()
+        self.solver_problem = w.problem_text
+        self.solves, self.overruns = w.counter(mpc_worker.SOLVES), w.counter(mpc_worker.OVERRUNS)
+        self.last_solve_time = float(w.status[mpc_worker.SOLVE_TIME])
+        return self._take_policy()
+
+    def _take_policy(self):
+        w = self.worker
+        seq = w.policy.block.seq
+        if seq == self._policy_seq:
+            return None  # nothing new (checked before copying the block)
+        try:
+            got = w.policy.read()
+        except ValueError as e:
+            self._policy_seq = seq
+            self._reject_policy(str(e))
+            return None
+        if got is None or got[0] == self._policy_seq:
+            return None
+        seq, head, data = got
+        self._policy_seq = seq
+        if head["generation"] != w.generation or head["snapshot"] < self._cold_snapshot:
+            return None  # from a worker since replaced, or planned before a reset
+        try:
+            pol = w.policy.decode(head, data)
+            reach = self.reach
+            reach.mpc.adopt_policy(pol)
+        except ValueError as e:
+            self._reject_policy(str(e))
+            return None
+        self.worker_problem = self.last_policy_problem = ""
+        for listener in self.policy_listeners:
+            listener(pol)
+        return pol
+
+    def _reject_policy(self, problem: str) -> None:
+        self.policies_rejected += 1
+        self.last_policy_problem = f"policy from the MPC worker refused: {problem}"
+
+    def start_worker(self) -> None:
+        """Start the worker process now (worker mode; otherwise the first :meth:`solve_step`
+        does): its imports and MPC build then overlap the node's start-up."""
+        if self.worker is not None and self.worker.process is None:
+            self.worker.start()
+            self._snapshot_due = True
+
+    def stop_worker(self) -> None:
+        """Stop the worker process (worker mode; it starts again at the next :meth:`solve_step`)."""
+        if self.worker is not None:
+            self.worker.stop()
 
     # -- tracking loop ---------------------------------------------------------------------------
     def command(self, t: float, x: Optional[np.ndarray], age: float) -> Tuple[np.ndarray, Status]:
@@ -370,10 +506,11 @@ class ControllerCore:
             status = Status(True, WARN, "waiting for the first MPC solve")
         if status is None:
             pol = reach.mpc.policy
-            if t > pol.t0 + pol.horizon * pol.dt:
+            worker_problem = self.worker_problem
+            if t > pol.t0 + pol.horizon * pol.dt or worker_problem:
                 u = np.asarray(self._fallback_policy(reach).control(t, x), float)
                 self.fallback_ticks += 1
-                fallback = f"MPC policy expired {t - pol.t0 - pol.horizon * pol.dt:.3f} s ago: fallback policy"
+                fallback = worker_problem or f"MPC policy expired {t - pol.t0 - pol.horizon * pol.dt:.3f} s ago: fallback policy"
             else:
                 u = np.asarray(reach.mpc.control(t, x), float)
                 fallback = ""
@@ -387,8 +524,9 @@ class ControllerCore:
             if self.recorder is not None:
                 self.recorder.cut()
         else:
-            problem = fallback or self.solver_problem
-            status = Status(False, WARN if problem else OK, problem or "OK")
+            problem = fallback or self.solver_problem or self.last_policy_problem
+            level = ERROR if fallback and self.worker_problem else WARN if problem else OK
+            status = Status(False, level, problem or "OK")
         lim = self.robot.effort_limits
         if np.any(np.abs(u) > lim):
             u = np.clip(u, -lim, lim)

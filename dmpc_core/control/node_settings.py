@@ -25,7 +25,11 @@ class ControllerNodeSettings:
     tracking_trigger: "timer" (own 1/tracking_rate schedule) or "state" (a tick per arriving state).
     gil_switch_interval: CPython switch interval of the process [s], (0, 0.005].
     realtime_priority: SCHED_FIFO priority of the tracking and state threads (0 = normal scheduler).
-    mpc_cpu, tracking_cpu: CPU to pin the thread to (-1 = none).
+    mpc_process: run the MPC solver in a worker process of its own (dmpc_core.control.mpc_worker),
+        so that the tracking loop never waits for the GIL of a solve; false: an MPC thread in the
+        node's process (read-only).
+    mpc_cpu, tracking_cpu: CPU to pin the MPC (the worker process with ``mpc_process``, else the
+        MPC thread) and the tracking thread to (-1 = none).
     transitions_batch: transitions per published batch (Ballbot).
     path_speed: speed along an unstamped target_path [m/s].
     max_path_poses: longest target_path accepted [poses].
@@ -47,6 +51,7 @@ class ControllerNodeSettings:
     tracking_trigger: str = "timer"
     gil_switch_interval: float = 0.0002
     realtime_priority: int = 50
+    mpc_process: bool = True
     mpc_cpu: int = -1
     tracking_cpu: int = -1
     transitions_batch: int = 20
@@ -69,6 +74,8 @@ class ControllerNodeSettings:
             raise ValueError(f"tracking_trigger must be 'timer' or 'state', got {self.tracking_trigger!r}")
         if not 0.0 < self.gil_switch_interval <= 0.005:
             raise ValueError(f"gil_switch_interval must be in (0, 0.005] s, got {self.gil_switch_interval}")
+        if not isinstance(self.mpc_process, bool):
+            raise ValueError(f"mpc_process must be true or false, got {self.mpc_process!r}")
         if not 0 <= self.realtime_priority <= 99:
             raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.realtime_priority}")
         if not (self.path_rate > 0 and self.diagnostics_rate > 0):
