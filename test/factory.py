@@ -173,6 +173,20 @@ def _pendulum_sample(rng):
     return np.array([rng.uniform(-2.8, 2.8), 2.0 * rng.standard_normal()]), rng.standard_normal(1)
 
 
+def _board_cost():
+    """The Franka obstacle task's board distance cost, with a board beside the ready pose's hand
+    and a margin wide enough that several arm spheres are inside it (the hinge active)."""
+    from dmpc_core.tasks.franka_obstacle import ArmSpheres, BoardDistanceCost
+
+    return BoardDistanceCost(ArmSpheres(), [0.3, 0.25, 0.3], [0.2, 0.02, 0.2], weight=50.0, margin=0.3)
+
+
+def _near_ready_sample(rng):
+    from dmpc_core.models.panda import Q_READY
+
+    return np.concatenate([Q_READY + rng.uniform(-0.2, 0.2, 7), rng.standard_normal(7)]), rng.standard_normal(7)
+
+
 def cost_cases() -> list[Case]:
     rng = np.random.default_rng(1)
     M = rng.standard_normal((4, 4))
@@ -187,6 +201,7 @@ def cost_cases() -> list[Case]:
         Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("python_quartic", QuarticPythonCost, _gauss(2, 1)),
         Case("frame_translation", _frame_cost, _panda_sample, hessian="gauss_newton"),
+        Case("board_distance", _board_cost, _near_ready_sample, hessian="gauss_newton"),
         # Deep Value MPC costs (Eqs. (13)-(14)); the running cost's lxx is exact for dynamics linear in x.
         Case("value_terminal", lambda: _core.ValueTerminalCost(_small_critic(4), 2.0, 2), _gauss(4, 2)),
         Case("value_running_point_mass",
