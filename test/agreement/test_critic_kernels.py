@@ -223,7 +223,10 @@ def test_input_jacobians_vs_finite_differences(name, dyn, x):
     Gp, Gw = dyn.input_jacobians(x, p, w)
     Gp_fd, Gw_fd = _fd_input_jacobians(dyn, x, p, w)
     assert Gp.shape == (dyn.nu, dyn.nx) and Gw.shape == (dyn.nx, dyn.nx)
-    assert rel(Gp, Gp_fd) < 1e-7 and rel(Gw, Gw_fd) < 1e-7
+    # the Panda's M^-1 has entries up to ~150 (the light wrist): central differences of step 1e-6
+    # carry ~1e-7 relative rounding there
+    tol = 1e-6 if name == "panda" else 1e-7
+    assert rel(Gp, Gp_fd) < tol and rel(Gw, Gw_fd) < tol
     # Exact identity of control-affine models: Gw = fx(x, w) - fx(x, 0).
     data = dyn.create_data()
     dyn.calc_diff(data, x, w)
