@@ -205,14 +205,17 @@ class ControllerNode(LifecycleNode):
             self.get_logger().info(f"new target_path of {len(pts)} poses to ({pts[-1, 0]:.3f}, {pts[-1, 1]:.3f})")
 
     def on_trajectory(self, msg) -> None:
-        reason = "no points" if not msg.points else ""
-        if not reason and (sorted(msg.joint_names) != sorted(self.robot.joint_names)
-                           or len(msg.points[-1].positions) != len(msg.joint_names)):
-            reason = f"joints {list(msg.joint_names)} do not match {list(self.robot.joint_names)}"
+        """A JointTrajectory is followed in time: its points at their time_from_start, joints in
+        any order (dmpc_core.control.joint_trajectory)."""
+        try:
+            times = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
+            reason = self.core.request_joint_trajectory(msg.joint_names, [list(p.positions) for p in msg.points], times,
+                                                        [list(p.velocities) for p in msg.points])
+        except (TypeError, ValueError) as e:
+            reason = f"bad trajectory: {e}"
+        self.refused("target_trajectory", reason)
         if not reason:
-            index = {n: i for i, n in enumerate(msg.joint_names)}
-            reason = self.core.request_joint_goal([msg.points[-1].positions[index[n]] for n in self.robot.joint_names])
-        self.refused("goal from target_trajectory", reason)
+            self.get_logger().info(f"new target_trajectory of {len(msg.points)} points over {times[-1]:.3f} s")
 
     def on_state(self, msg: JointState) -> None:
         x, reason = joint_state_to_x(msg, self.robot.joint_names)
@@ -343,6 +346,8 @@ class ControllerNode(LifecycleNode):
                 "critic_version_installed": active.version if active else 0, "critic_source": active.source if active else "",
                 "critic_swaps": w.store.swaps, "critics_rejected": w.rejected, "last_reject_reason": w.reject_reason,
                 "episode_length": f"{core.episode_length:.3f}", "following_path": str(core.path_ref is not None).lower(),
+                "following_trajectory": str(core.joint_traj is not None).lower(),
+                "trajectory_error_rad": f"{core.traj_error:.4f}", "trajectory_max_error_rad": f"{core.traj_max_error:.4f}",
                 "seq": self.seq, "states_rejected": core.states_rejected, "last_state_problem": core.last_state_problem,
                 "state_publishers": n_pub, "saturations": core.saturations, "fault": core.fault,
                 "tracking_scheduler": self.scheduler, "goal": ",".join(f"{v:.3f}" for v in core.goal)}

@@ -56,6 +56,12 @@ def _panda():
     return _core.PandaDynamics(str(default_urdf_path()))
 
 
+def _panda_damped():
+    from dmpc_core.models.panda import default_urdf_path
+
+    return _core.PandaDynamics(str(default_urdf_path()), 1.0)
+
+
 def _panda_sample(rng):
     lo = np.array([-2.8, -1.7, -2.8, -3.0, -2.8, 0.0, -2.8])
     hi = np.array([2.8, 1.7, 2.8, -0.1, 2.8, 3.7, 2.8])
@@ -173,6 +179,26 @@ def _pendulum_sample(rng):
     return np.array([rng.uniform(-2.8, 2.8), 2.0 * rng.standard_normal()]), rng.standard_normal(1)
 
 
+def _board_cost():
+    """The Franka obstacle task's board distance cost, with a board beside the ready pose's hand
+    and a margin wide enough that several arm spheres are inside it (the hinge active)."""
+    from dmpc_core.tasks.franka_obstacle import ArmSpheres, BoardDistanceCost
+
+    return BoardDistanceCost(ArmSpheres(), [0.3, 0.25, 0.3], [0.2, 0.02, 0.2], weight=50.0, margin=0.3)
+
+
+def _input_offset_cost():
+    from dmpc_core.control.dmpc_problem import InputOffsetCost
+
+    return InputOffsetCost(np.diag([0.5, 2.0]), np.array([1.5, -0.7]), 3)
+
+
+def _near_ready_sample(rng):
+    from dmpc_core.models.panda import Q_READY
+
+    return np.concatenate([Q_READY + rng.uniform(-0.2, 0.2, 7), rng.standard_normal(7)]), rng.standard_normal(7)
+
+
 def cost_cases() -> list[Case]:
     rng = np.random.default_rng(1)
     M = rng.standard_normal((4, 4))
@@ -187,6 +213,8 @@ def cost_cases() -> list[Case]:
         Case("sum", _sum_cost, lambda g: (np.concatenate([g.uniform(-1.5, 1.5, 2), g.standard_normal(2)]), g.standard_normal(2))),
         Case("python_quartic", QuarticPythonCost, _gauss(2, 1)),
         Case("frame_translation", _frame_cost, _panda_sample, hessian="gauss_newton"),
+        Case("board_distance", _board_cost, _near_ready_sample, hessian="gauss_newton"),
+        Case("input_offset", _input_offset_cost, _gauss(3, 2)),
         # Deep Value MPC costs (Eqs. (13)-(14)); the running cost's lxx is exact for dynamics linear in x.
         Case("value_terminal", lambda: _core.ValueTerminalCost(_small_critic(4), 2.0, 2), _gauss(4, 2)),
         Case("value_running_point_mass",
@@ -199,6 +227,11 @@ def cost_cases() -> list[Case]:
              lambda g: (np.array([*g.standard_normal(2), g.uniform(-np.pi, np.pi), g.standard_normal()]),
                         g.standard_normal(2))),
         # Eq. (14) with a learned model: g(x) and d g / dx come from the network's forward mode
+        # Eq. (14) on the Franka Panda (g(x) = [0; M^-1(q)], its input Jacobians from
+        # pinocchio's ABA derivatives), the critic V(tau, q, qdot; goal = TCP target (3))
+        Case("value_running_panda",
+             lambda: _core.ValueRunningCost(_small_critic(14, 3), _panda_damped(), np.diag(np.full(7, 0.5)), 2.0),
+             _panda_sample, hessian="drops_dynamics_curvature"),
         Case("value_running_learned",
              lambda: _core.ValueRunningCost(_small_critic(2), random_learned_model(2, 1, 1, PENDULUM_LIKE_FEATURES),
                                             np.diag([0.5]), 2.0),

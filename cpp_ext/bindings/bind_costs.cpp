@@ -62,6 +62,9 @@ void bind_costs(py::module_& m) {
   py::classh<SumCost, CostModel>(m, "SumCost", "Weighted sum of cost terms. Add all terms before solving.")
       .def(py::init<int, int>(), py::arg("nx"), py::arg("nu"))
       .def("add", &SumCost::add, py::arg("name"), py::arg("cost"), py::arg("weight") = 1.0)
+      .def("set_weight", &SumCost::set_weight, py::arg("name"), py::arg("weight"),
+           "Change the weight of term ``name`` (finite). Call between solves, not during one.")
+      .def("weight", &SumCost::weight, py::arg("name"), "Weight of term ``name``.")
       .def_property_readonly("term_names", [](const SumCost& s) {
         std::vector<std::string> names;
         for (const auto& t : s.terms()) names.push_back(t.name);

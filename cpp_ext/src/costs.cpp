@@ -231,6 +231,23 @@ void SumCost::add(const std::string& name, CostModelPtr cost, double weight) {
   terms_.push_back({name, std::move(cost), weight});
 }
 
+void SumCost::set_weight(const std::string& name, double weight) {
+  if (!std::isfinite(weight)) throw std::invalid_argument("SumCost.set_weight: weight must be finite");
+  for (auto& t : terms_) {
+    if (t.name == name) {
+      t.weight = weight;
+      return;
+    }
+  }
+  throw std::invalid_argument("SumCost.set_weight: no term named '" + name + "'");
+}
+
+double SumCost::weight(const std::string& name) const {
+  for (const auto& t : terms_)
+    if (t.name == name) return t.weight;
+  throw std::invalid_argument("SumCost.weight: no term named '" + name + "'");
+}
+
 std::shared_ptr<CostData> SumCost::create_data() const {
   auto d = std::make_shared<SumCostData>(nx_, nu_);
   for (const auto& t : terms_) d->terms.push_back(t.cost->create_data());

@@ -152,6 +152,10 @@ class ControllerCore:
         self._fallback = None     # (reach, goal) it was built for, policy
         self.policy_listeners: list = []  # called with each new policy (MPC thread)
         self.path_ref: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        #: (JointTrajectory, knots (times, X_ref) on the MPC clock) being followed, or None
+        self.joint_traj = None
+        self.traj_error = float("nan")
+        self.traj_max_error = float("nan")
         self.episode_length = float(settings.episode_length)
         self.t0 = 0.0             # MPC time of the episode start
         self.recorder = (TransitionRecorder(self.reach.settings.mpc.dt, self.episode_length)
@@ -219,7 +223,7 @@ class ControllerCore:
         reason = self.check_frame(frame) or self.robot.check_goal(goal)
         if reason:
             return reason
-        self._queue("goal", np.asarray(goal, float).copy(), drop=("path", "joint_goal"))
+        self._queue("goal", np.asarray(goal, float).copy(), drop=("path", "joint_goal", "joint_trajectory"))
         return None
 
     def request_point(self, p, frame: str) -> Optional[str]:
@@ -257,7 +261,7 @@ class ControllerCore:
             ref = ballbot.path_reference(xy, 0.0, stamps, self.settings.path_speed)
         except ValueError as e:
             return str(e)
-        self._queue("path", ref, drop=("goal", "joint_goal"))
+        self._queue("path", ref, drop=("goal", "joint_goal", "joint_trajectory"))
         return None
 
     def request_joint_goal(self, q) -> Optional[str]:
@@ -269,8 +273,30 @@ class ControllerCore:
         reason = check(q)
         if reason:
             return reason
-        self._queue("joint_goal", q.copy(), drop=("goal", "path"))
+        self._queue("joint_goal", q.copy(), drop=("goal", "path", "joint_trajectory"))
         return None
+
+    def request_joint_trajectory(self, names, positions, times, velocities=None) -> Optional[str]:
+        """Queue a joint trajectory to follow in time (robots with ``check_joint_goal`` whose MPC
+        has ``set_joint_trajectory``): points ``positions`` (K, n) in the joint order ``names``
+        (any permutation of the robot's), due at ``times`` (K,) [s] after the MPC thread takes
+        it, optional ``velocities`` (see :mod:`dmpc_core.control.joint_trajectory`)."""
+        from dmpc_core.control.joint_trajectory import parse_joint_trajectory
+
+        check = getattr(self.robot, "check_joint_goal", None)
+        if check is None or not hasattr(self.reach, "set_joint_trajectory"):
+            return f"joint trajectories are not supported for the {self.robot.name}"
+        traj, reason = parse_joint_trajectory(names, self.robot.joint_names, positions, times, velocities,
+                                              check, self.settings.max_path_poses)
+        if reason:
+            return reason
+        self._queue("joint_trajectory", traj, drop=("goal", "path", "joint_goal"))
+        return None
+
+    def trajectory_error(self) -> Tuple[float, float]:
+        """(current, largest so far) tracking error max_i |q_i - q_ref,i(t)| [rad] of the joint
+        trajectory being followed (NaN when none is); updated at every solve."""
+        return self.traj_error, self.traj_max_error
 
     def request_time_budget(self, seconds: float) -> Optional[str]:
         """Episode length for the next goal [s]."""
@@ -342,6 +368,8 @@ class ControllerCore:
             self._critic_bundle = pending.get("mpc_critic")
             if self.path_ref is not None:
                 new.set_path(*self.path_ref)
+            elif self.joint_traj is not None:
+                new.set_joint_trajectory(*self.joint_traj[1])
             else:
                 new.set_goal(self.goal)
             new.set_episode(self.t0, reach.episode_length)
@@ -349,12 +377,23 @@ class ControllerCore:
                 new.warm_start_from(reach)
             self.reach = reach = new  # reference swap: the next tick uses it
         goal = pending.get("goal")
+        if goal is not None or "path" in pending or "joint_goal" in pending:
+            self.joint_traj = None
+            self.traj_error = self.traj_max_error = float("nan")
         if "joint_goal" in pending:
             goal = reach.set_joint_goal(pending["joint_goal"])
             self.path_ref = None
             self.joint_goal = pending["joint_goal"]
-        elif "goal" in pending or "path" in pending:
+        elif "goal" in pending or "path" in pending or "joint_trajectory" in pending:
             self.joint_goal = None
+        if "joint_trajectory" in pending:
+            traj = pending["joint_trajectory"]
+            x, _ = self.latest()
+            knots = traj.reference(t, None if x is None else x[:self.robot.nu])
+            self.goal = np.asarray(reach.set_joint_trajectory(*knots), float).copy()
+            self.joint_traj = (traj, knots)
+            self.path_ref = None
+            self.traj_error = self.traj_max_error = float("nan")
         if "episode_length" in pending:
             self.episode_length = pending["episode_length"]
         if "path" in pending:
@@ -368,7 +407,8 @@ class ControllerCore:
             reach.set_goal(self.goal)
         if pending or t - self.t0 > reach.episode_length:
             self._snapshot_due = True  # the worker's MPC follows (worker mode)
-        if goal is not None or "path" in pending or "reset" in pending or t - self.t0 > reach.episode_length:
+        if (goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
+                or t - self.t0 > reach.episode_length):
             # new goal or path, or the episode timed out (same goal, new episode)
             self.t0 = t
             reach.set_episode(t, self.episode_length)
@@ -384,6 +424,10 @@ class ControllerCore:
             return self.sync_worker(t, now)
         self.apply_pending(t)
         x, _ = self.latest(now)
+        if x is not None and self.joint_traj is not None:
+            traj, knots = self.joint_traj
+            self.traj_error = traj.error(t, x, knots)
+            self.traj_max_error = float(np.nanmax([self.traj_max_error, self.traj_error]))
         if x is None or self.fault or not self.state_fresh(now):
             return None
         start = time.perf_counter()
@@ -422,9 +466,11 @@ class ControllerCore:
             self._snapshot_id += 1
             if self._cold:
                 self._cold_snapshot = self._snapshot_id
-            mode = "path" if self.path_ref is not None else "joint" if self.joint_goal is not None else "goal"
+            mode = ("path" if self.path_ref is not None else "trajectory" if self.joint_traj is not None
+                    else "joint" if self.joint_goal is not None else "goal")
             snap = mpc_worker.snapshot_of(self.reach, self._instance, self._critic_bundle, self._cold, mode,
-                                          self.joint_goal, now - t, self._snapshot_id)
+                                          self.joint_goal, now - t, self._snapshot_id,
+                                          None if self.joint_traj is None else self.joint_traj[1])
             if w.send(snap):
                 self._snapshot_due = self._cold = False
         w.messages()

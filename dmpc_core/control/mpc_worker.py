@@ -164,16 +164,20 @@ class PolicyChannel:
         return policy_wire.decode(dims, data, nu, nx, head["interpolation"])
 
 
-def snapshot_of(reach, instance: int, critic_bundle, cold: bool, mode: str, joint_goal, origin: float, ident: int) -> dict:
+def snapshot_of(reach, instance: int, critic_bundle, cold: bool, mode: str, joint_goal, origin: float, ident: int,
+                trajectory=None) -> dict:
     """The plan state of the controller's MPC instance, for :func:`apply_snapshot` (picklable).
 
     ``instance`` changes whenever the controller built a new MPC instance (critic swap, reset;
-    ``cold``: no warm start from the previous one); ``mode`` is "goal", "path" or "joint"."""
+    ``cold``: no warm start from the previous one); ``mode`` is "goal", "path", "joint" or
+    "trajectory" (a timed joint trajectory: ``trajectory`` holds the arguments of the MPC's
+    ``set_joint_trajectory``)."""
     return {"id": ident, "instance": instance, "critic": critic_bundle,
             "critic_version": int(getattr(reach, "critic_version", 0)), "cold": bool(cold), "mode": mode,
             "goal": np.asarray(reach.goal, float).copy(),
             "path": None if mode != "path" else (np.asarray(reach.path[0]).copy(), np.asarray(reach.path[1]).copy()),
             "joint_goal": None if joint_goal is None else np.asarray(joint_goal, float).copy(),
+            "trajectory": None if mode != "trajectory" else tuple(np.asarray(k).copy() for k in trajectory),
             "episode": (float(reach.episode_start), float(reach.episode_length)), "origin": float(origin)}
 
 
@@ -189,6 +193,8 @@ def apply_snapshot(robot, reach, instance: Optional[int], snap: dict):
         reach.set_path(*snap["path"])
     elif snap["mode"] == "joint":
         reach.set_joint_goal(snap["joint_goal"])
+    elif snap["mode"] == "trajectory":
+        reach.set_joint_trajectory(*snap["trajectory"])
     else:
         reach.set_goal(snap["goal"])
     reach.set_episode(*snap["episode"])

@@ -12,8 +12,11 @@ is the reach task of :mod:`dmpc_core.tasks.panda` / :mod:`dmpc_core.baselines.cr
     l_N(x)  = 1/2 (x - x_ref)' diag(w_x_terminal) (x - x_ref) + 1/2 w_goal_terminal ||p(q) - p_goal||^2
 
 with p(q) the TCP position, x_ref = (posture, 0) and g the gravity torque. The goal is the TCP
-position p_goal (3,); a joint-space target (the last point of a JointTrajectory) sets the posture
-and p_goal = p(q_target) (:meth:`PandaReachMpc.set_joint_goal`). No critic is wired for the Panda
+position p_goal (3,); a joint-space target sets the posture and p_goal = p(q_target)
+(:meth:`PandaReachMpc.set_joint_goal`). A joint trajectory followed in time
+(:meth:`PandaReachMpc.set_joint_trajectory`) replaces the two TCP terms by
+1/2 (x - r(t))' diag(w_traj) (x - r(t)) (running) and the same at r(t + H) (terminal), with
+r(t) = (q_ref(t), v_ref(t)) through the trajectory's points at their times. No critic is wired for the Panda
 (the learner works on the Ballbot only); passing one raises ValueError.
 
 Torque conventions. The MPC computes the full joint torque u (gravity included), which is what
@@ -57,6 +60,10 @@ class PandaCostSettings:
         w_u: control regularisation around the gravity torque of the posture.
         w_goal: running TCP position weight. w_goal_terminal: terminal TCP position weight.
         w_q_terminal / w_v_terminal: terminal state regularisation.
+        w_traj_q / w_traj_v: running weights on q - q_ref(t) and v - v_ref(t) while a joint
+            trajectory is followed (they replace the TCP goal terms then; see
+            :meth:`PandaReachMpc.set_joint_trajectory`).
+        w_traj_q_terminal / w_traj_v_terminal: the same at the end of the horizon, r(t + H).
     """
 
     w_q: float = 1e-2
@@ -66,6 +73,10 @@ class PandaCostSettings:
     w_goal_terminal: float = 1e4
     w_q_terminal: float = 1e-2
     w_v_terminal: float = 1.0
+    w_traj_q: float = 100.0
+    w_traj_v: float = 1.0
+    w_traj_q_terminal: float = 1000.0
+    w_traj_v_terminal: float = 10.0
 
     def validate(self) -> None:
         for k, v in vars(self).items():
@@ -185,9 +196,20 @@ class PandaReachMpc:
         running = _core.SumCost(NX, NU)
         running.add("reg", self.reg)
         running.add("goal", self.track)
+        # joint-trajectory tracking terms: weight 0 until a trajectory is followed
+        w_tr = np.concatenate([np.full(NQ, float(c.w_traj_q)), np.full(NQ, float(c.w_traj_v))])
+        w_trN = np.concatenate([np.full(NQ, float(c.w_traj_q_terminal)), np.full(NQ, float(c.w_traj_v_terminal))])
+        x0_ref = np.concatenate([np.asarray(settings.posture, float), np.zeros(NQ)])[None, :]
+        self.traj = _core.TrajectoryQuadraticCost(np.diag(w_tr), np.zeros((NU, NU)), [0.0], x0_ref)
+        self.traj_terminal = _core.TrajectoryQuadraticCost(np.diag(w_trN), np.zeros((NU, NU)), [0.0], x0_ref)
+        running.add("trajectory", self.traj, 0.0)
         terminal = _core.SumCost(NX, NU)
         terminal.add("reg", self.reg_terminal)
         terminal.add("goal", self.track_terminal)
+        terminal.add("trajectory", self.traj_terminal, 0.0)
+        self.running, self.terminal = running, terminal
+        #: (times on the MPC clock, X_ref (K, 14)) of the joint trajectory followed, or None
+        self.trajectory = None
         self.problem = _core.Problem(self.model, running, terminal, s.horizon, s.dt, s.integrator)
         self.set_posture(settings.posture)
         self.episode_start, self.episode_length = 0.0, settings.episode_length
@@ -230,10 +252,38 @@ class PandaReachMpc:
         self.reg_terminal.set_reference(self.x_ref, np.zeros(NU))
 
     def set_goal(self, goal) -> None:
-        """Move the TCP target (3,) [m]."""
+        """Move the TCP target (3,) [m]; ends any joint trajectory being followed."""
         self.goal = np.asarray(goal, dtype=float).copy()
         self.track.set_reference(self.goal)
         self.track_terminal.set_reference(self.goal)
+        self._follow(False)
+
+    def _follow(self, on: bool) -> None:
+        """Switch between the TCP goal terms and the joint-trajectory terms."""
+        for cost in (self.running, self.terminal):
+            cost.set_weight("goal", 0.0 if on else 1.0)
+            cost.set_weight("trajectory", 1.0 if on else 0.0)
+        if not on:
+            self.trajectory = None
+
+    def set_joint_trajectory(self, times, X_ref) -> np.ndarray:
+        """Follow a joint trajectory in time (between solves only): knots ``times`` (K,) on the MPC
+        clock and ``X_ref`` (K, 14) = (q_ref, v_ref), e.g. from
+        :meth:`dmpc_core.control.joint_trajectory.JointTrajectory.reference`. The running cost
+        tracks r(t) (``w_traj_q``, ``w_traj_v``), the terminal cost r(t + H); r is linear between
+        knots and held after the last, so the arm stops at the last point. The TCP goal terms are
+        off meanwhile; the goal reported is p(q_last) and the posture reference q_last. Returns the
+        goal."""
+        times = np.asarray(times, dtype=float)
+        X_ref = np.asarray(X_ref, dtype=float)
+        if X_ref.ndim != 2 or X_ref.shape[1] != NX or times.shape != (X_ref.shape[0],):
+            raise ValueError(f"joint trajectory needs times (K,) and X_ref (K, {NX})")
+        for c in (self.traj, self.traj_terminal):
+            c.set_trajectory(times, X_ref)
+        goal = self.set_joint_goal(X_ref[-1, :NQ])  # posture and reported goal; ends goal mode
+        self._follow(True)
+        self.trajectory = (times.copy(), X_ref.copy())
+        return goal
 
     def set_joint_goal(self, q) -> np.ndarray:
         """Joint-space target: posture = q and TCP goal = p(q). Returns the TCP goal."""

@@ -35,6 +35,18 @@ MUJOCO_COMPILER = ('<mujoco><compiler discardvisual="true" fusestatic="false" in
                    'balanceinertia="false" strippath="true" angle="radian"/></mujoco>')
 
 
+def urdf_text_for_mujoco(urdf_path: str | Path | None = None) -> str:
+    """The URDF text as MuJoCo's URDF reader takes it: comments and the ``<ros2_control>`` block
+    removed, the :data:`MUJOCO_COMPILER` options inserted (ValueError without a ``<robot>``)."""
+    text = Path(urdf_path or default_urdf_path()).read_text()
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)  # tinyxml rejects some comment text
+    text = re.sub(r"<ros2_control\b.*?</ros2_control>", "", text, flags=re.S)
+    text, n = re.subn(r"(<robot\b[^>]*>)", r"\1" + MUJOCO_COMPILER, text, count=1)
+    if n != 1:
+        raise ValueError(f"{urdf_path}: no <robot> element")
+    return text
+
+
 def mujoco_model_from_urdf(urdf_path: str | Path | None = None, physics_dt: float = 1e-3,
                            integrator: str = "RK4", joint_limits: bool = True):
     """Compile the Panda URDF into a ``mujoco.MjModel``.
@@ -62,13 +74,7 @@ def mujoco_model_from_urdf(urdf_path: str | Path | None = None, physics_dt: floa
                    "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST}
     if integrator not in integrators:
         raise ValueError(f"integrator {integrator!r} is not one of {sorted(integrators)}")
-    text = Path(urdf_path or default_urdf_path()).read_text()
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)  # tinyxml rejects some comment text
-    text = re.sub(r"<ros2_control\b.*?</ros2_control>", "", text, flags=re.S)
-    text, n = re.subn(r"(<robot\b[^>]*>)", r"\1" + MUJOCO_COMPILER, text, count=1)
-    if n != 1:
-        raise ValueError(f"{urdf_path}: no <robot> element")
-    model = mujoco.MjModel.from_xml_string(text)
+    model = mujoco.MjModel.from_xml_string(urdf_text_for_mujoco(urdf_path))
     names = tuple(model.joint(i).name for i in range(model.njnt))
     if names != JOINT_NAMES or model.nq != NQ or model.nv != NQ:
         raise ValueError(f"MuJoCo model has joints {names}; expected {JOINT_NAMES}")

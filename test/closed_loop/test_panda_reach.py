@@ -85,3 +85,49 @@ def test_command_conventions_and_joint_goal():
         PandaReachMpc(PandaReachSettings(), critic=object())
     with pytest.raises(ValueError, match="workspace_radius"):
         PandaReachMpc(PandaReachSettings(workspace_radius=0.0))
+
+
+def test_joint_trajectory_is_followed_in_time_on_mujoco():
+    """A 3-point JointTrajectory (joints in another order, points due at 1, 2 and 3 s) through the
+    controller core, MuJoCo physics: the joints stay within 0.06 rad of the interpolated reference
+    all along, the reported error is that measured here, and the arm ends at the last point. A new TCP goal ends the trajectory."""
+    from dmpc_core.control.core import ControllerCore, CoreSettings
+    from dmpc_core.control.robot import make_robot
+    from dmpc_core.models.panda import JOINT_NAMES
+
+    settings = PandaReachSettings(joint_damping=1.0)
+    robot = make_robot("panda", settings)
+    now = [0.0]
+    core = ControllerCore(robot, CoreSettings(transitions_batch=0), robot.ready_goal(), clock=lambda: now[0])
+    plant = make_panda_plant(PandaSimSettings(backend="mujoco", joint_damping=1.0), np.concatenate([Q_READY, np.zeros(NQ)]))
+    Q = Q_READY + np.array([[0.3, 0.2, -0.2, 0.3, 0.2, -0.2, 0.3], [0.6, -0.1, 0.0, 0.5, -0.2, 0.2, 0.0],
+                            [0.2, -0.3, 0.2, 0.2, 0.0, 0.3, -0.3]])
+    order = [6, 0, 5, 1, 4, 2, 3]
+    core.accept_state(plant.x)
+    core.solve_step(0.0)
+    assert core.request_joint_trajectory([JOINT_NAMES[i] for i in order], Q[:, order], [1.0, 2.0, 3.0]) is None
+    errors, reported = [], []
+    for k in range(1, 401):
+        now[0] = t = 0.01 * k
+        core.accept_state(plant.x)
+        core.solve_step(t)
+        if k == 1:
+            traj, knots = core.joint_traj
+            np.testing.assert_allclose(knots[0], [0.01, 1.01, 2.01, 3.01])
+        errors.append(traj.error(t, plant.x, knots))
+        reported.append(core.trajectory_error()[0])
+        for j in range(4):
+            u, st = core.command(t + 0.0025 * j, plant.x, 0.0)
+            assert not st.safe
+            plant.step(u, 0.0025)
+    errors = np.array(errors)
+    assert np.max(errors) < 0.06, np.max(errors)
+    np.testing.assert_allclose(reported, errors, atol=1e-12)
+    assert core.trajectory_error()[1] == pytest.approx(np.max(errors))
+    assert np.abs(plant.x[:NQ] - Q[-1]).max() < 0.01
+    np.testing.assert_allclose(core.goal, core.reach.model.frame_position(Q[-1]), atol=1e-12)
+    # a TCP goal ends the trajectory (TCP terms back on, tracking terms off)
+    assert core.request_goal((0.4, 0.3, 0.5), "world") is None
+    core.solve_step(4.01)
+    assert core.joint_traj is None and np.isnan(core.trajectory_error()[0])
+    assert core.reach.running.weight("trajectory") == 0.0 and core.reach.running.weight("goal") == 1.0

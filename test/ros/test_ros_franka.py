@@ -100,29 +100,50 @@ def test_unreachable_or_non_finite_goals_are_rejected(graph):
 
 
 @timing_sensitive
-def test_joint_trajectory_goal(graph, panda):
-    """The last point of a JointTrajectory on target_trajectory (joints in another order) is a
-    joint-space goal: the TCP goes to p(q_target) and the arm near q_target (the posture term pulls
-    the redundant arm there)."""
+def test_joint_trajectory_is_followed_in_time(graph, panda):
+    """A JointTrajectory on target_trajectory (joints in another order) is followed in time: at
+    each point's time_from_start the joints are near that point (not only at the end), the
+    diagnostics report the tracking error, and the TCP ends at p(q_last)."""
+    from builtin_interfaces.msg import Duration
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     _, probe, _ = graph
     from dmpc_ros.graph import load_config
 
     pub = probe.create_publisher(JointTrajectory, load_config(CONFIG)["topics"]["target_trajectory"], 10)
+    q_mid = np.array([0.0, -0.3, 0.0, -2.0, 0.0, 1.9, 0.8])
     q_target = np.array([0.3, -0.5, 0.2, -2.2, 0.1, 1.8, 0.6])
+    due = (2.0, 4.0)
     p_target = panda.frame_position(q_target)
     order = [6, 0, 5, 1, 4, 2, 3]
     msg = JointTrajectory(joint_names=[JOINT_NAMES[i] for i in order])
-    msg.points = [JointTrajectoryPoint(positions=[0.0] * NQ), JointTrajectoryPoint(positions=[float(q_target[i]) for i in order])]
+    msg.points = [JointTrajectoryPoint(positions=[float(q[i]) for i in order], time_from_start=Duration(sec=int(d)))
+                  for q, d in zip((q_mid, q_target), due)]
     time.sleep(0.5)  # discovery of the new publisher
+    t_sent = time.monotonic()
     pub.publish(msg)
+    assert probe.wait_for(lambda: probe.diag_value(CTRL, "following_trajectory") == "true", 5)
+
+    def q_at(t):
+        """Measured joints at monotonic time t (the state message received closest to it)."""
+        states = list(probe.states)
+        return min(states, key=lambda s: abs(s[0] - t))[1][:NQ]
 
     def err():
         return np.linalg.norm(panda.frame_position(probe.latest_state()[:NQ]) - p_target)
 
     assert probe.wait_for(lambda: err() < TOL, REACH_TIME), f"TCP is {err():.3f} m from p(q_target)"
+    time.sleep(max(0.0, t_sent + due[1] + 0.5 - time.monotonic()))
+    # at each due time the arm is near that point (taken at most ~0.1 s after sending)
+    for q, d in zip((q_mid, q_target), due):
+        dev = np.abs(q_at(t_sent + d) - q).max()
+        assert dev < 0.15, f"{dev:.3f} rad from the point due at {d} s"
     assert probe.wait_for(lambda: probe.diag_value(CTRL, "goal") == ",".join(f"{v:.3f}" for v in p_target), 5)
+    max_err = float(probe.diag_value(CTRL, "trajectory_max_error_rad"))
+    assert 0.0 < max_err < 0.3, max_err
+    assert float(probe.diag_value(CTRL, "trajectory_error_rad")) < 0.02
+    print(f"trajectory: deviation at the due times {[round(float(np.abs(q_at(t_sent + d) - q).max()), 3) for q, d in zip((q_mid, q_target), due)]} rad; "
+          f"largest tracking error {max_err:.3f} rad")
     probe.destroy_publisher(pub)
 
 

@@ -87,6 +87,11 @@ class SumCost : public CostModel {
   SumCost(int nx, int nu);
   std::string name() const override { return "SumCost"; }
   void add(const std::string& name, CostModelPtr cost, double weight = 1.0);
+  /// @brief Change the weight of the term ``name`` (finite; between solves only, e.g. to switch a
+  /// tracking term on and off without rebuilding the problem). Throws if no term has that name.
+  void set_weight(const std::string& name, double weight);
+  /// @brief Weight of the term ``name`` (throws if none has that name).
+  double weight(const std::string& name) const;
   const std::vector<Term>& terms() const { return terms_; }
   std::shared_ptr<CostData> create_data() const override;
   void calc(CostData& d, double t, const RefV& x, const RefV& u) const override;
