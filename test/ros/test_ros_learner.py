@@ -142,10 +142,10 @@ def test_sigint_mid_update_exits_within_2_s_with_its_checkpoint(tmp_path, monkey
     specs = [s for s in build_graph(CONFIG, overrides) if s.executable == "learner_node"]
     domain = random.randint(101, 200)
     env = {"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    for k, v in env.items():  # the same discovery settings in this process as in the node's
-        monkeypatch.setenv(k, v)
+    for name, v in env.items():  # the same discovery settings in this process as in the node's
+        monkeypatch.setenv(name, v)
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain)
+    rclpy.init(context=ctx)  # domain and discovery range from the environment, as the node's
     feeder = rclpy.create_node("transitions_feeder", context=ctx)
     pub = feeder.create_publisher(Float64MultiArray, "/dmpc/transitions", QOS_TRANSITIONS)
     ckpt = tmp_path / "ckpt" / "learner.pt"
