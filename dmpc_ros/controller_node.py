@@ -37,7 +37,7 @@ from visualization_msgs.msg import MarkerArray
 
 from dmpc_core.control.core import ControllerCore
 from dmpc_core.control.mpc_worker import WorkerSpec
-from dmpc_core.control.critic_source import CriticPolicy, CriticWorker
+from dmpc_core.control.critic_source import CriticWorker
 from dmpc_core.control.node_settings import ControllerNodeSettings
 from dmpc_core.control.robot import make_robot
 from dmpc_core.critics.gate import GateSettings, ProbeSet
@@ -97,6 +97,8 @@ class ControllerNode(LifecycleNode):
         kw = {"u_max": c.u_max, "max_tilt_deg": c.max_tilt_deg} if c.robot == "ballbot" else {"joint_names": tuple(c.joint_names)}
         try:
             self.robot = make_robot(c.robot, s, **kw)
+            if c.task != self.robot.task:
+                raise ValueError(f"task {c.task!r} is not what the {c.robot} controller runs ({self.robot.task!r})")
             goal = c.initial_goal or (self.robot.ready_goal() if c.robot == "panda" else [0.0, 0.0])
             spec = WorkerSpec(c.robot, s, kw, cpu=c.mpc_cpu) if c.mpc_process else None
             self.core = ControllerCore(self.robot, c.core(s.mpc.tracking_rate, s.mpc.mpc_rate, s.episode_length), goal,
@@ -109,8 +111,11 @@ class ControllerNode(LifecycleNode):
         self.period = 1.0 / s.mpc.tracking_rate
         probes = ProbeSet.uniform(PROBE_STATE_SCALE, [s.arena_half_width] * 2, s.episode_length + s.mpc.horizon * s.mpc.dt,
                                   self.gate.num_probes, self.gate.seed) if self.robot.supports_critic else None
-        self.worker = CriticWorker(CriticPolicy(key, c.allow_unsigned_critics, c.max_critic_bytes), self.robot.name, "reach", self.robot.nx,
-                                   self.robot.ng, probes, self.gate, self.install_critic, self.on_critic_result).start()
+        state_file = c.critic_state_file(self.get_name()) if self.robot.supports_critic else ""
+        self.worker = CriticWorker(key, self.robot.name, self.robot.task, self.robot.nx, self.robot.ng, probes, self.gate,
+                                   self.install_critic, self.on_critic_result, state_file).start()
+        if self.worker.disabled:
+            self.get_logger().error(self.worker.disabled)
         io, svc = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         label = INFO_FIELDS + "".join(f",u{i}" for i in range(self.robot.nu))
         self.cmd_pub = VectorPublisher(self, "commands", QOS_RELIABLE, self.robot.command_label, self.robot.nu)
@@ -143,7 +148,8 @@ class ControllerNode(LifecycleNode):
             self.worker.submit("file", c.critic_uri)
         self.get_logger().info(f"{c.robot} controller configured: {s.mpc.solver.upper()} N={s.mpc.horizon} dt={s.mpc.dt} "
                                f"at {s.mpc.mpc_rate} Hz ({'worker process' if c.mpc_process else 'MPC thread'}), "
-                               f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if key else 'off'}")
+                               f"tracking {s.mpc.tracking_rate} Hz, HMAC {'on' if key else 'off'}, "
+                               f"critic versions {'in ' + state_file if state_file else 'in memory only'}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -331,6 +337,8 @@ class ControllerNode(LifecycleNode):
         n_pub = self.count_publishers(self.state_topic)
         if n_pub > 1 and level == "OK":
             level, msg = "WARN", f"{n_pub} publishers on {self.state_topic}"
+        if w.disabled and level == "OK":
+            level, msg = "WARN", "every critic is refused: critic version file unreadable"
         active = w.store.active
         rate = lambda ts: (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0.0  # noqa: E731
         solves = list(self.mpc_times)
@@ -345,6 +353,7 @@ class ControllerNode(LifecycleNode):
                 "mpc_overruns": core.overruns, "fallback_ticks": core.fallback_ticks, "critic_version": getattr(core.reach, "critic_version", 0),
                 "critic_version_installed": active.version if active else 0, "critic_source": active.source if active else "",
                 "critic_swaps": w.store.swaps, "critics_rejected": w.rejected, "last_reject_reason": w.reject_reason,
+                "critics_refused_all": w.disabled,
                 "episode_length": f"{core.episode_length:.3f}", "following_path": str(core.path_ref is not None).lower(),
                 "following_trajectory": str(core.joint_traj is not None).lower(),
                 "trajectory_error_rad": f"{core.traj_error:.4f}", "trajectory_max_error_rad": f"{core.traj_max_error:.4f}",

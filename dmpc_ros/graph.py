@@ -22,6 +22,8 @@ EXECUTABLES = ("sim_node", "controller_node", "learner_node")
 #: ``critic_hmac_key_file: auto`` = the key this graph generates at launch (shared by its nodes)
 AUTO_KEY = "auto"
 KEY_PARAM = "critic_hmac_key_file"
+#: executables with a ``task`` parameter (critics are signed and checked for robot and task)
+TASK_NODES = ("controller_node", "learner_node")
 
 
 @dataclass
@@ -120,7 +122,8 @@ def build_graph(config_path: str | Path, overrides: Optional[Mapping[str, Any]] 
     A node parameter ``critic_hmac_key_file: auto`` becomes the path of one key generated for
     this graph (in ``key_dir``, default a new private temporary folder), so the learner signs
     and the controller verifies with the same key and no peer without the file can install a
-    critic. Node keys ``essential`` (default true), ``respawn`` (default false) and
+    critic. The config's top-level ``task`` becomes the ``task`` parameter of the controller and
+    learner nodes (unless a node sets it). Node keys ``essential`` (default true), ``respawn`` (default false) and
     ``respawn_delay`` [s] say what happens when a node exits (see :class:`NodeSpec`)."""
     cfg = load_config(config_path, overrides)
     topics = cfg["topics"]
@@ -134,6 +137,8 @@ def build_graph(config_path: str | Path, overrides: Optional[Mapping[str, Any]] 
             raise ValueError(f"node {key}: unknown executable {exe!r}; expected one of {EXECUTABLES}")
         remaps = [(name, topic) for name, topic in topics.items()]
         params = copy.deepcopy(node.get("parameters", {}))
+        if exe in TASK_NODES and "task" in cfg:
+            params.setdefault("task", cfg["task"])  # the config's task, unless the node sets its own
         if params.get(KEY_PARAM) == AUTO_KEY:
             key_file = key_file or generate_key_file(key_dir)
             params[KEY_PARAM] = key_file

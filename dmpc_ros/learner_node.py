@@ -1,93 +1,140 @@
-"""Critic learner node: transitions in, signed ONNX critic bundles out.
+"""Critic learner node (lifecycle): transitions in, signed ONNX critic bundles out.
 
-Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_core.control.transitions), feeds
-``dmpc_core.critics.learner.CriticLearner`` (the code ``dmpc train`` uses), runs one update
-(K minibatches) every ``update_period`` seconds in a worker thread, and every ``push_every``
-updates exports the target critic, appends the HMAC trailer when ``critic_hmac_key_file`` is set,
-writes ``<checkpoint_dir>/critic_v<N>.onnx`` and publishes the bytes on ``critic_bundle``
-(reliable + transient local: a restarted controller receives the latest bundle on connect).
-Checkpoints (``<checkpoint_dir>/learner.pt``) every ``checkpoint_every`` updates and on exit; on
-start an existing checkpoint is resumed. ``push_critics`` (bool, settable at run time) pauses
-pushing while training continues.
+Lifecycle: configure builds :class:`dmpc_core.critics.learner.CriticLearner` (the code
+``dmpc train`` uses), resumes ``<checkpoint_dir>/learner.pt`` if present, reads the HMAC key and
+creates the publishers; activate starts collecting transitions and the update thread (one update
+of K minibatches every ``update_period`` seconds; every ``push_every`` updates the target critic
+is exported to ``<checkpoint_dir>/critic_v<N>.onnx``, signed and published); deactivate stops
+collecting, training and pushing, and writes the checkpoint. With ``autostart`` (default) the node
+configures and activates itself. All parameters fill one dataclass,
+:class:`dmpc_core.critics.node_settings.LearnerNodeSettings`, validated at start and on every set.
+
+Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_core.control.transitions);
+publishes ``critic_bundle`` (UInt8MultiArray, reliable + transient local: a restarted controller
+receives the latest bundle on connect) and ``/diagnostics``.
+
+Shutdown (SIGINT/SIGTERM): the update thread checks a stop flag before every minibatch and
+before every export, so it ends within one gradient step; then the checkpoint is written. An
+update of K minibatches used to run to its end first, seconds on a loaded machine.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from std_msgs.msg import Float64MultiArray, UInt8MultiArray
 
-from dmpc_core.critics.learner import CriticLearner, LearnerSettings
-from dmpc_core.control.reach_mpc import NG
-from dmpc_core.critics.signing import CriticHeader, read_key, sign_bundle
+from dmpc_core.critics.node_settings import LearnerNodeSettings
 from dmpc_core.settings import ConfigError
-from dmpc_core.tasks import ballbot
 from dmpc_ros.messages import bytes_msg, transitions_from_msg
-from dmpc_ros.params import declare_settings, read_settings
+from dmpc_ros.params import declare_node_settings, read_node_settings
 from dmpc_ros.qos import QOS_CRITIC, QOS_TRANSITIONS
 from dmpc_ros.runtime import run_node
 
-RO = ParameterDescriptor(read_only=True)
+#: longest wait for the update thread to stop (it checks its stop flag between minibatches)
+STOP_TIMEOUT = 1.0
 
 
-class LearnerNode(Node):
+class LearnerNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("dmpc_learner", **kwargs)
-        robot = self.declare_parameter("robot", "ballbot", RO).value
-        if robot != "ballbot":
-            raise ValueError(f"learner_node: robot {robot!r} is not supported (ballbot)")
-        declare_settings(self, "learner", LearnerSettings())
-        self.update_period = self.declare_parameter("update_period", 0.5, RO).value
-        self.push_every = self.declare_parameter("push_every", 2, RO).value
-        self.push = self.declare_parameter("push_critics", True).value
-        self.ckpt_dir = Path(self.declare_parameter("checkpoint_dir", "runs/learner", RO).value)
-        self.ckpt_every = self.declare_parameter("checkpoint_every", 10, RO).value
-        key_file = self.declare_parameter("critic_hmac_key_file", "", RO).value
-        self.key = read_key(key_file) if key_file else None
+        declare_node_settings(self, LearnerNodeSettings(), dynamic=("push_critics",))
+        # read by dmpc_ros.runtime: configure and activate at start (else wait for lifecycle transitions)
+        self.declare_parameter("autostart", True, ParameterDescriptor(read_only=True))
+        self.cfg: LearnerNodeSettings = read_node_settings(self, LearnerNodeSettings)  # ConfigError: refuses to start
         self.add_on_set_parameters_callback(self.on_set_parameters)
-        settings = read_settings(self, "learner", LearnerSettings)
-        self.nx, self.ng = ballbot.NX, NG
-        self.learner = CriticLearner(settings, self.nx, self.ng, robot)
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.learner = self.key = None
+        self.thread = None
+        self.stop = threading.Event()
+        self.collecting = False
+        self.lock = threading.Lock()
+        self.pending = []
+        self.last_stats = {}
+        self.updates = self.pushes = self.saved_at = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from dmpc_core.control.reach_mpc import NG
+        from dmpc_core.critics.checkpoint import CheckpointError
+        from dmpc_core.critics.learner import CriticLearner
+        from dmpc_core.critics.signing import read_key
+        from dmpc_core.tasks import ballbot
+
+        c = self.cfg
+        try:
+            self.key = read_key(c.critic_hmac_key_file) if c.critic_hmac_key_file else None
+            self.nx, self.ng = ballbot.NX, NG
+            self.learner = CriticLearner(c.learner, self.nx, self.ng, c.robot)
+            self.ckpt_dir = Path(c.checkpoint_dir)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        except (ValueError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
         self.ckpt = self.ckpt_dir / "learner.pt"
         self.updates = self.pushes = 0
         if self.ckpt.exists():
             try:
-                extra = self.learner.load(self.ckpt)
-                self.updates = int(extra.get("updates", 0))
+                self.updates = int(self.learner.load(self.ckpt).get("updates", 0))
                 self.get_logger().info(f"resumed {self.ckpt}: {len(self.learner.buffer)} transitions, {self.updates} updates")
-            except ValueError as e:
+            except (CheckpointError, ValueError, OSError) as e:
                 self.get_logger().error(f"ignoring checkpoint {self.ckpt}: {e}")
-        self.lock = threading.Lock()
-        self.pending = []
-        self.last_stats = {}
+        self.saved_at = self.updates
         self.pub = self.create_publisher(UInt8MultiArray, "critic_bundle", QOS_CRITIC)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Float64MultiArray, "transitions", self.on_transitions, QOS_TRANSITIONS)
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.running = True
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
+        self.sub = self.create_subscription(Float64MultiArray, "transitions", self.on_transitions, QOS_TRANSITIONS)
+        self.timer = self.create_timer(1.0, self.publish_diagnostics)
+        self.get_logger().info(f"learner configured: {c.robot}/{c.task}, HMAC {'on' if self.key else 'off'}")
+        return TransitionCallbackReturn.SUCCESS
 
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.stop.clear()
+        self.collecting = True
+        self.thread = threading.Thread(target=self.loop, name="learner", daemon=True)
+        self.thread.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.stop_loop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        """Drop the learner and its ROS entities (configure builds them again, from the checkpoint)."""
+        for ent, destroy in ((self.sub, self.destroy_subscription), (self.timer, self.destroy_timer),
+                             (self.pub, self.destroy_publisher), (self.diag_pub, self.destroy_publisher)):
+            destroy(ent)
+        self.learner = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_loop(self) -> None:
+        """Stop collecting and the update thread (within one gradient step), then checkpoint."""
+        self.collecting = False
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=STOP_TIMEOUT)
+            if self.thread.is_alive():  # never save under a running update
+                self.get_logger().warn(f"update thread still busy after {STOP_TIMEOUT:g} s; no checkpoint written")
+                return
+            self.thread = None
+        if self.learner is not None and self.updates > self.saved_at:
+            self.save()
+
+    # -- parameters ------------------------------------------------------------------------------
     def on_set_parameters(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == "push_critics":
-                if not isinstance(p.value, bool):
-                    return SetParametersResult(successful=False, reason="push_critics must be a bool")
-                self.push = p.value
         try:
-            read_settings(self, "learner", LearnerSettings, {p.name: p.value for p in params})
-        except ConfigError as e:
+            new = read_node_settings(self, LearnerNodeSettings, {p.name: p.value for p in params})
+        except (ConfigError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
+        self.cfg = new
         return SetParametersResult(successful=True)
 
+    # -- work ------------------------------------------------------------------------------------
     def on_transitions(self, msg: Float64MultiArray) -> None:
+        if not self.collecting:
+            return
         try:
             batch = transitions_from_msg(msg, self.nx, self.ng)
         except ValueError as e:
@@ -97,43 +144,52 @@ class LearnerNode(Node):
             self.pending.append(batch)
 
     def loop(self) -> None:
-        while self.running:
+        while not self.stop.is_set():
             start = time.monotonic()
             with self.lock:
                 pending, self.pending = self.pending, []
             for b in pending:
                 self.learner.add(**b)
             if pending and self.learner.ready():
-                self.last_stats = self.learner.update()
+                stats = self.learner.update(should_stop=self.stop.is_set)
+                if self.stop.is_set():
+                    break  # a cut-short update is not counted, and nothing is exported
+                self.last_stats = stats
                 self.updates += 1
-                if self.push and self.updates % self.push_every == 0:
-                    data = self.learner.export()
-                    version = self.learner.trainer.exports
-                    (self.ckpt_dir / f"critic_v{version}.onnx").write_bytes(data)
-                    header = CriticHeader(self.get_fully_qualified_name(), version, self.learner.robot, "reach")
-                    blob = sign_bundle(data, self.key, header) if self.key else data
-                    self.pub.publish(bytes_msg(blob))
-                    self.pushes += 1
-                    self.get_logger().info(f"pushed critic v{version} after {self.updates} updates "
-                                           f"({len(self.learner.buffer)} transitions)")
-                if self.updates % self.ckpt_every == 0:
-                    self.learner.save(self.ckpt, {"updates": self.updates})
-            time.sleep(max(0.0, start + self.update_period - time.monotonic()))
+                if self.cfg.push_critics and self.updates % self.cfg.push_every == 0:
+                    self.push()
+                if self.updates % self.cfg.checkpoint_every == 0 and not self.stop.is_set():
+                    self.save()
+            self.stop.wait(max(0.0, start + self.cfg.update_period - time.monotonic()))
+
+    def push(self) -> None:
+        from dmpc_core.critics.signing import CriticHeader, sign_bundle
+
+        data = self.learner.export()
+        version = self.learner.trainer.exports
+        (self.ckpt_dir / f"critic_v{version}.onnx").write_bytes(data)
+        header = CriticHeader(self.get_fully_qualified_name(), version, self.cfg.robot, self.cfg.task)
+        self.pub.publish(bytes_msg(sign_bundle(data, self.key, header) if self.key else data))
+        self.pushes += 1
+        self.get_logger().info(f"pushed critic v{version} after {self.updates} updates ({len(self.learner.buffer)} transitions)")
+
+    def save(self) -> None:
+        self.learner.save(self.ckpt, {"updates": self.updates})
+        self.saved_at = self.updates
 
     def publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name=f"dmpc/{self.get_name()}", level=DiagnosticStatus.OK, message="OK")
+        active = self.collecting
+        st = DiagnosticStatus(name=f"dmpc/{self.get_name()}", level=DiagnosticStatus.OK if active else DiagnosticStatus.WARN,
+                              message="OK" if active else "inactive")
         vals = {"transitions": len(self.learner.buffer), "transitions_rejected": self.learner.transitions_rejected,
-                "updates": self.updates, "pushes": self.pushes,
-                "critic_version": self.learner.trainer.exports, "push_critics": self.push}
+                "updates": self.updates, "pushes": self.pushes, "critic_version": self.learner.trainer.exports,
+                "push_critics": self.cfg.push_critics, "collecting": active}
         vals.update({k: f"{v:.4g}" for k, v in self.last_stats.items() if isinstance(v, float)})
         st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
         self.diag_pub.publish(DiagnosticArray(status=[st]))
 
     def destroy_node(self):
-        self.running = False
-        self.thread.join(timeout=1.0)  # SIGINT: the node exits within 2 s (an update in flight is dropped)
-        if self.updates and not self.thread.is_alive():  # never save under a running update
-            self.learner.save(self.ckpt, {"updates": self.updates})
+        self.stop_loop()
         return super().destroy_node()
 
 

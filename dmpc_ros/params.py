@@ -73,3 +73,20 @@ def read_fields(node, cls, changes: Optional[Dict[str, Any]] = None):
         v = (changes or {}).get(f.name, node.get_parameter(f.name).value)
         vals[f.name] = list(v) if isinstance(v, (array.array, tuple)) else v
     return from_dict(cls, vals, node.get_name())
+
+
+def declare_node_settings(node, settings, dynamic=()) -> None:
+    """Declare one parameter per leaf of the node settings dataclass ``settings``: top-level
+    fields under their names, nested dataclass fields under ``<field>.<leaf>`` (read-only unless
+    the top-level name is in ``dynamic``)."""
+    for k, v in _flatten(to_dict(settings)).items():
+        node.declare_parameter(k, v, ParameterDescriptor(dynamic_typing=True, read_only=k not in dynamic))
+
+
+def read_node_settings(node, cls, changes: Optional[Dict[str, Any]] = None):
+    """Build the node settings dataclass ``cls`` (as declared by :func:`declare_node_settings`)
+    from the node's parameters plus pending ``changes``; raises ConfigError when a value is invalid."""
+    flat = {k: node.get_parameter(k).value for k in _flatten(to_dict(cls()))}
+    flat.update({k: v for k, v in (changes or {}).items() if k in flat})
+    nested = _nest({k: (list(v) if isinstance(v, (array.array, tuple)) else v) for k, v in flat.items()})
+    return from_dict(cls, nested, node.get_name())

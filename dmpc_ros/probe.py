@@ -104,7 +104,7 @@ class GraphProbe(Node):
         return self.states[-1][1] if self.states else None
 
     def last_diag(self, node: str) -> Optional[tuple]:
-        for d in reversed(self.diags):
+        for d in reversed(list(self.diags)):  # a snapshot: the executor thread appends meanwhile
             if d[1] == f"dmpc/{node}":
                 return d
         return None

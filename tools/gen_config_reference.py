@@ -6,7 +6,8 @@
 
 Every setting of every experiment (``dmpc train NAME``; the dataclasses and defaults its module
 declares in ``SETTINGS``) and of the ROS nodes' dataclass-backed parameters (``reach.*``, ``gate.*``,
-``learner.*``) is listed with its YAML key, type, default and the text of the dataclass's
+``learner.*`` and the nodes' own settings dataclasses) is listed with its YAML key, type, default
+and the text of the dataclass's
 ``Attributes:`` docstring. The page is generated, so it cannot drift from the code:
 test/unit/test_config_reference.py fails when the committed page differs from this output.
 """
@@ -31,8 +32,9 @@ of a file takes the default listed here. On the command line, `--set KEY=VALUE` 
 key of an experiment's config (VALUE is YAML, e.g. `--set agent.mppi.horizon=16`);
 `dmpc train NAME --help` prints the same list for one experiment. For the ROS nodes, the keys
 below are node parameters under `nodes.<node>.parameters` of `config/ballbot_sim.yaml` /
-`config/franka_sim.yaml`; the nodes' other parameters (topics, threads, rates) are described in
-[ros.md](ros.md).
+`config/franka_sim.yaml` (every parameter of the controller and learner nodes fills one of these
+dataclasses, validated at start and on every set); their topics, services and QoS are described
+in [ros.md](ros.md).
 """
 
 
@@ -65,17 +67,20 @@ def table(sections: dict) -> list[str]:
 
 
 def ros_sections():
+    from dmpc_core.control.node_settings import ControllerNodeSettings
     from dmpc_core.control.panda_reach import PandaReachSettings
     from dmpc_core.control.reach_mpc import ReachSettings
     from dmpc_core.critics.gate import GateSettings
-    from dmpc_core.critics.learner import LearnerSettings
+    from dmpc_core.critics.node_settings import LearnerNodeSettings
 
     return [
+        ("Controller node (`controller_node`, both robots)", "config/ballbot_sim.yaml, config/franka_sim.yaml",
+         {"": ControllerNodeSettings, "gate": GateSettings}),
         ("Ballbot controller node (`controller_node`, robot: ballbot)", "config/ballbot_sim.yaml",
-         {"reach": ReachSettings, "gate": GateSettings}),
+         {"reach": ReachSettings}),
         ("Panda controller node (`controller_node`, robot: panda)", "config/franka_sim.yaml",
          {"reach": PandaReachSettings}),
-        ("Critic learner node (`learner_node`)", "config/ballbot_sim.yaml", {"learner": LearnerSettings}),
+        ("Critic learner node (`learner_node`)", "config/ballbot_sim.yaml", {"": LearnerNodeSettings}),
     ]
 
 
@@ -102,7 +107,7 @@ def render() -> str:
         out += table(declared) + [""]
     out += ["## ROS nodes", ""]
     for title, config, sections in ros_sections():
-        classes = ", ".join(f"`{s}: {c.__module__}.{c.__name__}`" for s, c in sections.items())
+        classes = ", ".join(f"`{s + ': ' if s else ''}{c.__module__}.{c.__name__}`" for s, c in sections.items())
         out += [f"### {title}", "", f"In `{config}`. Dataclasses: {classes}.", ""]
         out += table(sections) + [""]
     return "\n".join(out).rstrip() + "\n"

@@ -7,12 +7,16 @@ worker thread, with a bounded wait for whoever asked.
   any kind becomes a ``(False, reason)`` result: the thread never dies and later candidates are
   still processed. :meth:`CriticWorker.request` waits at most ``timeout`` seconds and then
   answers ``(False, "still validating ...")`` instead of raising.
-* The signature policy: with a key, bundles must carry a valid HMAC trailer (the gate checks
-  it); without a key, unsigned bundles are refused unless ``allow_unsigned`` is set.
+* The signature and size policy is the gate's (``GateSettings.allow_unsigned``,
+  ``GateSettings.max_bundle_bytes``: one source): with a key, bundles must carry a valid HMAC
+  trailer; without a key, unsigned bundles are refused unless ``allow_unsigned`` is set.
+* With a ``state_file``, the highest version accepted per learner survives restarts
+  (:class:`dmpc_core.critics.gate.CriticStore`). A corrupt state file refuses every critic, with
+  the reason, until it is repaired or removed: forgetting the bounds would let a captured old
+  critic in again, and the control loop does not need a new critic to keep running.
 """
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 from concurrent.futures import Future
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 from dmpc_core.critics.bundle import CriticBundleError
-from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, validate_candidate
+from dmpc_core.critics.gate import CriticRejected, CriticStore, GateSettings, ProbeSet, VersionFileError, validate_candidate
 from dmpc_core.critics.source import read_critic_source
 from dmpc_core.critics.signing import has_trailer
 
@@ -57,12 +61,17 @@ class CriticPolicy:
     allow_unsigned: bool = False
     max_bytes: int = 16 << 20
 
+    @staticmethod
+    def of_gate(key: Optional[bytes], gate: GateSettings) -> "CriticPolicy":
+        """The policy of ``gate`` (its ``allow_unsigned`` and ``max_bundle_bytes``) with ``key``."""
+        return CriticPolicy(key, gate.allow_unsigned, gate.max_bundle_bytes)
+
     def check(self, blob: bytes) -> None:
         if len(blob) > self.max_bytes:
             raise CriticRejected(f"critic of {len(blob)} bytes exceeds the limit of {self.max_bytes}")
         if self.key is None and not self.allow_unsigned:
             raise CriticRejected("no HMAC key is configured and unsigned critics are not allowed "
-                                 "(set critic_hmac_key_file, or allow_unsigned_critics for a trusted network)")
+                                 "(set critic_hmac_key_file, or gate.allow_unsigned for a trusted network)")
         if self.key is None and has_trailer(blob):
             raise CriticRejected("critic is signed but no HMAC key is configured to verify it")
 
@@ -71,23 +80,30 @@ class CriticWorker:
     """Validates critic candidates in its own thread and hands accepted ones to ``install``.
 
     Args:
-        policy: signature and size policy.
+        key: HMAC key shared with the learner (None: none configured).
         robot, task: what this controller runs (a critic signed or exported for another is refused).
         nx, ng: dimensions the critic must have.
-        probes, gate: the safety gate's probe set and settings.
+        probes, gate: the safety gate's probe set and settings (also the signature and size policy).
         install: called (in the worker thread) with the accepted ``Candidate``; it builds the new
             MPC and queues the swap. An exception from it rejects the candidate.
         on_result: called with every job's (ok, message) (logging, diagnostics).
+        state_file: where the per-learner version bounds persist ("" = memory only).
+    Attributes:
+        disabled: "" or why every critic is refused (a corrupt ``state_file``).
     """
 
-    def __init__(self, policy: CriticPolicy, robot: str, task: str, nx: int, ng: int, probes: Optional[ProbeSet],
-                 gate: GateSettings, install: Callable, on_result: Optional[Callable[[bool, str], None]] = None):
-        self.policy, self.robot, self.task, self.nx, self.ng, self.probes = policy, robot, task, nx, ng, probes
-        # the gate applies the same signature and size policy as the pre-check of CriticPolicy
-        self.gate = dataclasses.replace(gate, allow_unsigned=policy.allow_unsigned,
-                                        max_bundle_bytes=min(gate.max_bundle_bytes, policy.max_bytes))
+    def __init__(self, key: Optional[bytes], robot: str, task: str, nx: int, ng: int, probes: Optional[ProbeSet],
+                 gate: GateSettings, install: Callable, on_result: Optional[Callable[[bool, str], None]] = None,
+                 state_file: str = ""):
+        self.policy, self.gate = CriticPolicy.of_gate(key, gate), gate
+        self.robot, self.task, self.nx, self.ng, self.probes = robot, task, nx, ng, probes
         self.install, self.on_result = install, on_result
-        self.store = CriticStore()
+        self.disabled = ""
+        try:
+            self.store = CriticStore(state_file=state_file)
+        except VersionFileError as e:
+            self.disabled = f"{e}; every critic is refused until the file is repaired or removed"
+            self.store = CriticStore()
         self.rejected = 0
         self.reject_reason = ""
         self.jobs: "queue.Queue" = queue.Queue(maxsize=16)
@@ -147,6 +163,8 @@ class CriticWorker:
         return result
 
     def _process(self, kind: str, arg) -> Result:
+        if self.disabled:
+            return False, f"rejected: {self.disabled}"
         if kind == "rollback":
             cand = self.store.rollback()
             if cand is None:
@@ -166,6 +184,7 @@ class CriticWorker:
             self.policy.check(blob)
             cand = validate_candidate(blob, self.policy.key, self.nx, self.ng, self.probes, self.gate, source,
                                       robot=self.robot, task=self.task, store=self.store)
+            self.store.persist(cand)  # the new bound is on disk before the critic can run
             self.install(cand)
         except (CriticRejected, ValueError) as e:
             return False, f"rejected: {e}"

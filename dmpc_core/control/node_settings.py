@@ -18,6 +18,8 @@ from dmpc_core.control.core import CoreSettings
 class ControllerNodeSettings:
     """Attributes:
     robot: "ballbot" or "panda" (read-only).
+    task: the task the controller runs ("reach", the one both robots' MPCs implement); critics
+        must be signed for this robot and task. The graph sets it from the config's top-level ``task``.
     joint_names: JointState joint names in state order ([] = the robot's defaults).
     initial_goal: goal at start ([] = the robot's default: origin / TCP at the ready pose).
     goal_frames: frame_ids accepted for goals and paths.
@@ -35,15 +37,19 @@ class ControllerNodeSettings:
     max_path_poses: longest target_path accepted [poses].
     path_rate, diagnostics_rate: planned-path and diagnostics publication rates [Hz].
     critic_uri: critic file to load (also on set, and by ~/reload_critic).
-    critic_hmac_key_file: HMAC key shared with the learner ("" = none).
-    allow_unsigned_critics: accept unsigned critics when no key is set (trusted networks only).
-    max_critic_bytes: size limit of a critic file or message [bytes].
+    critic_hmac_key_file: HMAC key shared with the learner ("" = none). Whether unsigned
+        critics are accepted and the size limit are the gate's ``gate.allow_unsigned`` and
+        ``gate.max_bundle_bytes``.
+    critic_state_dir: folder of the file that keeps the highest critic version accepted per
+        learner across restarts (``critic_versions_<node name>.json``); "" = the key file's
+        folder; with neither, the versions are kept in memory only.
     critic_wait: longest wait of a critic service for its answer [s].
     u_max: Ballbot wheel effort limit [N m] (the Panda's come from its URDF).
     max_tilt_deg: Ballbot: beyond this tilt the robot counts as fallen [deg].
     """
 
     robot: str = "ballbot"
+    task: str = "reach"
     joint_names: List[str] = field(default_factory=list)
     initial_goal: List[float] = field(default_factory=list)
     goal_frames: List[str] = field(default_factory=lambda: ["world"])
@@ -61,8 +67,7 @@ class ControllerNodeSettings:
     diagnostics_rate: float = 2.0
     critic_uri: str = ""
     critic_hmac_key_file: str = ""
-    allow_unsigned_critics: bool = False
-    max_critic_bytes: int = 16 << 20
+    critic_state_dir: str = ""
     critic_wait: float = 5.0
     u_max: float = 30.0
     max_tilt_deg: float = 30.0
@@ -80,8 +85,8 @@ class ControllerNodeSettings:
             raise ValueError(f"realtime_priority must be 0 (off) or 1..99, got {self.realtime_priority}")
         if not (self.path_rate > 0 and self.diagnostics_rate > 0):
             raise ValueError("path_rate and diagnostics_rate must be > 0")
-        if not (isinstance(self.max_critic_bytes, int) and self.max_critic_bytes > 0):
-            raise ValueError(f"max_critic_bytes must be a positive integer, got {self.max_critic_bytes}")
+        if not (isinstance(self.task, str) and self.task):
+            raise ValueError(f"task must be a non-empty string, got {self.task!r}")
         if not (np.isfinite(self.critic_wait) and 0 < self.critic_wait <= 60):
             raise ValueError(f"critic_wait must be in (0, 60] s, got {self.critic_wait}")
         if not 0 < self.max_tilt_deg < 90:
@@ -99,3 +104,11 @@ class ControllerNodeSettings:
                             path_speed=self.path_speed, episode_length=episode_length,
                             transitions_batch=self.transitions_batch,
                             watchdog_age_only=self.tracking_trigger == "state")
+
+    def critic_state_file(self, node_name: str) -> str:
+        """The version file of node ``node_name`` ("" = none: no state dir and no key file)."""
+        import os
+
+        folder = self.critic_state_dir or (os.path.dirname(os.path.abspath(self.critic_hmac_key_file))
+                                           if self.critic_hmac_key_file else "")
+        return os.path.join(folder, f"critic_versions_{node_name}.json") if folder else ""

@@ -18,6 +18,7 @@ from dmpc_core.tasks import ballbot
 class Robot(Protocol):
     """Attributes:
     name: "ballbot" or "panda".
+    task: the task its MPC runs (``make_mpc``); critics and transitions are tagged with it.
     nx, nu, ng: sizes of the state, the command and the goal.
     joint_names: JointState names, in state order (positions then velocities of these joints).
     command_label: label of the command vector (``wheel_torque``, ``joint_torque``).
@@ -29,6 +30,7 @@ class Robot(Protocol):
     """
 
     name: str
+    task: str
     nx: int
     nu: int
     ng: int
@@ -78,6 +80,7 @@ class BallbotRobot:
     arena_margin: float = 1.0
 
     name = "ballbot"
+    task = "reach"
     nx = ballbot.NX
     nu = ballbot.NU
     ng = 2
@@ -147,6 +150,7 @@ class PandaRobot:
     velocity_factor: float = 0.0
 
     name = "panda"
+    task = "reach"
     command_label = "joint_torque"
     supports_critic = False
     safe_command_holds = True

@@ -23,9 +23,22 @@ rollback, and the highest version accepted per learner; :meth:`CriticStore.insta
 freshness again atomically, so two candidates validated concurrently cannot both pass as newest.
 Unsigned critics (when allowed) are ordered by their ``dmpc.version`` under the learner name
 :data:`UNSIGNED`.
+
+Version memory across restarts: with a ``state_file``, :class:`CriticStore` writes the highest
+version (and the sha256 of its bundle bytes) per learner atomically after every install and
+reads it back when built (:func:`read_version_file`), so a captured old signed critic stays
+stale after the controller restarts. The one critic a restarted store accepts at the remembered
+version is the same bundle (equal sha256), and only as its first critic: the controller gets back
+what it last ran (the learner's latest bundle is re-sent to a new subscriber) and nothing older.
+A state file that cannot be read or parsed raises :class:`VersionFileError`; the caller then
+refuses every critic (see :class:`dmpc_core.control.critic_source.CriticWorker`) rather than
+forget the bounds.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -37,6 +50,14 @@ from dmpc_core.critics.signing import verify
 
 #: Learner identity under which unsigned critics (if allowed) are ordered.
 UNSIGNED = "(unsigned)"
+#: first line of a version file (format tag)
+VERSION_FILE_FORMAT = "dmpc-critic-versions/1"
+#: a version file larger than this is corrupt (one short entry per learner identity)
+MAX_VERSION_FILE_BYTES = 1 << 20
+
+
+class VersionFileError(ValueError):
+    """The critic version file cannot be read or is corrupt; the message names the file."""
 
 
 class CriticRejected(ValueError):
@@ -103,6 +124,7 @@ class Candidate:
     max_abs_probe_value: float
     learner: str = UNSIGNED
     signed: bool = False
+    digest: str = ""  # sha256 (hex) of the bundle bytes (the signed payload)
 
 
 def _run_gate(blob, key, nx, ng, probes, settings, source, robot, task, store) -> Candidate:
@@ -118,14 +140,14 @@ def _run_gate(blob, key, nx, ng, probes, settings, source, robot, task, store) -
             raise CriticRejected(f"critic is signed for robot {h.robot!r} task {h.task!r}; this controller runs "
                                  f"robot {robot!r} task {task!r}")
         if store is not None:
-            store.check_fresh(learner, h.version)
+            store.check_fresh(learner, h.version, _digest(v.data))
     bundle = load_bundle(v.data, expected_nx=nx, expected_ng=ng, max_bytes=settings.max_bundle_bytes)
     if bundle.robot != robot:
         raise CriticRejected(f"critic bundle is for robot {bundle.robot!r}; this controller runs {robot!r}")
     if h is not None and h.version != bundle.version:
         raise CriticRejected(f"signed header says version {h.version} but the bundle is dmpc.version={bundle.version}")
     if h is None and store is not None:
-        store.check_fresh(learner, bundle.version)
+        store.check_fresh(learner, bundle.version, _digest(v.data))
     critic = bundle.to_native()
     worst = 0.0
     for x, g, tau in zip(probes.states, probes.goals, probes.taus):
@@ -138,7 +160,11 @@ def _run_gate(blob, key, nx, ng, probes, settings, source, robot, task, store) -
         worst = max(worst, float(abs(d.V)))
     if not worst <= settings.max_abs_value:
         raise CriticRejected(f"critic predicts |V| = {worst:.3g} > bound {settings.max_abs_value:.3g} on the probe set")
-    return Candidate(bundle, critic, int(bundle.version), source, worst, learner, h is not None)
+    return Candidate(bundle, critic, int(bundle.version), source, worst, learner, h is not None, _digest(v.data))
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(bytes(data)).hexdigest()
 
 
 def validate_candidate(blob: bytes, key: Optional[bytes], nx: int, ng: int, probes: ProbeSet,
@@ -166,6 +192,49 @@ def validate_candidate(blob: bytes, key: Optional[bytes], nx: int, ng: int, prob
         raise CriticRejected(str(e) or type(e).__name__) from e
 
 
+def read_version_file(path: str | os.PathLike) -> Dict[str, Dict[str, Any]]:
+    """Per-learner ``{"version": int, "sha256": str}`` from a version file written by
+    :class:`CriticStore` ({} when the file does not exist: nothing accepted yet).
+
+    Raises:
+        VersionFileError: unreadable, too large, not the format, or an entry of the wrong type.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_VERSION_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise VersionFileError(f"critic version file {path}: cannot read it: {e}") from e
+    if len(raw) > MAX_VERSION_FILE_BYTES:
+        raise VersionFileError(f"critic version file {path}: larger than {MAX_VERSION_FILE_BYTES} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VersionFileError(f"critic version file {path}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != VERSION_FILE_FORMAT or not isinstance(doc.get("learners"), dict):
+        raise VersionFileError(f"critic version file {path}: not a {VERSION_FILE_FORMAT!r} document")
+    out = {}
+    for learner, entry in doc["learners"].items():
+        ok = (isinstance(entry, dict) and isinstance(entry.get("version"), int) and not isinstance(entry["version"], bool)
+              and entry["version"] >= 0 and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) in (0, 64))
+        if not ok:
+            raise VersionFileError(f"critic version file {path}: bad entry for learner {learner!r}: {entry!r}")
+        out[learner] = {"version": entry["version"], "sha256": entry["sha256"]}
+    return out
+
+
+def write_version_file(path: str | os.PathLike, learners: Dict[str, Dict[str, Any]]) -> None:
+    """Write the per-learner versions atomically (temp file in the same folder, fsync, rename),
+    readable by its owner only."""
+    from dmpc_core.critics.export import write_bytes_atomic
+
+    data = json.dumps({"format": VERSION_FILE_FORMAT, "learners": learners}, indent=1, sort_keys=True).encode()
+    write_bytes_atomic(path, data)
+    os.chmod(path, 0o600)
+
+
 @dataclass
 class CriticStore:
     """Active critic, history for rollback and the highest version accepted per learner (thread-safe).
@@ -173,6 +242,10 @@ class CriticStore:
     ``install`` refuses a stale version, makes a candidate active and keeps the previous one for
     rollback; ``rollback`` re-activates the most recent previous critic whose weights differ
     from the active one's.
+
+    Attributes:
+        state_file: where the per-learner versions persist ("" = memory only). Read when the
+            store is built (:class:`VersionFileError` if corrupt), written after every install.
     """
 
     history_size: int = 5
@@ -180,30 +253,66 @@ class CriticStore:
     history: List[Candidate] = field(default_factory=list)
     swaps: int = 0
     latest: Dict[str, int] = field(default_factory=dict)
+    state_file: str = ""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self.digests: Dict[str, str] = {}
+        #: learner -> (version, sha256) remembered from before a restart; the same bundle may be
+        #: installed again as the store's first critic
+        self.restored: Dict[str, tuple] = {}
+        if self.state_file:
+            for learner, e in read_version_file(self.state_file).items():
+                if e["version"] > self.latest.get(learner, -1):
+                    self.latest[learner], self.digests[learner] = e["version"], e["sha256"]
+                    self.restored[learner] = (e["version"], e["sha256"])
 
-    def _check_fresh(self, learner: str, version: int) -> None:
+    def _check_fresh(self, learner: str, version: int, digest: str = "") -> None:
         last = self.latest.get(learner)
-        if last is not None and version <= last:
-            raise CriticRejected(f"stale critic: version {version} from learner {learner!r} is not newer than "
-                                 f"version {last} already accepted (replayed or out of order)")
+        if last is None or version > last:
+            return
+        if self.active is None and digest and self.restored.get(learner) == (version, digest):
+            return  # the critic this controller last ran before its restart, byte for byte
+        raise CriticRejected(f"stale critic: version {version} from learner {learner!r} is not newer than "
+                             f"version {last} already accepted (replayed or out of order)")
 
-    def check_fresh(self, learner: str, version: int) -> None:
-        """Raise :class:`CriticRejected` if ``version`` is not above the last accepted from ``learner``."""
+    def check_fresh(self, learner: str, version: int, digest: str = "") -> None:
+        """Raise :class:`CriticRejected` if ``version`` is not above the last accepted from
+        ``learner`` (except the remembered last bundle, ``digest`` equal, after a restart)."""
         with self._lock:
-            self._check_fresh(learner, int(version))
+            self._check_fresh(learner, int(version), digest)
+
+    def _persist(self, c: Candidate) -> None:
+        if self.state_file:
+            learners = {k: {"version": v, "sha256": self.digests.get(k, "")} for k, v in self.latest.items()}
+            learners[c.learner] = {"version": c.version, "sha256": c.digest}
+            write_version_file(self.state_file, learners)
+
+    def persist(self, c: Candidate) -> None:
+        """Write the bounds with ``c`` accepted to the state file, without installing ``c``: a
+        caller puts the bound on disk before ``c`` can run (if ``c`` then fails to install, a
+        restarted store refuses it: the safe side).
+
+        Raises:
+            CriticRejected: ``c`` is stale; OSError: the file cannot be written.
+        """
+        with self._lock:
+            self._check_fresh(c.learner, c.version, c.digest)
+            self._persist(c)
 
     def install(self, c: Candidate) -> Optional[Candidate]:
         """Make ``c`` active (after a freshness check); returns the previously active critic.
+        With a ``state_file``, the new bound is on disk before ``c`` becomes active.
 
         Raises:
             CriticRejected: ``c`` is not newer than the last critic accepted from its learner.
+            OSError: the state file cannot be written (``c`` is then not installed).
         """
         with self._lock:
-            self._check_fresh(c.learner, c.version)
-            self.latest[c.learner] = c.version
+            self._check_fresh(c.learner, c.version, c.digest)
+            self._persist(c)
+            self.latest[c.learner], self.digests[c.learner] = c.version, c.digest
+            self.restored.clear()  # from now on only newer versions pass
             prev = self.active
             if prev is not None:
                 self.history.append(prev)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -128,14 +128,15 @@ class CriticLearner:
     def ready(self) -> bool:
         return len(self.buffer) >= self.settings.min_transitions
 
-    def update(self) -> Dict[str, float]:
-        """One critic update (K minibatches) if enough data is stored; {} otherwise."""
+    def update(self, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, float]:
+        """One critic update (K minibatches) if enough data is stored; {} otherwise.
+        ``should_stop``: asked before every minibatch (see :meth:`CriticTrainer.update`)."""
         if not self.ready():
             return {}
         if not self.normalization_fitted and 0 < self.settings.fit_normalization_at <= len(self.buffer):
             self.trainer.fit_input_normalization(self.buffer)
             self.normalization_fitted = True
-        return self.trainer.update(self.buffer)
+        return self.trainer.update(self.buffer, should_stop)
 
     def export(self, path: Optional[str | os.PathLike] = None) -> bytes:
         """The Polyak target network as an ONNX critic bundle (version increments). A structured

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -181,13 +181,22 @@ class CriticTrainer:
         self.gradient_steps += 1
         return {"loss": float(loss.detach()), "grad_norm": gnorm, "target_mean": float(y.mean())}
 
-    def update(self, buffer: ReplayBuffer) -> Dict[str, float]:
-        """K minibatch steps from ``buffer``; returns namespaced statistics."""
+    def update(self, buffer: ReplayBuffer, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, float]:
+        """K minibatch steps from ``buffer``; returns namespaced statistics.
+
+        ``should_stop`` is asked before every minibatch: when it returns True the update ends
+        there (a process being shut down waits for one gradient step, not K). An update cut
+        short does not count in ``updates``; its statistics cover the steps done ({} if none)."""
         s = self.settings
         stats = []
         for _ in range(s.batches_per_update):
+            if should_stop is not None and should_stop():
+                break
             stats.append(self.train_step(buffer.sample(s.batch_size, self.rng)))
-        self.updates += 1
+        if not stats:
+            return {}
+        if len(stats) == s.batches_per_update:
+            self.updates += 1
         losses = np.array([st["loss"] for st in stats])
         return {
             "critic/loss_mean": float(losses.mean()),

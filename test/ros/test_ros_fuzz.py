@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmpc_core.control.core import ControllerCore, CoreSettings
-from dmpc_core.control.critic_source import CriticPolicy, CriticWorker
+from dmpc_core.control.critic_source import CriticWorker
 from dmpc_core.control.reach_mpc import ReachSettings
 from dmpc_core.control.robot import BallbotRobot
 from dmpc_core.critics.gate import GateSettings, ProbeSet
@@ -127,7 +127,7 @@ def test_transitions(labels, sizes, data):
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(blob=st.binary(max_size=2000))
 def test_critic_blobs_never_escape_the_worker(blob):
-    w = CriticWorker(CriticPolicy(key=b"k" * 16), "ballbot", "reach", ballbot.NX, 2, ProbeSet.uniform([1.0] * 10, [1.0] * 2, 1.0, 4, 0),
+    w = CriticWorker(b"k" * 16, "ballbot", "reach", ballbot.NX, 2, ProbeSet.uniform([1.0] * 10, [1.0] * 2, 1.0, 4, 0),
                      GateSettings(num_probes=4), install=lambda cand: None)
     ok, msg = w.handle("bytes", blob)
     assert not ok and msg

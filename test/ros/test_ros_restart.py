@@ -74,3 +74,46 @@ def test_learner_survives_a_controller_restart(graph):
     assert probe.wait_for(lambda: _at_goal(probe), 40), f"did not reach {GOAL}: x = {probe.latest_state()}"
     assert probe.wait_for(lambda: int(probe.diag_value(LEARNER, "transitions")) > n0, 60)
     assert LEARNER not in launcher.dead()
+
+
+@timing_sensitive
+def test_a_replayed_old_critic_stays_stale_after_a_controller_restart(graph):
+    """A signed critic captured from the topic is re-published to a restarted controller that has
+    not installed any critic yet (the learner is down, so nothing newer arrives): the controller
+    remembers the version it accepted before the restart (its version file) and refuses it as
+    stale. A controller without that memory would install it. The learner, started again from its
+    checkpoint, then pushes newer versions, which are accepted."""
+    from std_msgs.msg import UInt8MultiArray
+
+    from dmpc_core.critics.signing import verify
+    from dmpc_ros.messages import bytes_msg
+    from dmpc_ros.qos import QOS_CRITIC
+    from test_ros_graph import KEY
+
+    launcher, probe = graph
+    caught = []
+    sub = probe.create_subscription(UInt8MultiArray, probe.topics["critic_bundle"], lambda m: caught.append(bytes(m.data)),
+                                    QOS_CRITIC)
+    try:
+        assert probe.wait_for(lambda: len(caught) >= 1, 60), "no critic on the topic"
+        old = verify(caught[0], KEY).header.version
+        assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critic_version_installed") or 0) > old, 120), \
+            probe.diag_value(CTRL, "last_reject_reason")
+    finally:
+        probe.destroy_subscription(sub)
+    assert launcher.stop_node(LEARNER, grace=10.0) == 0  # down: nothing newer reaches the new controller
+    launcher.kill_node(CTRL)
+    t_kill = time.monotonic()
+    launcher.start_node(launcher.spec(CTRL))
+    assert probe.wait_for(lambda: _diag_since(probe, CTRL, t_kill + 0.5), 120), "restarted controller silent"
+    rejected = int(probe.diag_value(CTRL, "critics_rejected") or 0)
+    probe.critic_pub.publish(bytes_msg(caught[0]))  # the replay
+    assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critics_rejected") or 0) > rejected, 60)
+    assert "stale" in probe.diag_value(CTRL, "last_reject_reason")
+    assert int(probe.diag_value(CTRL, "critic_version_installed")) == 0
+    # the robot may have fallen while no controller ran: stand it up, so transitions flow again
+    assert probe.call_trigger(f"/{CTRL}/reset", 10.0).success
+    assert probe.call_trigger("/ballbot_sim/reset", 10.0).success
+    launcher.start_node(launcher.spec(LEARNER))
+    assert probe.wait_for(lambda: int(probe.diag_value(CTRL, "critic_version_installed") or 0) > old, 180), \
+        probe.diag_value(CTRL, "last_reject_reason")

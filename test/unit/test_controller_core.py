@@ -220,7 +220,7 @@ def test_critic_worker_answers_with_a_bounded_wait_and_survives_any_failure(bund
         installed.append(cand.version)
 
     key = b"0123456789abcdef"
-    w = CriticWorker(CriticPolicy(key=key), "ballbot", "reach", 10, 2, PROBES, GateSettings(num_probes=16), install).start()
+    w = CriticWorker(key, "ballbot", "reach", 10, 2, PROBES, GateSettings(num_probes=16), install).start()
     try:
         ok, msg = w.request("bytes", sign_bundle(bundle, key, CriticHeader("learner", 1, "ballbot", "reach")), timeout=20.0)
         assert not ok and "a bug in the installer" in msg
