@@ -424,10 +424,7 @@ class ControllerCore:
             return self.sync_worker(t, now)
         self.apply_pending(t)
         x, _ = self.latest(now)
-        if x is not None and self.joint_traj is not None:
-            traj, knots = self.joint_traj
-            self.traj_error = traj.error(t, x, knots)
-            self.traj_max_error = float(np.nanmax([self.traj_max_error, self.traj_error]))
+        self._measure_trajectory_error(t, x)
         if x is None or self.fault or not self.state_fresh(now):
             return None
         start = time.perf_counter()
@@ -443,12 +440,21 @@ class ControllerCore:
                 listener(self.reach.mpc.policy)
         return res
 
+    def _measure_trajectory_error(self, t: float, x: Optional[np.ndarray]) -> None:
+        """Tracking error of a timed joint trajectory being followed (diagnostics), at each solve
+        step in both the in-process and the worker mode."""
+        if x is not None and self.joint_traj is not None:
+            traj, knots = self.joint_traj
+            self.traj_error = traj.error(t, x, knots)
+            self.traj_max_error = float(np.nanmax([self.traj_max_error, self.traj_error]))
+
     def sync_worker(self, t: float, now: Optional[float] = None):
         """Worker mode, on the MPC thread: apply the queue, start or restart the worker, forward
         the plan state and ``hold``, collect its counters and adopt its latest policy (returned;
         None when there is no new one)."""
         now = self.clock() if now is None else now
         self.apply_pending(t)
+        self._measure_trajectory_error(t, self.latest(now)[0])
         w = self.worker
         self.start_worker()
         problem = w.problem(now)
