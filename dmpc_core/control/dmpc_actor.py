@@ -31,11 +31,9 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from dmpc_core import _core
+from dmpc_core.control.dmpc_problem import MODES, build_dmpc_problem
 from dmpc_core.costs import BoxBarrierCost
 from dmpc_core.tasks import ballbot
-
-MODES = ("terminal", "running+terminal")
-
 
 @dataclass
 class ActorSettings:
@@ -129,6 +127,8 @@ class DmpcActor:
         robot_radius: [m] used by the wall term.
     """
 
+    nx, nu = ballbot.NX, ballbot.NU  # with model and nominal_terms: the robot of build_dmpc_problem
+
     def __init__(self, settings: ActorSettings, model=None, walls: Optional[Sequence] = None,
                  robot_radius: float = 0.15):
         settings.validate()
@@ -182,26 +182,8 @@ class DmpcActor:
         s = self.settings
         horizon = s.horizon if horizon is None else int(horizon)
         dt = s.node_dt if dt is None else float(dt)
-        if horizon < 1 or not dt > 0:
-            raise ValueError("horizon must be >= 1 and dt > 0")
-        if critic.nx != ballbot.NX:
-            raise ValueError(f"critic has nx={critic.nx}; the Ballbot has {ballbot.NX}")
-        critic.set_goal(np.asarray(goal, dtype=float))
-        running = _core.SumCost(ballbot.NX, ballbot.NU)
-        for name, term in self.nominal_terms():
-            running.add(name, term)
-        value_running = None
-        if s.mode == "running+terminal":
-            value_running = _core.ValueRunningCost(critic, self.model, np.asfortranarray(self.R), float(t_goal),
-                                                   s.project_psd, s.third_order)
-            running.add("value", value_running, s.running_weight * value_weight)
-        value_terminal = _core.ValueTerminalCost(critic, float(t_goal), ballbot.NU)
-        terminal = value_terminal
-        if value_weight != 1.0:
-            terminal = _core.SumCost(ballbot.NX, ballbot.NU)
-            terminal.add("value", value_terminal, value_weight)
-        problem = _core.Problem(self.model, running, terminal, horizon, dt, integrator, self.R)
-        return problem, value_terminal, value_running
+        return build_dmpc_problem(self, critic, goal, t_goal, self.R, s.mode, horizon, dt, integrator,
+                                  s.running_weight, value_weight, s.project_psd, s.third_order)
 
     def lqr_policy(self, problem, x0: np.ndarray, t0: float = 0.0):
         """``tasks.ballbot.lqr_policy`` stabilising at the start position (the Riccati gain is
