@@ -26,10 +26,10 @@ $(STAMP_DEV): $(STAMP_DEPS) setup.py
 build: $(STAMP_DEPS)
 	$(PY) setup.py --quiet build_ext --inplace
 
-# The main job: Ballbot Deep Value MPC learning through the three ROS 2 nodes (sim, controller,
+# The main job: Ballbot Deep Value MPC (Algorithm 1) learning through the three ROS 2 nodes (sim, controller,
 # learner) as separate processes over DDS on loopback; summary + PNGs in runs/main.
 run: setup
-	$(PY) -m dmpc_ros.main_job --config config/ballbot_sim.yaml --episodes 8 --eval-episodes 4 --out runs/main
+	$(PY) -m dmpc_ros.main_job --config config/ballbot_sim.yaml --out runs/main
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$(RANDOM_SEED) $(PYTEST_ARGS)

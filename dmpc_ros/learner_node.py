@@ -61,6 +61,7 @@ class LearnerNode(LifecycleNode):
         from dmpc_core.control.reach_mpc import NG
         from dmpc_core.critics.checkpoint import CheckpointError
         from dmpc_core.critics.learner import CriticLearner
+        from dmpc_core.critics.returns import EpisodeReturns
         from dmpc_core.critics.signing import read_key
         from dmpc_core.tasks import ballbot
 
@@ -69,6 +70,7 @@ class LearnerNode(LifecycleNode):
             self.key = read_key(c.critic_hmac_key_file) if c.critic_hmac_key_file else None
             self.nx, self.ng = ballbot.NX, NG
             self.learner = CriticLearner(c.learner, self.nx, self.ng, c.robot)
+            self.returns = EpisodeReturns(c.n_step)
             self.ckpt_dir = Path(c.checkpoint_dir)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         except (ValueError, OSError) as e:
@@ -93,6 +95,8 @@ class LearnerNode(LifecycleNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.stop.clear()
         self.collecting = True
+        if self.cfg.push_initial and self.learner.trainer.exports == 0:
+            self.push()  # Algorithm 1's first actor: the untrained critic
         self.thread = threading.Thread(target=self.loop, name="learner", daemon=True)
         self.thread.start()
         return super().on_activate(state)
@@ -149,7 +153,9 @@ class LearnerNode(LifecycleNode):
             with self.lock:
                 pending, self.pending = self.pending, []
             for b in pending:
-                self.learner.add(**b)
+                rows = self.returns.add(b)  # n-step rows of the episodes that ended (n_step)
+                if rows is not None:
+                    self.learner.add(**rows)
             if pending and self.learner.ready():
                 stats = self.learner.update(should_stop=self.stop.is_set)
                 if self.stop.is_set():
@@ -183,7 +189,9 @@ class LearnerNode(LifecycleNode):
                               message="OK" if active else "inactive")
         vals = {"transitions": len(self.learner.buffer), "transitions_rejected": self.learner.transitions_rejected,
                 "updates": self.updates, "pushes": self.pushes, "critic_version": self.learner.trainer.exports,
-                "push_critics": self.cfg.push_critics, "collecting": active}
+                "push_critics": self.cfg.push_critics, "collecting": active,
+                "episodes_finished": self.returns.episodes_finished, "episodes_cut": self.returns.episodes_cut,
+                "gaps_bridged": self.returns.gaps_bridged}
         vals.update({k: f"{v:.4g}" for k, v in self.last_stats.items() if isinstance(v, float)})
         st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
         self.diag_pub.publish(DiagnosticArray(status=[st]))

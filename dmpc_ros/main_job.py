@@ -1,19 +1,25 @@
-"""The main job: the ROS node graph learns while reaching goals, headless, with a summary.
+"""The main job: Deep Value MPC (Algorithm 1) learns through the ROS node graph, headless.
 
-    python -m dmpc_ros.main_job --config config/ballbot_sim.yaml --episodes 8 --eval-episodes 4 --out runs/main
+    python -m dmpc_ros.main_job --config config/ballbot_sim.yaml --out runs/main
 
 Starts sim, controller and learner as separate processes (dmpc_ros.launcher) and drives episodes
-from an observer node: reset the simulator to a random start, publish a goal on ``goal_pose``,
-watch the JointStates until the robot is at the goal (dmpc_core.control.reach_mpc.reach_status: 10 cm,
-upright within 5 deg, slower than 0.2 m/s, held 0.5 s), falls (tilt > 30 deg) or the episode
-times out. Three phases:
+from an observer node: reset the controller and the simulator (a random start near the origin),
+publish a goal on ``goal_pose`` and let the episode run for its time T (the controller's
+``reach.episode_length``, 3 s). The controller runs the Deep Value MPC actor
+(``reach.critic_mode: dmpc``) with the critic the learner pushes; it streams one transition per
+control step with the task cost dt ||p - g|| and, at T, the termination cost q_f; the learner
+turns each finished episode into full-return targets (``n_step``) and pushes critics back. Three
+phases:
 
-1. ``before``: ``--eval-episodes`` goals with critic pushing paused (controller without critic;
-   the learner already collects transitions);
-2. ``learn``: ``--episodes`` goals with the learner pushing critics (hot-swapped in the controller);
-3. ``after``: the same goals as ``before`` with pushing paused again (the last critic stays).
+1. ``before``: ``--eval-episodes`` goals, 1.5 m away in evenly spread directions, with the
+   learner's first (untrained) critic and pushing paused: the actor only balances;
+2. ``learn``: ``--episodes`` goals with pushing on; goal distances grow from 0.3 m to 2.0 m over
+   the first ``--curriculum-episodes`` (the start curriculum of ``dmpc train ballbot-reach``);
+3. ``after``: the ``before`` goals again with pushing paused (the last critic stays).
 
-Writes ``summary.json``, ``episodes.csv`` and PNGs to ``--out``; prints progress and a summary.
+Success, as in ``dmpc train ballbot-reach``: no fall and within 0.25 m of the goal at T. Writes
+``summary.json``, ``episodes.csv``, ``trajectories.png`` (before against after, same starts and
+goals) and ``controller_rates.png`` to ``--out``; prints progress and a summary.
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ from dmpc_core.control.reach_mpc import reach_status
 from dmpc_core.tasks import ballbot
 
 
-def run_episode(probe, goal, timeout: float, hold: float = 0.5) -> dict:
+def run_episode(probe, goal, episode_time: float, success_tol: float = 0.25) -> dict:
+    """One episode of time ``episode_time`` to ``goal`` (module doc); returns its record."""
     # the controller first: a fall latches its ERROR state until ~/reset (then the simulator
     # puts the robot back upright at a new start)
     resp = probe.call_trigger(f"/{probe.controller}/reset", 10.0)
@@ -44,25 +51,26 @@ def run_episode(probe, goal, timeout: float, hold: float = 0.5) -> dict:
     time.sleep(0.05)
     t0 = time.monotonic()
     probe.send_goal(goal)
-    reached_at, since, fallen = None, None, False
-    while time.monotonic() - t0 < timeout:
-        time.sleep(0.02)
+    fallen, within_at, at_t = False, None, None
+    # a little past T: the controller ends the episode (termination cost) at its first solve after T
+    while time.monotonic() - t0 < episode_time + 0.15:
+        time.sleep(0.01)
         x = probe.latest_state()
         if x is None:
             continue
-        at, fallen = reach_status(x, goal)
+        _, fallen = reach_status(x, goal)
         if fallen:
             break
-        if at:
-            since = since or time.monotonic()
-            if time.monotonic() - since >= hold:
-                reached_at = since - t0
-                break
-        else:
-            since = None
-    traj = np.array([x for t, x in list(probe.states) if t >= t0])
-    return {"goal": list(goal), "success": reached_at is not None, "time_to_goal": reached_at, "fallen": fallen,
-            "traj": traj, "duration": time.monotonic() - t0}
+        d = float(np.hypot(x[0] - goal[0], x[1] - goal[1]))
+        if within_at is None and d < success_tol:
+            within_at = time.monotonic() - t0
+        if at_t is None and time.monotonic() - t0 >= episode_time:
+            at_t = d
+    traj = np.array([x for t, x in list(probe.states) if t >= t0 and t - t0 <= episode_time])
+    final = at_t if at_t is not None else (float(np.hypot(*(traj[-1, :2] - goal))) if len(traj) else float("nan"))
+    return {"goal": list(goal), "success": (not fallen) and final < success_tol, "fallen": fallen,
+            "final_distance": final, "time_within": within_at, "traj": traj,
+            "start": traj[0, :2].tolist() if len(traj) else [float("nan")] * 2}
 
 
 def diag_series(probe, node, key):
@@ -83,14 +91,37 @@ def plot(out: Path, phases: dict, probe, t_start: float) -> list:
     import matplotlib.pyplot as plt
 
     files = []
-    fig, axes = plt.subplots(1, len(phases), figsize=(5 * len(phases), 4.5), squeeze=False)
-    for ax, (name, eps) in zip(axes[0], phases.items()):
-        for e in eps:
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1.1, 1]})
+    ax = axes[0]
+    for name, style in (("before", dict(ls="--", lw=1.2)), ("after", dict(ls="-", lw=1.6))):
+        for i, e in enumerate(phases.get(name, [])):
             if len(e["traj"]):
-                ax.plot(e["traj"][:, 0], e["traj"][:, 1], lw=1.2, color="tab:green" if e["success"] else "tab:red")
-            ax.plot(*e["goal"], "kx")
-        ok = sum(e["success"] for e in eps)
-        ax.set(title=f"{name}: {ok}/{len(eps)} reached", xlabel="x [m]", ylabel="y [m]", aspect="equal")
+                ax.plot(e["traj"][:, 0], e["traj"][:, 1], color="tab:green" if e["success"] else "tab:red",
+                        **style, label=f"{name}: {'reached' if e['success'] else 'missed'}")
+                ax.plot(*e["traj"][0, :2], "o", color="0.3", ms=4, label="start")
+            ax.plot(*e["goal"], "kx", ms=8, mew=2, label="goal")
+            ax.add_patch(plt.Circle(e["goal"], 0.25, fill=False, color="0.6", lw=0.8))
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=8)
+    sb = summarize(phases.get("before", []))
+    sa = summarize(phases.get("after", []))
+    ax.set(title=f"same goals: before {sb['success']}/{sb['episodes']} (dashed), after {sa['success']}/{sa['episodes']} "
+                 f"(solid)\ncircles: 0.25 m success radius at T", xlabel="x [m]", ylabel="y [m]", aspect="equal")
+    ax = axes[1]
+    learn = phases.get("learn", [])
+    if learn:
+        k = np.arange(1, len(learn) + 1)
+        d = np.array([e["final_distance"] for e in learn])
+        g = np.array([np.hypot(*e["goal"]) for e in learn])
+        ax.plot(k, g, color="0.6", lw=1, label="goal distance from the origin [m]")
+        ax.plot(k, d, ".", color="tab:blue", label="distance to the goal at T [m]")
+        win = min(8, len(learn))
+        ax.plot(k[win - 1:], np.convolve(d, np.ones(win) / win, "valid"), color="tab:blue", lw=2,
+                label=f"mean of the last {win}")
+        ax.axhline(0.25, color="tab:green", ls=":", label="success radius")
+        ax.legend(fontsize=8)
+    ax.set(title="learning episodes", xlabel="episode", ylabel="[m]")
     fig.tight_layout()
     fig.savefig(out / "trajectories.png", dpi=100)
     plt.close(fig)
@@ -110,20 +141,44 @@ def plot(out: Path, phases: dict, probe, t_start: float) -> list:
 
 
 def summarize(eps) -> dict:
-    ttg = [e["time_to_goal"] for e in eps if e["success"]]
-    return {"episodes": len(eps), "success": sum(e["success"] for e in eps), "fallen": sum(e["fallen"] for e in eps),
+    d = [e["final_distance"] for e in eps]
+    return {"episodes": len(eps), "success": int(sum(e["success"] for e in eps)),
+            "fallen": int(sum(e["fallen"] for e in eps)),
             "success_rate": sum(e["success"] for e in eps) / max(1, len(eps)),
-            "mean_time_to_goal_s": float(np.mean(ttg)) if ttg else None}
+            "mean_final_distance_m": float(np.nanmean(d)) if d else None}
+
+
+def eval_goals(n: int, distance: float) -> list:
+    """``n`` goals ``distance`` from the origin in evenly spread directions (fixed: the same goals
+    before and after learning)."""
+    a = 2 * np.pi * (np.arange(n) + 0.25) / max(1, n)
+    return [(float(distance * np.cos(ai)), float(distance * np.sin(ai))) for ai in a]
+
+
+def learn_goals(n: int, rng, d0: float, d1: float, curriculum: int) -> list:
+    """Learning goals: uniform in a disc round the origin whose radius grows from ``d0`` to
+    ``d1`` over the first ``curriculum`` episodes (``dmpc train ballbot-reach``'s start
+    curriculum: the critic first learns the bottom of the value)."""
+    out = []
+    for i in range(n):
+        bound = d0 + (d1 - d0) * min(1.0, i / max(1, curriculum))
+        r = bound * np.sqrt(rng.uniform(0.02, 1.0))
+        a = rng.uniform(-np.pi, np.pi)
+        out.append((float(r * np.cos(a)), float(r * np.sin(a))))
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "ballbot_sim.yaml"))
-    ap.add_argument("--episodes", type=int, default=8, help="learning episodes")
-    ap.add_argument("--eval-episodes", type=int, default=4, help="episodes before and after learning")
+    ap.add_argument("--episodes", type=int, default=96, help="learning episodes")
+    ap.add_argument("--eval-episodes", type=int, default=8, help="episodes before and after learning")
+    ap.add_argument("--eval-distance", type=float, default=1.5, help="distance of the evaluation goals [m]")
+    ap.add_argument("--curriculum", type=float, nargs=2, default=(0.3, 2.0), metavar=("D0", "D1"),
+                    help="learning-goal distance bound at the first episode and after the curriculum [m]")
+    ap.add_argument("--curriculum-episodes", type=int, default=64)
     ap.add_argument("--out", default="runs/main")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--radius", type=float, nargs=2, default=(0.8, 1.5), help="goal distance range [m]")
     ap.add_argument("--learner", choices=["on", "off"], default="on")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--keep-learner", action="store_true",
@@ -160,16 +215,15 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, overrides)
     specs = build_graph(args.config, overrides)
     names = {s.key: s.name for s in specs}
-    episode_length = float(cfg["nodes"]["controller"]["parameters"].get("reach", {}).get("episode_length", 8.0))
+    reach = cfg["nodes"]["controller"]["parameters"].get("reach", {})
+    if reach.get("critic_mode") != "dmpc":
+        print("[main] the main job runs Algorithm 1: it needs nodes.controller.parameters.reach.critic_mode=dmpc "
+              f"(the config has {reach.get('critic_mode')!r})", flush=True)
+        return 2
+    episode_time = float(reach.get("episode_length", 3.0))
     rng = np.random.default_rng(args.seed)
-
-    def goals(n):
-        r = rng.uniform(*args.radius, n)
-        a = rng.uniform(-np.pi, np.pi, n)
-        return [(float(ri * np.cos(ai)), float(ri * np.sin(ai))) for ri, ai in zip(r, a)]
-
-    eval_goals = goals(args.eval_episodes)
-    learn_goals = goals(args.episodes)
+    goals_eval = eval_goals(args.eval_episodes, args.eval_distance)
+    goals_learn = learn_goals(args.episodes, rng, *args.curriculum, args.curriculum_episodes)
     rclpy.init()
     t_start = time.monotonic()
     phases = {}
@@ -179,24 +233,34 @@ def main(argv=None) -> int:
         probe = GraphProbe(cfg["topics"], controller=names.get("controller", "ballbot_controller"),
                            sim=names.get("sim", "ballbot_sim"), learner=names.get("learner", "dmpc_learner"))
         try:
-            ok = probe.wait_for(lambda: (d := probe.last_diag(probe.controller)) and d[3] == "OK", 120)
+            ok = probe.wait_for(lambda: (d := probe.last_diag(probe.controller)) and d[3] in ("OK", "WARN"), 120)
             if not ok:
                 print(f"[main] controller did not come up; see {out / 'logs'}", flush=True)
                 return 1
-            print(f"[main] graph up after {time.monotonic() - t_start:.1f} s", flush=True)
-            plan = [("before", eval_goals, False), ("learn", learn_goals, True), ("after", eval_goals, False)]
+            if args.learner == "on":
+                # Algorithm 1 starts from the learner's untrained critic (push_initial)
+                if not probe.wait_for(lambda: int(probe.diag_value(probe.controller, "critic_version") or 0) >= 1, 60):
+                    print(f"[main] no initial critic from the learner; see {out / 'logs'}", flush=True)
+                    return 1
+            print(f"[main] graph up after {time.monotonic() - t_start:.1f} s; episodes of T = {episode_time:g} s",
+                  flush=True)
+            plan = [("before", goals_eval, False), ("learn", goals_learn, True), ("after", goals_eval, False)]
             for phase, gl, push in plan:
                 if args.learner == "on":
                     probe.set_parameter(probe.learner, "push_critics", push)
+                    if not push:  # a push under way lands before the phase starts
+                        time.sleep(1.0)
                 eps = []
                 for i, g in enumerate(gl):
-                    e = run_episode(probe, g, episode_length)
+                    e = run_episode(probe, g, episode_time)
                     d = probe.last_diag(probe.controller)
                     e["critic_version"] = int(d[4].get("critic_version", 0)) if d else 0
                     eps.append(e)
+                    last = eps[-8:]
                     print(f"[main] {phase} {i + 1}/{len(gl)} goal ({g[0]:+.2f}, {g[1]:+.2f}): "
-                          f"{'reached in %.2f s' % e['time_to_goal'] if e['success'] else ('FELL' if e['fallen'] else 'timeout')}"
-                          f"  critic v{e['critic_version']}", flush=True)
+                          f"{'FELL' if e['fallen'] else ('reached' if e['success'] else 'missed')}, "
+                          f"{e['final_distance']:.2f} m from the goal at T  critic v{e['critic_version']}"
+                          f"  (last {len(last)}: {sum(x['success'] for x in last)} reached)", flush=True)
                     if launcher.dead():
                         print(f"[main] node(s) died: {launcher.dead()}", flush=True)
                         return 1
@@ -222,16 +286,18 @@ def main(argv=None) -> int:
     rclpy.try_shutdown()
     with open(out / "episodes.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["phase", "goal_x", "goal_y", "success", "fallen", "time_to_goal_s", "critic_version"])
+        w.writerow(["phase", "start_x", "start_y", "goal_x", "goal_y", "success", "fallen", "final_distance_m",
+                    "first_within_0.25m_s", "critic_version"])
         for ph, eps in phases.items():
             for e in eps:
-                w.writerow([ph, *e["goal"], e["success"], e["fallen"], e["time_to_goal"], e["critic_version"]])
+                w.writerow([ph, *e["start"], *e["goal"], e["success"], e["fallen"], e["final_distance"],
+                            e["time_within"], e["critic_version"]])
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print("\n== dmpc main job (ROS 2 graph: sim, controller, learner) ==")
+    print("\n== dmpc main job: Deep Value MPC learning through the ROS 2 graph (sim, controller, learner) ==")
     for ph in ("before", "learn", "after"):
         s = summary[ph]
-        print(f"  {ph:>6}: {s['success']}/{s['episodes']} reached, {s['fallen']} fell, mean time to goal "
-              f"{s['mean_time_to_goal_s'] if s['mean_time_to_goal_s'] is None else round(s['mean_time_to_goal_s'], 2)} s")
+        print(f"  {ph:>6}: {s['success']}/{s['episodes']} within 0.25 m of the goal at T = {episode_time:g} s, "
+              f"{s['fallen']} fell, mean distance at T {s['mean_final_distance_m']:.2f} m")
     print(f"  critic swaps {summary['critic_swaps']} (final v{summary['critic_version_final']}), rejected {summary['critics_rejected']}")
     def num(v, fmt):
         return "n/a" if v is None else format(v, fmt)

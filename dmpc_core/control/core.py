@@ -158,8 +158,9 @@ class ControllerCore:
         self.traj_max_error = float("nan")
         self.episode_length = float(settings.episode_length)
         self.t0 = 0.0             # MPC time of the episode start
-        self.recorder = (TransitionRecorder(self.reach.settings.mpc.dt, self.episode_length)
+        self.recorder = (self._new_recorder(self.reach)
                          if robot.supports_critic and settings.transitions_batch > 0 else None)
+        self._rows_lock = threading.Lock()  # rows come from the tracking tick and the episode end
         self._rows: list = []
         self._batches: list = []
         # plan state forwarded to a worker process (kept in both modes)
@@ -410,10 +411,18 @@ class ControllerCore:
         if (goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
                 or t - self.t0 > reach.episode_length):
             # new goal or path, or the episode timed out (same goal, new episode)
+            # the same goal ran to the episode's end (no new goal, path or reset at this tick)
+            timed_out = (t - self.t0 > reach.episode_length and goal is None and "path" not in pending
+                         and "joint_trajectory" not in pending and "reset" not in pending)
+            t_end = t - self.t0
             self.t0 = t
             reach.set_episode(t, self.episode_length)
             if self.recorder is not None:
-                self.recorder = TransitionRecorder(reach.settings.mpc.dt, self.episode_length)
+                old, self.recorder = self.recorder, self._new_recorder(reach)
+                x, _ = self.latest()
+                if timed_out and old.terminal and x is not None and not self.fault:
+                    # the episode ran to its end: its last step carries the termination cost
+                    self._emit(old.close(t_end, x, reach.stage_cost, reach.terminal_cost(x)))
 
     def solve_step(self, t: float, now: Optional[float] = None):
         """Apply the queue, then re-plan from the last state when it is fresh and no fault is
@@ -548,6 +557,10 @@ class ControllerCore:
             problem = self.robot.envelope_problem(x)
             if problem and not self.fault:
                 self.fault = problem
+                penalty = getattr(reach, "failure_cost", None)
+                if self.recorder is not None and penalty is not None:
+                    # the episode ends here: its last row carries the task's failure penalty
+                    self._emit(self.recorder.fail(t - self.t0, x, reach.stage_cost, penalty))
             elif not problem and self.fault and self.reset_armed:
                 with self._lock:
                     self.fault, self.reset_armed = "", False
@@ -594,10 +607,21 @@ class ControllerCore:
             self._fallback = (key, self.robot.fallback_policy(reach, 0.0))
         return self._fallback[1]
 
+    def _new_recorder(self, reach) -> TransitionRecorder:
+        """A recorder for a new episode; with the termination cost of the reach problem when it
+        has one (the Deep Value MPC actor, ``ReachMpc.terminal_cost``)."""
+        terminal = getattr(reach, "terminal_cost", None)
+        has_qf = terminal is not None and terminal(np.zeros(self.robot.nx)) is not None
+        return TransitionRecorder(reach.settings.mpc.dt, self.episode_length, terminal=has_qf)
+
     def _record(self, t, x, u, reach) -> None:
         row = self.recorder.sample(t - self.t0, x, u, reach.goal, reach.stage_cost)
         if row is not None:
-            self._rows.append(row)
+            self._emit([row])
+
+    def _emit(self, rows: list) -> None:
+        with self._rows_lock:
+            self._rows.extend(rows)
             if len(self._rows) >= self.settings.transitions_batch:
                 self._batches.append(self._rows)
                 self._rows = []
@@ -605,5 +629,6 @@ class ControllerCore:
     def take_transitions(self) -> List[list]:
         """Complete batches of transition rows since the last call (for the wire format in
         :mod:`dmpc_core.control.transitions`)."""
-        out, self._batches = self._batches, []
+        with self._rows_lock:
+            out, self._batches = self._batches, []
         return out

@@ -1,10 +1,8 @@
 """The Deep Value MPC actor of the Ballbot: one builder of the DMPC problem (deep-value-mpc
 Eq. 10 with Eq. 13 and Eq. 14), used by ``dmpc train`` (:mod:`dmpc_core.agents.deep_value_mpc`)
-and by the controller node's :class:`dmpc_core.control.reach_mpc.ReachMpc` with
-``reach.critic_mode: dmpc``. The shipped node graph keeps ``critic_mode: blend`` (its tracking MPC
-with the critic blended into the terminal cost): with critics pushed by the graph's learner,
-trained on one-step transitions, this actor drove the simulated robot away
-(docs/results/ballbot.md).
+and by the controller node's :class:`dmpc_core.control.reach_mpc.ReachMpc` (``reach.critic_mode:
+dmpc``, the shipped node graph, whose learner fits the same full-return targets from the
+streamed transitions).
 
 Given a native critic V(tau, x; g) (``_core.CriticModel``, e.g. ``CriticBundle.to_native()``),
 a goal and the absolute time ``t_goal`` at which the episode ends, :meth:`DmpcActor.make_problem`

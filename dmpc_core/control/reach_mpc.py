@@ -1,5 +1,5 @@
-"""Ballbot goal reaching, as run by the ROS controller node: a nominal tracking MPC, optionally
-with a learned critic.
+"""Ballbot goal reaching, as run by the ROS controller node: the Deep Value MPC actor with a
+learned critic, or a nominal tracking MPC.
 
 :class:`ReachMpc` bundles one reach problem and its receding-horizon controller
 (:class:`~dmpc_core.mpc.MpcController`, SLQ, or :class:`~dmpc_core.mpc.MppiMpcController` with
@@ -7,29 +7,26 @@ with a learned critic.
 
 * without a critic: the nominal tracking problem of ``tasks.ballbot.make_reach_problem``
   (quadratic tracking of the goal or of a path, upright term, LQR tail);
-* with a critic and ``critic_mode: blend`` (the shipped graph): the tracking problem whose
-  terminal cost blends the LQR tail with the critic (Eq. 13 of deep-value-mpc)::
+* with a critic and ``critic_mode: dmpc`` (the default, and the shipped graph): the Deep Value
+  MPC problem (Eq. 10 with the critic as the terminal cost, Eq. 13, and the Eq. 14 running cost)
+  built by the one actor module :class:`dmpc_core.control.dmpc_actor.DmpcActor` that ``dmpc train
+  ballbot-reach`` uses, with the nominal terms of ``settings.actor`` on the node's MPC grid, the
+  value terms scaled by ``critic_weight`` (1 is deep-value-mpc);
+* with a critic and ``critic_mode: blend`` (the ``tracking`` variant of the graph): the tracking
+  problem whose terminal cost blends the LQR tail with the critic (Eq. 13 of deep-value-mpc)::
 
       phi(t, x) = (1 - w) * 1/2 (x - x_ref)' P (x - x_ref) + w * V(tau, x; goal),  w = critic_weight
 
-* with a critic and ``critic_mode: dmpc``: the Deep Value MPC problem (Eq. 10 with the critic as
-  the terminal cost, Eq. 13, and the Eq. 14 running cost) built by the one actor module
-  :class:`dmpc_core.control.dmpc_actor.DmpcActor` that ``dmpc train ballbot-reach`` uses, with the
-  nominal terms of ``settings.actor`` on the node's MPC grid, the value terms scaled by
-  ``critic_weight``. It is meant for critics trained by ``dmpc train ballbot-reach``
-  (goal-relative lead-point critics with full-return targets); the node graph's learner streams
-  one-step transitions, whose critics this actor does not yet use safely (docs/results/ballbot.md).
-
 The MPC clock runs continuously; an episode starts at ``t_start`` (:meth:`ReachMpc.set_episode`).
-In blend mode the horizon's last node sees the episode's remaining time
-(``t_goal = t_start + episode_length + horizon * dt``); in dmpc mode the episode ends at
-``t_goal = t_start + episode_length`` and nodes beyond it see tau = 0 (V(0, x), the termination
-value), as in training.
+In dmpc mode the episode ends at ``t_goal = t_start + episode_length`` and nodes beyond it see
+tau = 0 (V(0, x), the termination value), as in training; in blend mode the horizon's last node
+sees the episode's remaining time (``t_goal = t_start + episode_length + horizon * dt``).
 
 :class:`TransitionRecorder` turns the executed (t, x, u) samples into the learner's transitions
 (:data:`dmpc_core.critics.learner.TRANSITION_FIELDS`) with :meth:`ReachMpc.stage_cost`: the
-problem's discretised stage cost ``dt * (l(t, x, u) + 1/2 u' R u)`` in blend mode, the reach
-task's ``dt * ||p - g||`` (the step cost of ``dmpc train ballbot-reach``) in dmpc mode.
+reach task's ``dt * ||p - g||`` (the step cost of ``dmpc train ballbot-reach``) in dmpc mode,
+ending each episode that runs to T with the termination cost :meth:`ReachMpc.terminal_cost`;
+the problem's discretised stage cost ``dt * (l(t, x, u) + 1/2 u' R u)`` in blend mode.
 """
 from __future__ import annotations
 
@@ -67,15 +64,25 @@ class ReachSettings:
         (the Deep Value MPC actor of ``dmpc train``; see the module doc).
     actor: the Deep Value MPC actor's settings in ``critic_mode: dmpc`` (mode, R, nominal terms,
         limits; ``horizon_time`` / ``node_dt`` are replaced by the ``mpc`` grid).
+    terminal_weight / terminal_lead: the Eq. (4) termination cost of ``critic_mode: dmpc``,
+        q_f = terminal_weight * ||p + terminal_lead * v - g|| at the episode end, sent to the
+        learner as the episode's last cost and as its tau = 0 row (the reach task of
+        ``dmpc train ballbot-reach``: 2.0 and 0.6 s, the critic's look-ahead).
+    fall_penalty: in ``critic_mode: dmpc``, the cost added to the episode's last transition when
+        the robot leaves its envelope (falls, leaves the arena), which ends the episode (``done``;
+        the reach task's fall penalty, 10).
     """
 
     mpc: MpcSettings = field(default_factory=MpcSettings)
     cost: ballbot.BallbotCostSettings = field(default_factory=ballbot.BallbotCostSettings)
     episode_length: float = 8.0
-    critic_weight: float = 0.5
+    critic_weight: float = 1.0
     arena_half_width: float = 5.0
-    critic_mode: str = "blend"
+    critic_mode: str = "dmpc"
     actor: ActorSettings = field(default_factory=_node_actor_settings)
+    terminal_weight: float = 2.0
+    terminal_lead: float = 0.6
+    fall_penalty: float = 10.0
 
     def validate(self) -> None:
         self.mpc.validate()
@@ -89,6 +96,10 @@ class ReachSettings:
             raise ValueError("critic_weight must be in [0, 1]")
         if not self.arena_half_width > 0:
             raise ValueError("arena_half_width must be > 0")
+        if not (np.isfinite(self.terminal_weight) and self.terminal_weight >= 0 and np.isfinite(self.terminal_lead)):
+            raise ValueError("terminal_weight must be >= 0 and terminal_lead finite")
+        if not (np.isfinite(self.fall_penalty) and self.fall_penalty >= 0):
+            raise ValueError("fall_penalty must be >= 0")
 
 
 def check_goal(goal_xy, arena_half_width: float) -> Optional[str]:
@@ -217,11 +228,27 @@ class ReachMpc:
         """Start from another instance's latest policy (used right after a critic swap)."""
         self.mpc.warm_start_from(other.mpc)  # valid policy from the first tick on
 
+    def terminal_cost(self, x: np.ndarray) -> Optional[float]:
+        """q_f(x) of an episode that ends at ``x`` (``critic_mode: dmpc``: the Eq. 4 termination
+        cost on the look-ahead point p + terminal_lead v, see ReachSettings); None in blend mode (no termination cost)."""
+        s = self.settings
+        if s.critic_mode != "dmpc":
+            return None
+        x = np.asarray(x, float)
+        lead = s.terminal_lead
+        return float(s.terminal_weight * np.hypot(x[ballbot.PX] + lead * x[ballbot.VX] - self.goal[0],
+                                                  x[ballbot.PY] + lead * x[ballbot.VY] - self.goal[1]))
+
+    @property
+    def failure_cost(self) -> Optional[float]:
+        """Penalty of an episode that ends out of the envelope (``critic_mode: dmpc``), else None."""
+        return self.settings.fall_penalty if self.settings.critic_mode == "dmpc" else None
+
     def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
-        """The learner's step cost (module doc): dt * ||p - g|| for the Deep Value MPC actor (the
-        reach task's cost, whose value its critic learns), else dt * (l(t, x, u) + 1/2 u'Ru) of
-        this problem."""
-        if self.dmpc:
+        """The learner's step cost (module doc): dt * ||p - g|| in ``critic_mode: dmpc`` (the
+        reach task's cost, whose value the Deep Value MPC critic learns; also before the first
+        critic arrives), else dt * (l(t, x, u) + 1/2 u'Ru) of this problem."""
+        if self.settings.critic_mode == "dmpc":
             x = np.asarray(x, float)
             return float(dt * np.hypot(x[ballbot.PX] - self.goal[0], x[ballbot.PY] - self.goal[1]))
         R = self.problem.control_weight
@@ -235,25 +262,37 @@ class TransitionRecorder:
     Call :meth:`sample` at every control tick; it keeps one sample per ``dt`` and returns a
     transition row (dict of the TRANSITION_FIELDS, 1-D arrays) when one is complete.
     :meth:`cut` drops the pending sample (goal change, reset, state jump).
+
+    With ``terminal=True`` (the Deep Value MPC actor) the episode ends with the Eq. (4)
+    termination cost: samples at or after ``episode_length`` make no row, and :meth:`close`
+    (called by the controller when the episode times out) emits the last step, to the state at
+    the end, with cost + q_f and done, followed by the tau = 0 row whose target is q_f (the
+    layout of ``dmpc_core.agents.deep_value_mpc.transitions``).
     """
 
-    def __init__(self, dt: float, episode_length: float, max_jump: float = 0.25):
+    def __init__(self, dt: float, episode_length: float, max_jump: float = 0.25, terminal: bool = False):
         self.dt = float(dt)
         self.episode_length = float(episode_length)
         self.max_jump = float(max_jump)  # [m] position change between samples treated as a reset
+        self.terminal = bool(terminal)
         self._prev = None
 
     def cut(self) -> None:
         self._prev = None
 
+    def _jumped(self, x) -> bool:
+        return self._prev is not None and np.hypot(*(x[:2] - self._prev[1][:2])) > self.max_jump
+
     def sample(self, t: float, x, u, goal, cost_fn) -> Optional[dict]:
         """``t``: episode time; ``cost_fn(t, x, u, dt)`` gives the stage cost."""
+        if self.terminal and t >= self.episode_length - 1e-9:
+            return None  # the episode's last step is made by close()
         x = np.asarray(x, float).copy()
         u = np.asarray(u, float).copy()
         if self._prev is not None and t - self._prev[0] < self.dt - 1e-9:
             return None
         row = None
-        if self._prev is not None and np.hypot(*(x[:2] - self._prev[1][:2])) > self.max_jump:
+        if self._jumped(x):
             self._prev = None  # the plant was reset: no transition across the jump
         if self._prev is not None:
             t0, x0, u0, g0 = self._prev
@@ -266,6 +305,37 @@ class TransitionRecorder:
             }
         self._prev = (t, x, u, np.asarray(goal, float).copy())
         return row
+
+    def fail(self, t: float, x, cost_fn, penalty: float) -> list:
+        """The robot left its envelope at episode time ``t`` in state ``x`` (a fall): the episode's
+        last row, to ``x``, with cost + ``penalty`` and done (the layout of a fall in ``dmpc
+        train``), or [] when no sample is pending."""
+        x = np.asarray(x, float).copy()
+        if self._prev is None or not np.all(np.isfinite(x)):
+            self._prev = None
+            return []
+        t0, x0, u0, g0 = self._prev
+        self._prev = None
+        return [{"state": x0, "goal": g0, "time_to_go": np.array([max(0.0, self.episode_length - t0)]),
+                 "cost": np.array([cost_fn(t0, x0, u0, t - t0) + float(penalty)]), "next_state": x,
+                 "next_time_to_go": np.array([max(0.0, self.episode_length - t)]), "done": np.ones(1)}]
+
+    def close(self, t: float, x, cost_fn, terminal_cost: float) -> list:
+        """The episode timed out at episode time ``t`` >= episode_length in state ``x``: the rows
+        of its end (class doc), or [] when no sample is pending (cut, reset) or ``x`` jumped."""
+        x = np.asarray(x, float).copy()
+        if self._prev is None or not np.all(np.isfinite(x)) or self._jumped(x):
+            self._prev = None
+            return []
+        t0, x0, u0, g0 = self._prev
+        self._prev = None
+        qf = np.array([float(terminal_cost)])
+        last = {"state": x0, "goal": g0, "time_to_go": np.array([max(0.0, self.episode_length - t0)]),
+                "cost": np.array([cost_fn(t0, x0, u0, t - t0)]) + qf, "next_state": x,
+                "next_time_to_go": np.zeros(1), "done": np.ones(1)}
+        anchor = {"state": x, "goal": g0, "time_to_go": np.zeros(1), "cost": qf, "next_state": x.copy(),
+                  "next_time_to_go": np.zeros(1), "done": np.ones(1)}
+        return [last, anchor]
 
 
 def reach_status(x: np.ndarray, goal, pos_tol: float = 0.1, tilt_tol_deg: float = 5.0, speed_tol: float = 0.2) -> tuple:

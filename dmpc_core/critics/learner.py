@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
 import numpy as np
+import torch
 
 from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
 from dmpc_core.critics.networks import LeadValueMLP, LeadValueMLPSettings, ValueMLP, ValueMLPSettings
@@ -50,6 +51,10 @@ class LearnerSettings:
     position_indices / velocity_indices: state indices of p and v for the "lead" critic.
     length_scale: [m] scale of e for the "lead" critic.
     time_to_go_scale: [s] tau enters the "lead" critic as tau / time_to_go_scale - 1 (use T / 2).
+    output_scale: V = output_scale * (network output): the scale of the values the tanh network
+        starts from (set it near the returns' scale).
+    zero_init_output: start from a zero output layer, a constant value (the untrained Deep Value
+        MPC actor then only follows its nominal terms).
     """
 
     hidden: tuple = (12, 12, 12)
@@ -64,12 +69,16 @@ class LearnerSettings:
     velocity_indices: list = field(default_factory=lambda: [5, 6])
     length_scale: float = 1.0
     time_to_go_scale: float = 1.5
+    output_scale: float = 1.0
+    zero_init_output: bool = False
 
     def validate(self) -> None:
         if self.critic not in ("mlp", "lead"):
             raise ValueError(f"critic must be 'mlp' or 'lead', got {self.critic!r}")
         if not (self.length_scale > 0 and self.time_to_go_scale > 0 and np.isfinite(self.lead)):
             raise ValueError("length_scale and time_to_go_scale must be > 0 and lead finite")
+        if not (np.isfinite(self.output_scale) and self.output_scale > 0):
+            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
         if not self.max_abs_cost > 0:
             raise ValueError(f"max_abs_cost must be > 0, got {self.max_abs_cost}")
         if self.replay_capacity < 1 or self.min_transitions < 1:
@@ -100,6 +109,12 @@ class CriticLearner:
         else:
             self.model = ValueMLP(ValueMLPSettings(nx=self.nx, ng=self.ng, hidden=hidden))
         self.trainer = CriticTrainer(self.model, settings.trainer)
+        for net in (self.model, self.trainer.target):
+            net.set_output_affine(settings.output_scale, 0.0)
+            if settings.zero_init_output:
+                with torch.no_grad():
+                    net.layers[-1].weight.zero_()
+                    net.layers[-1].bias.zero_()
         self.buffer = ReplayBuffer(ReplaySpec(capacity=settings.replay_capacity, nx=self.nx, ng=self.ng))
         #: the structured critic's input scaling is fixed: nothing to fit
         self.normalization_fitted = settings.critic == "lead"

@@ -29,6 +29,13 @@ class LearnerNodeSettings:
     checkpoint_every: write the checkpoint every this many updates (and at deactivate and exit).
     critic_hmac_key_file: HMAC key shared with the controllers ("" = critics go out unsigned,
         which controllers refuse unless their gate allows unsigned critics).
+    n_step: critic targets from n-step returns of the streamed episodes
+        (``dmpc_core.critics.returns.EpisodeReturns``): 1 = the one-step target of Eq. (11);
+        >= the episode's control steps = full returns, the targets of ``dmpc train
+        ballbot-reach`` (undiscounted: needs ``learner.trainer.discount`` 1).
+    push_initial: export and push the untrained critic when the node activates, so that the
+        controller runs the Deep Value MPC actor from Algorithm 1's first iteration (with
+        ``learner.zero_init_output`` it only balances until the critic has learned).
     learner: replay buffer, critic and trainer settings (``dmpc_core.critics.learner``).
     """
 
@@ -40,6 +47,8 @@ class LearnerNodeSettings:
     checkpoint_dir: str = "runs/learner"
     checkpoint_every: int = 10
     critic_hmac_key_file: str = ""
+    n_step: int = 1
+    push_initial: bool = False
     learner: LearnerSettings = field(default_factory=LearnerSettings)
 
     def validate(self) -> None:
@@ -54,6 +63,13 @@ class LearnerNodeSettings:
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not (isinstance(self.n_step, int) and not isinstance(self.n_step, bool) and self.n_step >= 1):
+            raise ValueError(f"n_step must be an integer >= 1, got {self.n_step!r}")
+        if self.n_step > 1 and self.learner.trainer.discount != 1.0:
+            raise ValueError(f"n_step > 1 needs learner.trainer.discount 1 (undiscounted returns), "
+                             f"got {self.learner.trainer.discount}")
+        if not isinstance(self.push_initial, bool):
+            raise ValueError(f"push_initial must be a bool, got {self.push_initial!r}")
         if not isinstance(self.push_critics, bool):
             raise ValueError(f"push_critics must be a bool, got {self.push_critics!r}")
         if not (isinstance(self.checkpoint_dir, str) and self.checkpoint_dir):

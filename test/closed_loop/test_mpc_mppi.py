@@ -206,7 +206,8 @@ def test_mppi_with_a_critic_uses_the_deep_value_terminal_cost():
     from dmpc_core.critics.bundle import load_bundle
 
     critic = load_bundle(CriticLearner(LearnerSettings(), 10, 2, "ballbot").export()).to_native()
-    s = ReachSettings(mpc=MpcSettings(horizon=25, dt=0.02, solver="mppi"), episode_length=4.0, critic_weight=0.5)
+    s = ReachSettings(mpc=MpcSettings(horizon=25, dt=0.02, solver="mppi"), episode_length=4.0, critic_weight=0.5,
+                      critic_mode="blend")
     r = ReachMpc(s, GOAL, critic=critic)
     c, p = r.mpc, r.problem
     x0 = np.zeros(10)
@@ -264,7 +265,8 @@ def test_dmpc_critic_mode_is_the_training_actor():
     r.set_episode(10.0, 3.0)
     assert r.t_goal == pytest.approx(13.0)
     assert r.value_running.t_goal == pytest.approx(13.0) and r.value_term.t_goal == pytest.approx(13.0)
-    blend = ReachMpc(ReachSettings(mpc=mpc, episode_length=3.0), GOAL, critic=load_bundle(bundle).to_native())
+    blend = ReachMpc(ReachSettings(mpc=mpc, episode_length=3.0, critic_mode="blend"), GOAL,
+                     critic=load_bundle(bundle).to_native())
     assert not blend.dmpc and blend.t_goal == pytest.approx(3.0 + 20 * 0.05)
     with pytest.raises(ValueError, match="critic_mode"):
         ReachMpc(ReachSettings(mpc=mpc, critic_mode="other"), GOAL)

@@ -36,12 +36,14 @@ PERIOD = 1.0 / 400.0  # tracking period of config/ballbot_sim.yaml
 
 
 def learning_graph_overrides(tmp) -> dict:
-    """Overrides of the test graphs: HMAC key in ``tmp``, a learner that pushes after every
-    update from 64 transitions on, no random starts, /clock on."""
+    """Overrides of the test graphs: the ``tracking`` variant of the config (its robot reaches
+    goals with or without critics, so the mechanics can be asserted), HMAC key in ``tmp``, a
+    learner that pushes after every update from 64 transitions on, no random starts, /clock on."""
     key_file = tmp / "key"
     key_file.write_bytes(KEY)
     key_file.chmod(0o600)  # read_key refuses key files others can read
     return {
+        "variant": "tracking",
         "nodes.sim.parameters.random_start": False,
         "nodes.sim.parameters.publish_clock": True,
         "nodes.controller.parameters.critic_hmac_key_file": str(key_file),

@@ -23,7 +23,7 @@ def graph(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("robust")
     # random start (tilt up to 2 degrees): unheld, the robot would start to fall at once
-    overrides = {"learner": False, "nodes.sim.parameters.random_start": True,
+    overrides = {"variant": "tracking", "learner": False, "nodes.sim.parameters.random_start": True,
                  "nodes.controller.parameters.max_path_poses": 2000}
     with running_graph(CONFIG, overrides, log_dir=str(tmp / "logs"), domain_ids=(101, 200)) as (launcher, probe, cfg):
         yield launcher, probe, tmp

@@ -37,7 +37,7 @@ def test_state_triggered_tracking_ticks_per_state_and_watchdog(tmp_path):
             nxt += PERIOD
             time.sleep(max(0.0, nxt - time.monotonic()))
 
-    overrides = {"learner": False, "nodes.controller.parameters.tracking_trigger": "state"}
+    overrides = {"variant": "tracking", "learner": False, "nodes.controller.parameters.tracking_trigger": "state"}
     with running_graph(CONFIG, overrides, log_dir=str(tmp_path / "logs"), executables=["controller_node"],
                        on_start=lambda p: threading.Thread(target=feed, args=(p,), daemon=True).start()) as (_, probe, _):
         time.sleep(2.0)

@@ -177,6 +177,38 @@ def test_core_emits_transitions_while_controlling():
     assert data.size == 2 * dims[1][1]
 
 
+def test_episode_ends_with_the_termination_cost_and_a_fall_with_its_penalty():
+    """Deep Value MPC mode: an episode that runs to T ends with a done row whose cost includes q_f
+    and the tau = 0 row of q_f; a fall ends the next episode with the fall penalty (done)."""
+    settings = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.02, initial_iterations=2), episode_length=0.2)
+    clock = FakeClock()
+    core = ControllerCore(BallbotRobot(settings, u_max=30.0), CoreSettings(transitions_batch=1, episode_length=0.2),
+                          (1.0, 0.0), clock=clock)
+    rows = []
+    for k in range(100):  # 0.25 s: past the end of the first episode
+        clock.t += PERIOD
+        core.accept_state(upright(px=0.001 * k))
+        if k % 4 == 0:
+            core.solve_step(clock() - 100.0)
+        tick(core, clock)
+        rows += [r for b in core.take_transitions() for r in b]
+    ends = [i for i, r in enumerate(rows) if r["done"][0] == 1.0]
+    assert len(ends) == 2 and ends[1] == ends[0] + 1, [r["time_to_go"][0] for r in rows]
+    last, anchor = rows[ends[0]], rows[ends[1]]
+    xe = last["next_state"]
+    qf = 2.0 * np.hypot(xe[0] + 0.6 * xe[5] - 1.0, xe[1] + 0.6 * xe[6])
+    assert anchor["time_to_go"][0] == 0.0 and anchor["cost"][0] == pytest.approx(qf)
+    assert last["next_time_to_go"][0] == 0.0 and last["cost"][0] == pytest.approx(qf + 0.02 * np.hypot(last["state"][0] - 1.0, 0.0), rel=0.2)
+    assert all(r["time_to_go"][0] > 0 for r in rows[:ends[0]])  # tau never below 0 before the end
+    # a fall: the row into the fallen state carries the penalty and ends the episode
+    core.accept_state(upright(px=0.1, pitch=np.deg2rad(40)))
+    clock.t += PERIOD
+    tick(core, clock)
+    fell = [r for b in core.take_transitions() for r in b]
+    assert len(fell) == 1 and fell[0]["done"][0] == 1.0 and fell[0]["cost"][0] >= 10.0
+    assert fell[0]["next_time_to_go"][0] > 0.0
+
+
 # -- critic sources ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle():
