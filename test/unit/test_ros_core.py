@@ -82,10 +82,17 @@ def test_transition_recorder_rows_and_layout_round_trip():
 def test_reach_mpc_with_critic_sets_time_to_go(bundle):
     from dmpc_core.critics.bundle import load_bundle
 
-    s = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.01), episode_length=4.0)
+    # blend: the horizon's last node sees the episode's remaining time
+    s = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.01), episode_length=4.0, critic_mode="blend")
     r = ReachMpc(s, (1.0, 0.0), critic=load_bundle(bundle).to_native())
     assert r.value_term.t_goal == pytest.approx(4.2)
     r.set_episode(10.0, 3.0)
     assert r.value_term.t_goal == pytest.approx(13.2)
+    # the Deep Value MPC actor (default): the episode ends at t_start + episode_length
+    d = ReachMpc(ReachSettings(mpc=MpcSettings(horizon=20, dt=0.01), episode_length=4.0), (1.0, 0.0),
+                 critic=load_bundle(bundle).to_native())
+    assert d.dmpc and d.value_term.t_goal == pytest.approx(4.0) and d.value_running.t_goal == pytest.approx(4.0)
+    d.set_episode(10.0, 3.0)
+    assert d.value_term.t_goal == pytest.approx(13.0) and d.value_running.t_goal == pytest.approx(13.0)
     res = r.mpc.update(10.0, np.zeros(10))
     assert res.status in ("converged", "max_iterations") and np.all(np.isfinite(r.mpc.control(10.0, np.zeros(10))))
