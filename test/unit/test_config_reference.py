@@ -38,7 +38,7 @@ def test_the_reference_lists_every_setting_with_its_default():
     for key, _, default, _ in rows:
         assert f"| `{key}` |" in text, key
     assert "| `agent.mppi.horizon` | int | `8` |" in text  # the MPQ default, not MppiAgentSettings' own
-    assert "| `reach.critic_weight` | float | `0.5` |" in text
+    assert "| `reach.critic_weight` | float | `1.0` |" in text
 
 
 def test_check_mode_sees_a_stale_page(tmp_path, monkeypatch):
