@@ -171,7 +171,7 @@ def learn_goals(n: int, rng, d0: float, d1: float, curriculum: int) -> list:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "ballbot_sim.yaml"))
-    ap.add_argument("--episodes", type=int, default=128, help="learning episodes")
+    ap.add_argument("--episodes", type=int, default=96, help="learning episodes")
     ap.add_argument("--eval-episodes", type=int, default=8, help="episodes before and after learning")
     ap.add_argument("--eval-distance", type=float, default=1.5, help="distance of the evaluation goals [m]")
     ap.add_argument("--curriculum", type=float, nargs=2, default=(0.3, 2.0), metavar=("D0", "D1"),

@@ -68,9 +68,13 @@ class ReachSettings:
         q_f = terminal_weight * ||p + terminal_lead * v - g|| at the episode end, sent to the
         learner as the episode's last cost and as its tau = 0 row (the reach task of
         ``dmpc train ballbot-reach``: 2.0 and 0.6 s, the critic's look-ahead).
-    fall_penalty: in ``critic_mode: dmpc``, the cost added to the episode's last transition when
-        the robot leaves its envelope (falls, leaves the arena), which ends the episode (``done``;
-        the reach task's fall penalty, 10).
+    fall_penalty: in ``critic_mode: dmpc``, > 0: the cost added to the episode's last transition
+        when the robot leaves its envelope (falls, leaves the arena), which ends the episode
+        (``done``; ``dmpc train ballbot-reach`` adds 10). 0: a fall cuts the episode, whose rows
+        then bootstrap from the value at the last state before it. The default is 0: the
+        lead-point critic sees p + lead v - g and tau, not the tilt, so a penalty on falls is
+        spread over the lead points where falls happened (in the node graph, where falls are
+        more frequent than offline, runs with 10 collapsed late; docs/log/2026-12-07-ballbot-reach.md).
     """
 
     mpc: MpcSettings = field(default_factory=MpcSettings)
@@ -82,7 +86,7 @@ class ReachSettings:
     actor: ActorSettings = field(default_factory=_node_actor_settings)
     terminal_weight: float = 2.0
     terminal_lead: float = 0.6
-    fall_penalty: float = 10.0
+    fall_penalty: float = 0.0
 
     def validate(self) -> None:
         self.mpc.validate()
@@ -241,8 +245,10 @@ class ReachMpc:
 
     @property
     def failure_cost(self) -> Optional[float]:
-        """Penalty of an episode that ends out of the envelope (``critic_mode: dmpc``), else None."""
-        return self.settings.fall_penalty if self.settings.critic_mode == "dmpc" else None
+        """Penalty of an episode that ends out of the envelope (``critic_mode: dmpc`` with
+        ``fall_penalty`` > 0), else None (the episode is cut)."""
+        s = self.settings
+        return s.fall_penalty if s.critic_mode == "dmpc" and s.fall_penalty > 0 else None
 
     def stage_cost(self, t: float, x: np.ndarray, u: np.ndarray, dt: float) -> float:
         """The learner's step cost (module doc): dt * ||p - g|| in ``critic_mode: dmpc`` (the

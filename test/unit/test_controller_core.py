@@ -179,8 +179,9 @@ def test_core_emits_transitions_while_controlling():
 
 def test_episode_ends_with_the_termination_cost_and_a_fall_with_its_penalty():
     """Deep Value MPC mode: an episode that runs to T ends with a done row whose cost includes q_f
-    and the tau = 0 row of q_f; a fall ends the next episode with the fall penalty (done)."""
-    settings = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.02, initial_iterations=2), episode_length=0.2)
+    and the tau = 0 row of q_f; with a fall penalty, a fall ends the next episode with it (done)."""
+    settings = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.02, initial_iterations=2), episode_length=0.2,
+                             fall_penalty=10.0)
     clock = FakeClock()
     core = ControllerCore(BallbotRobot(settings, u_max=30.0), CoreSettings(transitions_batch=1, episode_length=0.2),
                           (1.0, 0.0), clock=clock)

@@ -108,3 +108,18 @@ def test_recorder_ends_the_episode_with_the_termination_cost():
     assert rec.close(0.3, xe, r.stage_cost, 0.0) == []  # nothing pending after close
     # the blend mode has no termination cost and streams the problem's own stage cost
     assert ReachMpc(ReachSettings(mpc=MpcSettings(horizon=20, dt=0.05), critic_mode="blend"), (1.0, 0.0)).terminal_cost(xe) is None
+
+
+def test_fall_penalty_ends_the_episode_only_when_set():
+    """fall_penalty 0 (default): a fall cuts the episode (no failure cost, rows bootstrap);
+    > 0: the recorder's last row carries it with done."""
+    mpc = MpcSettings(horizon=20, dt=0.05)
+    assert ReachMpc(ReachSettings(mpc=mpc), (1.0, 0.0)).failure_cost is None
+    r = ReachMpc(ReachSettings(mpc=mpc, fall_penalty=10.0), (1.0, 0.0))
+    assert r.failure_cost == 10.0
+    rec = TransitionRecorder(0.05, 3.0, terminal=True)
+    assert rec.fail(0.1, np.zeros(10), r.stage_cost, 10.0) == []  # nothing pending
+    rec.sample(0.0, np.zeros(10), np.zeros(3), r.goal, r.stage_cost)
+    (row,) = rec.fail(0.03, np.full(10, 0.01), r.stage_cost, 10.0)
+    assert row["done"][0] == 1.0 and row["cost"][0] == pytest.approx(10.0 + 0.03 * 1.0)
+    assert row["next_time_to_go"][0] == pytest.approx(2.97)
