@@ -37,7 +37,7 @@ import numpy as np
 
 from dmpc_core import _core
 from dmpc_core.control.dmpc_actor import ActorSettings, DmpcActor
-from dmpc_core.critics.learner import TRANSITION_FIELDS
+from dmpc_core.critics.fields import TRANSITION_FIELDS
 from dmpc_core.mpc import MpcSettings, make_controller
 from dmpc_core.tasks import ballbot
 

@@ -31,15 +31,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from dmpc_core.critics.export import (
+from dmpc_core.critics.contract import (
     FORMAT,
     FORMAT_VERSION,
+    NATIVE_ACTIVATIONS,
     Q_OUTPUTS,
+    SUPPORTED_ACTIVATIONS,
     VALUE_OUTPUTS,
     content_sha256,
     expected_output_shapes,
 )
-from dmpc_core.critics.networks import NATIVE_ACTIVATIONS, SUPPORTED_ACTIVATIONS
 
 #: Default-domain opsets the loader accepts (the exporter writes 17).
 SUPPORTED_OPSETS = (17, 18, 19, 20, 21)

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from dmpc_core.critics.checkpoint import load_checkpoint, save_checkpoint
+from dmpc_core.critics.fields import TRANSITION_FIELDS  # noqa: F401  (re-exported: the layout of add())
 from dmpc_core.critics.networks import LeadValueMLP, LeadValueMLPSettings, ValueMLP, ValueMLPSettings
 from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings
 
-TRANSITION_FIELDS = ("state", "goal", "time_to_go", "cost", "next_state", "next_time_to_go", "done")
 
 
 @dataclass

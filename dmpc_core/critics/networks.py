@@ -35,9 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-SUPPORTED_ACTIVATIONS = ("tanh", "softplus")
-#: Activations that the native C++ evaluator (``_core.CriticMLP``) implements.
-NATIVE_ACTIVATIONS = ("tanh",)
+from dmpc_core.critics.contract import NATIVE_ACTIVATIONS, SUPPORTED_ACTIVATIONS  # noqa: F401  (re-exported)
 
 DTYPE = torch.float64
 

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from dmpc_core.critics.learner import TRANSITION_FIELDS
+from dmpc_core.critics.fields import TRANSITION_FIELDS
 
 
 class EpisodeReturns:

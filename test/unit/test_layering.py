@@ -36,3 +36,23 @@ def test_cpp_core_includes_no_ros():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "cpp_ext").rglob("*.*")
                  if p.suffix in {".hpp", ".h", ".cpp", ".c"} and pattern.search(p.read_text(errors="ignore"))]
     assert not offenders, f"cpp_ext must not include ROS headers: {offenders}"
+
+
+def test_the_controller_and_its_mpc_worker_do_not_import_the_learning_code():
+    """The controller node and its MPC worker process load, check and evaluate critics without
+    torch (the learner's dependency): importing it costs seconds and ~200 MB per process.
+    Run in a fresh interpreter so that this session's imports do not count."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import dmpc_ros.controller_node, dmpc_core.control.mpc_worker, dmpc_core.control.critic_source\n"
+        "from dmpc_core.control.reach_mpc import ReachSettings\n"
+        "from dmpc_core.control.robot import make_robot\n"
+        "make_robot('ballbot', ReachSettings()).make_mpc((0.5, 0.0))\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))[:3])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", f"torch imported: {out.stdout.strip()}"
