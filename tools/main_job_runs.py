@@ -65,17 +65,23 @@ def main(argv=None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         k = np.arange(len(runs))
-        ax.bar(k - 0.2, before, 0.4, label="before learning", color="0.6")
-        ax.bar(k + 0.2, after, 0.4, label="after learning", color="tab:green")
-        for v, off in ((before, -0.2), (after, 0.2)):
-            m, h = t_interval(v)
-            ax.errorbar(len(runs) + off, m, yerr=h, fmt="o", color="k", capsize=4)
-        ax.set_xticks(list(k) + [len(runs)], [f"seed {r['seed']}" for r in runs] + ["mean, 95 %"])
-        ax.set(ylabel="success on the 8 goals (within 0.25 m at T)", ylim=(0, 1.05),
-               title="make run: Deep Value MPC through the ROS 2 graph")
-        ax.legend()
+        labels = [f"seed {r['seed']}" for r in runs] + ["mean, 95 %"]
+        for ax, (vb, va, ylabel) in zip(axes, ((before, after, "success on the 8 goals (within 0.25 m at T)"),
+                                               (db, da, "mean distance to the goal at T [m]"))):
+            ax.bar(k - 0.2, vb, 0.4, label="before learning", color="0.6")
+            ax.bar(k + 0.2, va, 0.4, label="after learning", color="tab:green")
+            for v, off, c in ((vb, -0.2, "0.4"), (va, 0.2, "tab:green")):
+                m, h = t_interval(v)
+                ax.errorbar(len(runs) + off, m, yerr=h, fmt="o", color=c, capsize=4)
+            ax.set_xticks(list(k) + [len(runs)], labels)
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set(ylabel=ylabel)
+        axes[0].axhline(1, color="k", lw=0.6, ls=":")
+        axes[0].legend(loc="upper left")
+        fig.suptitle(f"make run: Deep Value MPC learning through the ROS 2 graph, {len(runs)} runs "
+                     "(bars: 95 % t-interval of the mean)")
         fig.tight_layout()
         fig.savefig(args.out, dpi=100)
         print(f"wrote {args.out}")
