@@ -410,8 +410,8 @@ class ControllerCore:
             self._snapshot_due = True  # the worker's MPC follows (worker mode)
         if (goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
                 or t - self.t0 > reach.episode_length):
-            # new goal or path, or the episode timed out (same goal, new episode)
-            # the same goal ran to the episode's end (no new goal, path or reset at this tick)
+            # new goal or path, or the episode timed out (same goal, new episode); timed_out: the
+            # same goal ran to the episode's end (no new goal, path or reset at this tick)
             timed_out = (t - self.t0 > reach.episode_length and goal is None and "path" not in pending
                          and "joint_trajectory" not in pending and "reset" not in pending)
             t_end = t - self.t0
@@ -610,9 +610,8 @@ class ControllerCore:
     def _new_recorder(self, reach) -> TransitionRecorder:
         """A recorder for a new episode; with the termination cost of the reach problem when it
         has one (the Deep Value MPC actor, ``ReachMpc.terminal_cost``)."""
-        terminal = getattr(reach, "terminal_cost", None)
-        has_qf = terminal is not None and terminal(np.zeros(self.robot.nx)) is not None
-        return TransitionRecorder(reach.settings.mpc.dt, self.episode_length, terminal=has_qf)
+        return TransitionRecorder(reach.settings.mpc.dt, self.episode_length,
+                                  terminal=bool(getattr(reach, "ends_with_terminal_cost", False)))
 
     def _record(self, t, x, u, reach) -> None:
         row = self.recorder.sample(t - self.t0, x, u, reach.goal, reach.stage_cost)

@@ -232,11 +232,16 @@ class ReachMpc:
         """Start from another instance's latest policy (used right after a critic swap)."""
         self.mpc.warm_start_from(other.mpc)  # valid policy from the first tick on
 
+    @property
+    def ends_with_terminal_cost(self) -> bool:
+        """Whether episodes end with :meth:`terminal_cost` (``critic_mode: dmpc``)."""
+        return self.settings.critic_mode == "dmpc"
+
     def terminal_cost(self, x: np.ndarray) -> Optional[float]:
         """q_f(x) of an episode that ends at ``x`` (``critic_mode: dmpc``: the Eq. 4 termination
         cost on the look-ahead point p + terminal_lead v, see ReachSettings); None in blend mode (no termination cost)."""
         s = self.settings
-        if s.critic_mode != "dmpc":
+        if not self.ends_with_terminal_cost:
             return None
         x = np.asarray(x, float)
         lead = s.terminal_lead
