@@ -188,7 +188,9 @@ def fit_known_value(agent: FrankaDeepValueMpc, value: KnownValue, seed: int = 0,
 
 def start_diagnostics(agent: FrankaDeepValueMpc, value: KnownValue):
     """At each evaluation start (tau = T): fitted and known value, |V_q|, |V_v| of the fitted
-    critic and the greedy input u* = -R^-1 M^-1 V_v against the torque limits."""
+    critic, the cosine of its gradient with the known value's, and the greedy input of Eq. 14
+    about the gravity torque, u* - g(q) = -R^-1 M^-1 V_v, against the torque limits, as joint
+    accelerations M^-1 (u* - g) and as TCP acceleration J M^-1 (u* - g)."""
     import torch
 
     net = agent.learner.trainer.target
@@ -203,25 +205,42 @@ def start_diagnostics(agent: FrankaDeepValueMpc, value: KnownValue):
     for i, x in enumerate(X):  # R may depend on the start (actor.control_metric)
         agent.actor.set_start(x)
         u_star[i] = agent.actor.greedy_input(Vx[i:i + 1], X[i:i + 1])[0]
+    # the known value's gradient (central differences) and the greedy TCP acceleration J a*
+    Vk_x = np.zeros_like(Vx)
+    for j in range(14):
+        dX = np.zeros_like(X)
+        dX[:, j] = 1e-5
+        Vk_x[:, j] = (value(X + dX, G, tau) - value(X - dX, G, tau)) / 2e-5
+    sp = agent.task.spheres
+    tcp_acc = []
+    for i, x in enumerate(X):
+        J = sp.pin.computeFrameJacobian(sp.model, sp.data, x[:7], sp.tcp, sp.pin.ReferenceFrame.LOCAL_WORLD_ALIGNED)[:3]
+        a = np.linalg.solve(np.asarray(agent.task.model.mass_matrix(x[:7]), float), u_star[i])
+        tcp_acc.append(J @ a)
+    cos = lambda a, b: float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))  # noqa: E731
     lim = np.asarray(agent.task.model.effort_limit, float)
     grav = np.array([np.asarray(agent.task.model.gravity(x[:7]), float) for x in X])
-    return [{"V_fit": round(float(d["value"][i]), 3), "V_known": round(float(value(X[i:i + 1], G[i:i + 1], tau[i:i + 1])[0]), 3),
+    return [{"cos(V_x fit, V_x known)": round(cos(Vx[i], Vk_x[i]), 2), "cos(V_v fit, V_v known)": round(cos(Vx[i, 7:], Vk_x[i, 7:]), 2),
+             "greedy TCP acceleration [m/s^2]": np.round(tcp_acc[i], 2).tolist(),
+             "V_fit": round(float(d["value"][i]), 3), "V_known": round(float(value(X[i:i + 1], G[i:i + 1], tau[i:i + 1])[0]), 3),
              "|V_q|": round(float(np.linalg.norm(Vx[i, :7])), 3), "|V_v|": round(float(np.linalg.norm(Vx[i, 7:])), 3),
-             "max |u*|/limit": round(float(np.max(np.abs(u_star[i]) / lim)), 2),
-             "max |u* - g(q)|/limit": round(float(np.max(np.abs(u_star[i] - grav[i]) / lim)), 2),
+             "max |u*|/limit": round(float(np.max(np.abs(grav[i] + u_star[i]) / lim)), 2),
+             "max |u* - g(q)|/limit": round(float(np.max(np.abs(u_star[i]) / lim)), 2),
              "max |M^-1 (u* - g)| [rad/s^2]": round(float(np.max(np.abs(np.linalg.solve(
-                 np.asarray(agent.task.model.mass_matrix(X[i, :7]), float), u_star[i] - grav[i])))), 1)}
+                 np.asarray(agent.task.model.mass_matrix(X[i, :7]), float), u_star[i])))), 1)}
             for i in range(len(X))]
 
 
-def evaluate_pairs(agent: FrankaDeepValueMpc):
+def evaluate_pairs(agent: FrankaDeepValueMpc, which=None):
     """The 8 evaluation episodes with the actor as configured: per pair outcome, final distance,
     first time within tolerance, smallest clearance, largest |u - g(q)| / limit is not logged
     (the actor's own run_episode)."""
     task = agent.task
     tol = task.settings.success_tolerance
     rows, eps = [], []
-    for x0, g in task.eval_pairs():
+    pairs = task.eval_pairs()
+    for i in (range(len(pairs)) if which is None else which):
+        x0, g = pairs[i]
         t0 = time.perf_counter()
         ep = run_episode(task, agent.view, agent.actor, x0, g, agent.plant)
         tcp = np.array([task.tcp(x) for x in ep.xs])
@@ -297,6 +316,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=0,
                     help="then run this many Algorithm 1 iterations from the fitted value (the last --r and mode)")
     ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--pairs", nargs="+", type=int, default=None,
+                    help="evaluation pair indices to run (default all; a subset only for screening)")
+    ap.add_argument("--fit-cache", default=None,
+                    help="torch file of the fitted network: loaded if it exists (same value settings), else written")
     ap.add_argument("--save-critic", default=None)
     ap.add_argument("--save-paths", default=None, help="write the TCP paths (npz) here")
     ap.add_argument("--out", default=None)
@@ -306,9 +329,27 @@ def main(argv=None) -> int:
     penalty = cfg.task.contact_penalty if args.penalty is None else args.penalty
     agent = FrankaDeepValueMpc(cfg)
     value = KnownValue(agent.task, args.lead, offset, penalty, args.inflate, args.contact_margin)
-    pairs = agent.task.eval_pairs()
+    value_key = json.dumps([args.lead, offset, penalty, args.inflate, args.contact_margin, args.samples, args.steps,
+                            list(cfg.learner.hidden)])
     t0 = time.perf_counter()
-    mse, rms, yrms = fit_known_value(agent, value, samples=args.samples, steps=args.steps)
+    if args.fit_cache and Path(args.fit_cache).exists():
+        import torch
+
+        cached = torch.load(args.fit_cache)
+        if cached["value"] != value_key:
+            raise SystemExit(f"{args.fit_cache} holds a fit of another value: {cached['value']}")
+        for net in (agent.learner.trainer.model, agent.learner.trainer.target):
+            net.load_state_dict(cached["state"])
+        agent.bundle = agent.learner.export()
+        agent.actor.set_critic_bundle(agent.bundle)
+        mse, rms, yrms = cached["fit"]
+    else:
+        mse, rms, yrms = fit_known_value(agent, value, samples=args.samples, steps=args.steps)
+        if args.fit_cache:
+            import torch
+
+            torch.save({"value": value_key, "state": agent.learner.trainer.model.state_dict(),
+                        "fit": (mse, rms, yrms)}, args.fit_cache)
     print(f"fit: last batch MSE {mse:.4f}, held-out RMS error {rms:.3f} (target RMS {yrms:.3f}), "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     if args.save_critic:
@@ -325,7 +366,7 @@ def main(argv=None) -> int:
             agent.actor = FrankaActor(agent.task, dataclasses.replace(cfg.actor, mode=mode, r=r_u))
             agent.actor.set_critic_bundle(agent.bundle)
             diag = start_diagnostics(agent, value)
-            rows, eps = evaluate_pairs(agent)
+            rows, eps = evaluate_pairs(agent, args.pairs)
             key = f"r={r_u:g} {mode}"
             for i, r in enumerate(rows):
                 print(f"{key}: pair {i}: {r}", flush=True)
@@ -333,7 +374,7 @@ def main(argv=None) -> int:
             n_c = sum(r["contact"] for r in rows)
             ratio = max(d["max |u* - g(q)|/limit"] for d in diag)
             acc = max(d["max |M^-1 (u* - g)| [rad/s^2]"] for d in diag)
-            print(f"{key}: success {n_ok}/8  contacts {n_c}/8  at the starts: greedy |u* - g|/limit <= {ratio}, "
+            print(f"{key}: success {n_ok}/{len(rows)}  contacts {n_c}/{len(rows)}  at the starts: greedy |u* - g|/limit <= {ratio}, "
                   f"greedy joint acceleration <= {acc} rad/s^2", flush=True)
             report["modes"][key] = {"success": n_ok, "contacts": n_c, "greedy_ratio": ratio, "greedy_acc": acc,
                                     "pairs": rows}
