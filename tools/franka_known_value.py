@@ -247,7 +247,7 @@ def evaluate_pairs(agent: FrankaDeepValueMpc, which=None):
         dist = np.linalg.norm(tcp - g, axis=1)
         clear = min(task.clearance(x[:7]) for x in ep.xs)
         first = round(float(np.argmax(dist < tol)) * task.settings.control_dt, 2) if np.any(dist < tol) else None
-        rows.append({"success": bool(ep.success(tol)), "contact": ep.outcome == "wall",
+        rows.append({"pair": i, "success": bool(ep.success(tol)), "contact": ep.outcome == "wall",
                      "final_distance": round(ep.final_distance, 3), "first_within_tol_s": first,
                      "min_clearance": round(float(clear), 3), "max_tcp_z": round(float(tcp[:, 2].max()), 3),
                      "cost": round(ep.total_cost, 3), "wall_s": round(time.perf_counter() - t0, 1)})
@@ -368,8 +368,8 @@ def main(argv=None) -> int:
             diag = start_diagnostics(agent, value)
             rows, eps = evaluate_pairs(agent, args.pairs)
             key = f"r={r_u:g} {mode}"
-            for i, r in enumerate(rows):
-                print(f"{key}: pair {i}: {r}", flush=True)
+            for r in rows:
+                print(f"{key}: {r}", flush=True)
             n_ok = sum(r["success"] for r in rows)
             n_c = sum(r["contact"] for r in rows)
             ratio = max(d["max |u* - g(q)|/limit"] for d in diag)
