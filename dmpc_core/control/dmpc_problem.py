@@ -115,7 +115,14 @@ class PandaActorSettings:
             at the ready pose, the light wrist): 0.02 s with d = 0.1 (the obstacle task), at most
             0.01 s with d = 1 (the ROS simulator's).
         integrator: the problem's integrator.
-        r: R = r I on the full joint torque (gravity included).
+        r: weight of the control cost 1/2 (u - g(q0))' R (u - g(q0)), see ``control_metric``.
+        control_metric: "torque": R = r I (joint torques); "acceleration": R = r M(q0)^-2, i.e.
+            1/2 r |M(q0)^-1 (u - g(q0))|^2, the joint accelerations the torque gives at the
+            episode's start q0 (R is rebuilt by :meth:`PandaDmpcActor.set_start`). The greedy
+            input of Eq. 14 is then u* - g = -(1/r) M(q0)^2 M^-1(q) V_v ~ -(1/r) M V_v: joint
+            accelerations ~ -V_v / r on every joint. With "torque" they are -(1/r) M^-2 V_v and
+            the light wrist (max eig M^-1 ~ 154) is driven ~10^4 times harder than the base by
+            the same value slope.
         w_q / w_v: nominal joint regularisation 1/2 (w_q |q - q_posture|^2 + w_v |v|^2).
         posture: q of the regularisation ([] = Franka's ready pose).
         running_weight: scale of the Eq. 14 term.
@@ -127,6 +134,7 @@ class PandaActorSettings:
     node_dt: float = 0.02
     integrator: str = "semi_implicit_euler"
     r: float = 1e-3
+    control_metric: str = "torque"
     w_q: float = 1e-2
     w_v: float = 1e-1
     posture: list = field(default_factory=list)
@@ -142,6 +150,8 @@ class PandaActorSettings:
             raise ValueError("horizon_time must be a positive multiple of node_dt")
         if not self.r > 0 or self.w_q < 0 or self.w_v < 0:
             raise ValueError("r must be > 0, w_q and w_v >= 0")
+        if self.control_metric not in ("torque", "acceleration"):
+            raise ValueError(f"control_metric must be 'torque' or 'acceleration', got {self.control_metric!r}")
         if self.posture and len(self.posture) != 7:
             raise ValueError("posture must list 7 joint angles (or be empty)")
 
@@ -167,8 +177,17 @@ class PandaDmpcActor:
         from dmpc_core.models.panda import Q_READY  # noqa: PLC0415
 
         self.posture = np.asarray(settings.posture or Q_READY, float)
-        self.R = settings.r * np.eye(self.nu)
+        self.R = self.control_weight(self.posture)
         self.torque_offset = InputOffsetCost(self.R, model.gravity(self.posture), self.nx)
+
+    def control_weight(self, q0) -> np.ndarray:
+        """R at the start configuration q0 (``PandaActorSettings.control_metric``)."""
+        s = self.settings
+        if s.control_metric == "torque":
+            return s.r * np.eye(self.nu)
+        Minv = np.linalg.inv(np.asarray(self.model.mass_matrix(np.asarray(q0, float)), float))
+        R = s.r * Minv @ Minv
+        return 0.5 * (R + R.T)
 
     def nominal_terms(self) -> List[Tuple[str, object]]:
         s = self.settings
@@ -177,9 +196,14 @@ class PandaDmpcActor:
                 ("torque_offset", self.torque_offset)]
 
     def set_start(self, x0) -> None:
-        """Centre the control cost on the gravity torque at the start configuration (between
-        solves only)."""
-        self.torque_offset.set_reference(self.model.gravity(np.asarray(x0, float)[:7]))
+        """Centre the control cost on the gravity torque at the start configuration (and, with the
+        "acceleration" metric, rebuild R there); takes effect in problems made afterwards."""
+        q0 = np.asarray(x0, float)[:7]
+        if self.settings.control_metric == "torque":
+            self.torque_offset.set_reference(self.model.gravity(q0))
+        else:
+            self.R = self.control_weight(q0)
+            self.torque_offset = InputOffsetCost(self.R, self.model.gravity(q0), self.nx)
 
     def make_problem(self, critic, goal, t_goal: float, horizon: Optional[int] = None, dt: Optional[float] = None,
                      value_weight: float = 1.0):

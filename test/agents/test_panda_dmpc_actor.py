@@ -67,3 +67,26 @@ def test_eq14_identity_along_a_panda_rollout(actor):
     assert lhs == pytest.approx(V0 + gap, rel=1e-4, abs=1e-5)
     # the identity is not trivially true: the two sides differ without the value-gradient gap
     assert abs(lhs - V0) > 100 * abs(lhs - V0 - gap)
+
+
+def test_acceleration_metric_gives_greedy_joint_accelerations_of_the_value_slope(actor):
+    """control_metric "acceleration": R = r M(q0)^-2 is rebuilt at the episode's start, so the
+    greedy input's joint acceleration at q0 is M^-1 (u* - 0) = -V_v / r on every joint (with the
+    torque metric it is -M^-2 V_v / r: the light wrist ~10^4 times the base)."""
+    acc = PandaDmpcActor(PandaActorSettings(r=0.05, control_metric="acceleration"), actor.model)
+    x0 = np.r_[Q_READY + 0.2, np.zeros(7)]
+    acc.set_start(x0)
+    M = np.asarray(actor.model.mass_matrix(x0[:7]), float)
+    Minv = np.linalg.inv(M)
+    np.testing.assert_allclose(acc.R, 0.05 * Minv @ Minv, rtol=1e-10)
+    Vx = np.random.default_rng(0).standard_normal(14)
+    a_star = Minv @ acc.greedy_input(Vx[None], x0[None])[0]
+    np.testing.assert_allclose(a_star, -Vx[7:] / 0.05, rtol=1e-6)
+    a_torque = Minv @ actor.greedy_input(Vx[None], x0[None])[0]
+    assert not np.allclose(a_torque, -Vx[7:] / 0.05, rtol=0.5)
+    # the problem's control cost uses the start's R: 1/2 (u - g0)' R (u - g0) with g0 = g(q0)
+    problem, _, _ = acc.make_problem(_critic(), [0.5, 0.2, 0.3], t_goal=3.0)
+    u = np.asarray(actor.model.gravity(x0[:7]), float) + 1.0
+    assert acc.torque_offset.value(0.0, x0, u) + 0.5 * u @ acc.R @ u == pytest.approx(0.5 * np.ones(7) @ acc.R @ np.ones(7))
+    with pytest.raises(ValueError, match="control_metric"):
+        PandaDmpcActor(PandaActorSettings(control_metric="joint"), actor.model)
