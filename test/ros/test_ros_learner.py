@@ -132,7 +132,8 @@ def test_sigint_mid_update_exits_within_2_s_with_its_checkpoint(tmp_path, monkey
     from dmpc_ros.qos import QOS_TRANSITIONS
 
     k = 400
-    overrides = {"nodes.learner.parameters.checkpoint_dir": str(tmp_path / "ckpt"),
+    overrides = {"variant": "tracking",  # one-step targets of a full-state critic, no initial push
+                 "nodes.learner.parameters.checkpoint_dir": str(tmp_path / "ckpt"),
                  "nodes.learner.parameters.critic_hmac_key_file": _key_file(tmp_path),
                  "nodes.learner.parameters.update_period": 0.01,
                  "nodes.learner.parameters.checkpoint_every": 1000,  # only the exit writes one

@@ -24,6 +24,7 @@ def test_ballbot_graph_runs_with_mppi(tmp_path):
     from dmpc_ros.probe import running_graph
 
     overrides = {
+        "variant": "tracking",  # MPPI on the goal-tracking problem (no critic here)
         "learner": False,
         "nodes.sim.parameters.random_start": False,
         "nodes.controller.parameters.reach.mpc.solver": "mppi",
