@@ -32,7 +32,9 @@ the planner's integrator at the control step. Planning uses it natively:
     solver "slq": ``SlqSolver`` on the ensemble mean (``_core.EnsembleMeanDynamics``), its
         feedforward clipped to the torque bound.
 The ensemble's disagreement along the executed states is logged as ``model/disagreement``
-(mean over the episode of ||std_k xdot_k(x, u)||).
+(mean over the episode of ||std_k xdot_k(x, u)||). Receding open-loop episodes also log
+``model/open_loop_departure_s``: the time at which the plant leaves the path the plan predicted
+in the model (angle off by > 0.3 rad or rate by > 1 rad/s; the episode length if never).
 """
 from __future__ import annotations
 
@@ -124,6 +126,15 @@ class MbrlSettings:
             raise ValueError("open_loop_iterations and horizons must be >= 1")
 
 
+#: the plant has left an imagined open-loop path when |angle difference| > 0.3 rad or |rate difference| > 1 rad/s
+DEPARTURE_ANGLE, DEPARTURE_RATE = 0.3, 1.0
+
+
+def _departed(x_real: np.ndarray, x_imagined: np.ndarray) -> bool:
+    d = np.arctan2(np.sin(x_real[0] - x_imagined[0]), np.cos(x_real[0] - x_imagined[0]))
+    return bool(abs(d) > DEPARTURE_ANGLE or abs(x_real[1] - x_imagined[1]) > DEPARTURE_RATE)
+
+
 class MbrlAgent:
     """The lecture's model-based RL versions on the pendulum (see the module docstring).
 
@@ -150,6 +161,7 @@ class MbrlAgent:
         self.episodes = 0
         self.timing = {"fit_s": 0.0, "plan_s": 0.0, "plan_calls": 0}
         self.last_fit: Dict[str, float] = {}
+        self.imagined: Optional[np.ndarray] = None  # (T + 1, nx) states of the last receding open-loop plan
         if not s.version.startswith("true"):
             n = s.random_transitions_v05 if s.version == "0.5" else s.random_transitions
             self.collect_random(n)
@@ -222,6 +234,8 @@ class MbrlAgent:
         solver = self._mppi(seed, s.mppi.horizon, s.mppi.num_iterations)
         x = np.asarray(x0, dtype=float).copy()
         plan = np.empty((T, 1))
+        self.imagined = np.empty((T + 1, x.size))
+        self.imagined[0] = x
         for k in range(T):
             solver.set_state(x, 0.0)
             solver.optimize()
@@ -229,6 +243,7 @@ class MbrlAgent:
             solver.shift(1)
             plan[k] = u
             x = np.asarray(_core.integrate(model, x, u, self.dt, integ), dtype=float)
+            self.imagined[k + 1] = x
         return plan
 
     # -- one episode ---------------------------------------------------------------------------
@@ -242,6 +257,7 @@ class MbrlAgent:
         seed = self.seed * 100_003 + self.episodes
         open_loop = s.version in ("0.5", "1.0", "true_open_loop")
         t0 = time.perf_counter()
+        self.imagined = None
         if open_loop:
             plan = self.plan_open_loop(x, seed)
             self.timing["plan_calls"] += 1
@@ -251,6 +267,7 @@ class MbrlAgent:
             solver = self._slq()
         self.timing["plan_s"] += time.perf_counter() - t0
         Xe, Ue, Xne = [], [], []
+        departure = None  # first step where the plant leaves the imagined path (receding open-loop plans)
         for k in range(T):
             t0 = time.perf_counter()
             if open_loop:
@@ -272,6 +289,8 @@ class MbrlAgent:
             if self.mean_model is not None:
                 dis.append(float(np.linalg.norm(self.mean_model.disagreement(x, u))))
             c, xn = self.plant.step(u)
+            if self.imagined is not None and departure is None and _departed(xn, self.imagined[k + 1]):
+                departure = k + 1
             Xe.append(x), Ue.append(u), Xne.append(xn)
             total += c
             upright += int(abs(np.arctan2(np.sin(x[0]), np.cos(x[0]))) < 0.3)
@@ -279,6 +298,8 @@ class MbrlAgent:
         self.episodes += 1
         stats = {"train/episode_cost": total, "train/upright_fraction": upright / T,
                  "model/disagreement": float(np.mean(dis)) if dis else 0.0}
+        if self.imagined is not None:
+            stats["model/open_loop_departure_s"] = (T if departure is None else departure) * self.dt
         if learn and s.version in ("1.0", "1.5"):
             self.X += Xe
             self.U += Ue

@@ -70,6 +70,11 @@ def test_open_loop_plans_run_without_feedback(planner):
     agent2.plant.reset(x0)
     ref = sum(agent2.plant.step(plan[k])[0] for k in range(10))
     assert cost == pytest.approx(ref, rel=1e-12)
+    st = MbrlAgent(s, seed=3).run_episode(x0, learn=False)
+    if planner == "receding":  # the true model predicts the plant: it never leaves the imagined path
+        assert st["model/open_loop_departure_s"] == pytest.approx(10 * s.task.dt)
+    else:
+        assert "model/open_loop_departure_s" not in st
 
 
 def test_bad_settings_are_refused():
@@ -83,3 +88,12 @@ def test_bad_settings_are_refused():
     s.model.integrator = "leapfrog"
     with pytest.raises(ValueError, match="integrator"):
         MbrlAgent(s)
+
+
+def test_departure_from_the_imagined_path_wraps_the_angle():
+    from dmpc_core.agents.mbrl import _departed
+
+    assert not _departed(np.array([np.pi - 0.1, 0.0]), np.array([-np.pi + 0.1, 0.0]))  # 0.2 rad apart across pi
+    assert _departed(np.array([0.4, 0.0]), np.array([0.0, 0.0]))
+    assert _departed(np.array([0.0, 1.5]), np.array([0.0, 0.0]))
+    assert not _departed(np.array([0.2, 0.5]), np.array([0.0, 0.0]))
