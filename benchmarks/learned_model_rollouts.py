@@ -15,6 +15,11 @@ Euler (one model evaluation per step), quadratic running cost, |u| <= 5, traject
 State-steps per second = K * H / (median time of one MPPI iteration); both sides are timed in
 alternating blocks in the same run (mppi_throughput.interleaved_rates), after checking that one
 step of both sides agrees to 1e-9.
+Where the time goes (second table, 1 thread): the batched torch ensemble step alone (K states,
+no MPPI) timed in the same blocks as pytorch_mppi's iteration / H, and the network's arithmetic
+rate 2 * sum(n_in * n_out) flops per state-step for torch's step and for dmpc's whole MPPI
+iteration. If pytorch_mppi spends its time in that step, a ratio of R over it needs R times
+torch's flop rate, in float64, in the last column.
 SLQ: median time of one SLQ iteration (solve with max_iterations = 1 from the same initial guess)
 on Problem(EnsembleMeanDynamics of the 2 x 64 ensemble) vs Problem(BallbotDynamics), H = 100,
 dt = 0.02, the same quadratic cost, semi-implicit Euler.
@@ -87,7 +92,7 @@ def main() -> None:
     x0[:2] = (0.5, 0.3)  # displaced, upright at rest (an equilibrium: the first rollout at u = 0 stays finite)
     cost = _core.QuadraticCost(Q, R, np.zeros(NX), np.zeros(NU))
     Qt, Rt = torch.tensor(Q), torch.tensor(R)
-    rows, ratio64 = [], float("nan")
+    rows, where, ratio64 = [], [], float("nan")
     for hidden in ((64, 64), (200, 200)):
         ens = make_ensemble(hidden)
         members, mean = ensemble_to_native(ens)
@@ -124,18 +129,30 @@ def main() -> None:
             state = torch.tensor(x0, dtype=torch.double)
             return lambda: ctrl.command(state)
 
+        xb, ub = torch.zeros(K, NX, dtype=torch.double), torch.zeros(K, NU, dtype=torch.double)
         res = {}
         for th in (1, 2):
             torch.set_num_threads(th)
-            res.update(interleaved_rates({f"dmpc {th}": dmpc_fn(th), f"torch {th}": torch_fn()}, K * H, min_time, min_calls))
+            fns = {f"dmpc {th}": dmpc_fn(th), f"torch {th}": torch_fn()}
+            if th == 1:
+                fns["torch step"] = lambda: [step(xb, ub) for _ in range(H)]  # H batched steps, no MPPI
+            res.update(interleaved_rates(fns, K * H, min_time, min_calls))
         name = f"{hidden[0]} x {len(hidden)}"
         name = f"2 x {hidden[0]}"
         for th in (1, 2):
             rows.append([name, th, res[f"dmpc {th}"], res[f"torch {th}"], res[f"dmpc {th}"] / res[f"torch {th}"]])
         if hidden == (64, 64):
             ratio64 = res["dmpc 1"] / res["torch 1"]
+        sizes = [NX, *hidden, NQ * (1 + NU)]
+        flops = 2.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # per state-step
+        where.append([name, f"{flops:.0f}", res["torch step"], res["torch 1"] / res["torch step"],
+                      flops * res["torch step"] / 1e9, flops * res["dmpc 1"] / 1e9, 10 * flops * res["torch 1"] / 1e9])
     print(f"\nMPPI with an M = {M} ensemble, trajectory sampling, K = {K}, H = {H}, semi-implicit Euler (state-steps/s)")
     print(table(["network", "threads", "dmpc MppiSolver", "pytorch_mppi 0.9.1 (same torch ensemble)", "ratio"], rows))
+    print("\nWhere the time goes, 1 thread: torch's batched ensemble step alone and the network's flop rates")
+    print(table(["network", "network flops per state-step", "torch step alone (states/s)",
+                 "share of pytorch_mppi's time in that step", "torch step GFLOP/s", "dmpc MPPI GFLOP/s (network only)",
+                 "GFLOP/s that 10x pytorch_mppi needs"], where))
 
     # one SLQ iteration: learned (2 x 64 ensemble mean) vs analytic Ballbot
     ens = make_ensemble((64, 64))

@@ -4,8 +4,8 @@ One readable loop per version (:meth:`MbrlAgent.run_episode`), on the MPQ pendul
 (``tasks/pendulum.py``: the same cost theta^2 + 0.1 theta_dot^2, |u| <= 2, dt = 0.05, 200 steps):
 
     version 0.5: collect ``random_transitions_v05`` transitions with a random policy, fit the
-                 ensemble once; every episode: plan once from x0 (open loop, horizon = episode,
-                 ``open_loop_iterations`` MPPI iterations) and execute the plan.
+                 ensemble once; every episode: plan the whole episode once from x0 in the model
+                 (``open_loop_planner``) and execute the plan open loop.
     version 1.0: collect ``random_transitions`` random transitions and fit; every episode: plan
                  open loop from x0, execute, add the episode's transitions, refit.
     version 1.5: as 1.0, but MPC: re-plan at every control step (the planner of ``solver``),
@@ -13,6 +13,16 @@ One readable loop per version (:meth:`MbrlAgent.run_episode`), on the MPQ pendul
     version "true": MPC with the true model (the baseline of the claims).
     version "true_open_loop": the open-loop plan of versions 0.5/1.0 with the true model (what
                  open-loop execution costs with a perfect model and this planner).
+
+Open-loop plans (versions 0.5, 1.0, true_open_loop), ``open_loop_planner``:
+    "receding": the MPC planner (``mppi``) run inside the model for the whole episode: from x0,
+        solve, take the first action, step the MODEL (not the plant), shift, repeat. The
+        resulting action sequence is executed on the plant without feedback. With the true
+        model it reproduces the MPC episode, so open-loop execution loses only what the model's
+        errors cost.
+    "mppi": one MPPI optimisation over the whole episode (H = episode, ``open_loop_iterations``
+        iterations, the planner's discount gamma). Weak on the swing-up: with the true model its
+        plan costs about 2.6x the MPC episode, which masks the model's role.
 
 The model is a bootstrap ensemble of control-affine MLPs (``models/learned.py``), fitted through
 the planner's integrator at the control step. Planning uses it natively:
@@ -22,7 +32,9 @@ the planner's integrator at the control step. Planning uses it natively:
     solver "slq": ``SlqSolver`` on the ensemble mean (``_core.EnsembleMeanDynamics``), its
         feedforward clipped to the torque bound.
 The ensemble's disagreement along the executed states is logged as ``model/disagreement``
-(mean over the episode of ||std_k xdot_k(x, u)||).
+(mean over the episode of ||std_k xdot_k(x, u)||). Receding open-loop episodes also log
+``model/open_loop_departure_s``: the time at which the plant leaves the path the plan predicted
+in the model (angle off by > 0.3 rad or rate by > 1 rad/s; the episode length if never).
 """
 from __future__ import annotations
 
@@ -41,6 +53,7 @@ from dmpc_core.tasks.pendulum import PendulumPlant, PendulumTaskSettings, random
 VERSIONS = ("0.5", "1.0", "1.5", "true", "true_open_loop")
 SOLVERS = ("mppi", "slq")
 ROLLOUT_MODES = ("ts", "average", "mean")
+OPEN_LOOP_PLANNERS = ("receding", "mppi")
 #: phi(x) of the pendulum model: [cos theta, sin theta, theta_dot] (as MPQ's Q network)
 PENDULUM_FEATURES = [("cos", 0), ("sin", 0), ("id", 1)]
 
@@ -76,7 +89,9 @@ class MbrlSettings:
     random_transitions: random-policy transitions before the first fit (versions 1.0, 1.5).
     random_transitions_v05: random-policy transitions of version 0.5 (its only data).
     random_rollout_steps: length of each random-policy rollout (from a random initial state).
-    open_loop_iterations: MPPI iterations of the open-loop plan (versions 0.5, 1.0).
+    open_loop_planner: how versions 0.5/1.0 plan an episode open loop: "receding" or "mppi"
+        (see the module docstring).
+    open_loop_iterations: MPPI iterations of the "mppi" open-loop plan.
     true_integrator: integrator of the true-model planner (the learned model uses model.integrator).
     """
 
@@ -90,6 +105,7 @@ class MbrlSettings:
     random_transitions: int = 200
     random_transitions_v05: int = 2000
     random_rollout_steps: int = 20
+    open_loop_planner: str = "receding"
     open_loop_iterations: int = 20
     true_integrator: str = "rk4"
 
@@ -102,10 +118,21 @@ class MbrlSettings:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.rollout_mode not in ROLLOUT_MODES:
             raise ValueError(f"rollout_mode must be one of {ROLLOUT_MODES}, got {self.rollout_mode!r}")
+        if self.open_loop_planner not in OPEN_LOOP_PLANNERS:
+            raise ValueError(f"open_loop_planner must be one of {OPEN_LOOP_PLANNERS}, got {self.open_loop_planner!r}")
         if min(self.random_transitions, self.random_transitions_v05, self.random_rollout_steps) < 1:
             raise ValueError("random_transitions, random_transitions_v05, random_rollout_steps must be >= 1")
         if self.open_loop_iterations < 1 or self.slq.horizon < 1 or self.mppi.horizon < 1:
             raise ValueError("open_loop_iterations and horizons must be >= 1")
+
+
+#: the plant has left an imagined open-loop path when |angle difference| > 0.3 rad or |rate difference| > 1 rad/s
+DEPARTURE_ANGLE, DEPARTURE_RATE = 0.3, 1.0
+
+
+def _departed(x_real: np.ndarray, x_imagined: np.ndarray) -> bool:
+    d = np.arctan2(np.sin(x_real[0] - x_imagined[0]), np.cos(x_real[0] - x_imagined[0]))
+    return bool(abs(d) > DEPARTURE_ANGLE or abs(x_real[1] - x_imagined[1]) > DEPARTURE_RATE)
 
 
 class MbrlAgent:
@@ -134,6 +161,7 @@ class MbrlAgent:
         self.episodes = 0
         self.timing = {"fit_s": 0.0, "plan_s": 0.0, "plan_calls": 0}
         self.last_fit: Dict[str, float] = {}
+        self.imagined: Optional[np.ndarray] = None  # (T + 1, nx) states of the last receding open-loop plan
         if not s.version.startswith("true"):
             n = s.random_transitions_v05 if s.version == "0.5" else s.random_transitions
             self.collect_random(n)
@@ -190,6 +218,34 @@ class MbrlAgent:
                              np.eye(1) * s.slq.control_weight, s.slq.discount)
         return _core.SlqSolver(prob, _core.SlqSettings(max_iterations=s.slq.initial_iterations))
 
+    def plan_open_loop(self, x0: np.ndarray, seed: int) -> np.ndarray:
+        """The (T, 1) action sequence of an open-loop episode from x0, planned in the model only
+        (the true model for "true_open_loop", else the ensemble); see ``open_loop_planner``."""
+        s = self.settings
+        T = s.task.episode_steps
+        if s.open_loop_planner == "mppi":
+            solver = self._mppi(seed, T, s.open_loop_iterations)
+            solver.set_state(x0, 0.0)
+            solver.optimize()
+            return np.array(solver.plan).reshape(T, 1)
+        true = s.version.startswith("true")
+        model = _core.PendulumDynamics(s.task.mass, s.task.length, s.task.damping) if true else self.mean_model
+        integ = s.true_integrator if true else s.model.integrator
+        solver = self._mppi(seed, s.mppi.horizon, s.mppi.num_iterations)
+        x = np.asarray(x0, dtype=float).copy()
+        plan = np.empty((T, 1))
+        self.imagined = np.empty((T + 1, x.size))
+        self.imagined[0] = x
+        for k in range(T):
+            solver.set_state(x, 0.0)
+            solver.optimize()
+            u = np.clip(np.array(solver.action_from_policy(), dtype=float).reshape(1), -self.u_max, self.u_max)
+            solver.shift(1)
+            plan[k] = u
+            x = np.asarray(_core.integrate(model, x, u, self.dt, integ), dtype=float)
+            self.imagined[k + 1] = x
+        return plan
+
     # -- one episode ---------------------------------------------------------------------------
     def run_episode(self, x0: np.ndarray, learn: bool = True) -> Dict[str, float]:
         """One 200-step episode from x0 on the true plant; with ``learn`` its transitions are added
@@ -201,11 +257,9 @@ class MbrlAgent:
         seed = self.seed * 100_003 + self.episodes
         open_loop = s.version in ("0.5", "1.0", "true_open_loop")
         t0 = time.perf_counter()
+        self.imagined = None
         if open_loop:
-            solver = self._mppi(seed, T, s.open_loop_iterations)
-            solver.set_state(x, 0.0)
-            solver.optimize()
-            plan = np.array(solver.plan).reshape(T, 1)
+            plan = self.plan_open_loop(x, seed)
             self.timing["plan_calls"] += 1
         elif s.solver == "mppi":
             solver = self._mppi(seed, s.mppi.horizon, s.mppi.num_iterations)
@@ -213,6 +267,7 @@ class MbrlAgent:
             solver = self._slq()
         self.timing["plan_s"] += time.perf_counter() - t0
         Xe, Ue, Xne = [], [], []
+        departure = None  # first step where the plant leaves the imagined path (receding open-loop plans)
         for k in range(T):
             t0 = time.perf_counter()
             if open_loop:
@@ -234,6 +289,8 @@ class MbrlAgent:
             if self.mean_model is not None:
                 dis.append(float(np.linalg.norm(self.mean_model.disagreement(x, u))))
             c, xn = self.plant.step(u)
+            if self.imagined is not None and departure is None and _departed(xn, self.imagined[k + 1]):
+                departure = k + 1
             Xe.append(x), Ue.append(u), Xne.append(xn)
             total += c
             upright += int(abs(np.arctan2(np.sin(x[0]), np.cos(x[0]))) < 0.3)
@@ -241,6 +298,8 @@ class MbrlAgent:
         self.episodes += 1
         stats = {"train/episode_cost": total, "train/upright_fraction": upright / T,
                  "model/disagreement": float(np.mean(dis)) if dis else 0.0}
+        if self.imagined is not None:
+            stats["model/open_loop_departure_s"] = (T if departure is None else departure) * self.dt
         if learn and s.version in ("1.0", "1.5"):
             self.X += Xe
             self.U += Ue
@@ -250,5 +309,5 @@ class MbrlAgent:
         return stats
 
 
-__all__ = ["MbrlAgent", "MbrlSettings", "SlqAgentSettings", "VERSIONS", "SOLVERS", "ROLLOUT_MODES",
+__all__ = ["MbrlAgent", "MbrlSettings", "SlqAgentSettings", "VERSIONS", "SOLVERS", "ROLLOUT_MODES", "OPEN_LOOP_PLANNERS",
            "PENDULUM_FEATURES"]

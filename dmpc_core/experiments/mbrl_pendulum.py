@@ -99,14 +99,19 @@ def train_main(argv: List[str]) -> int:
         logger.log(agent.episodes, stats)
         bar.update(1)
         bar.set_postfix(cost=f"{curve_cost[-1]:.0f}", data=agent.num_transitions)
-    eval_cost, eval_dis = [], []
+    eval_cost, eval_dis, eval_up, eval_dep = [], [], [], []
     for x0 in eval_states(args.seed, run_s.eval_episodes):
         stats = agent.run_episode(x0, learn=False)
         eval_cost.append(stats["train/episode_cost"])
         eval_dis.append(stats["model/disagreement"])
-        logger.log(agent.episodes, {"eval/episode_cost": stats["train/episode_cost"],
-                                    "eval/upright_fraction": stats["train/upright_fraction"],
-                                    "eval/disagreement": stats["model/disagreement"]})
+        eval_up.append(stats["train/upright_fraction"])
+        scalars = {"eval/episode_cost": stats["train/episode_cost"],
+                   "eval/upright_fraction": stats["train/upright_fraction"],
+                   "eval/disagreement": stats["model/disagreement"]}
+        if "model/open_loop_departure_s" in stats:
+            eval_dep.append(stats["model/open_loop_departure_s"])
+            scalars["eval/open_loop_departure_s"] = eval_dep[-1]
+        logger.log(agent.episodes, scalars)
         bar.update(1)
     bar.close()
     wall = time.perf_counter() - t_wall
@@ -115,7 +120,8 @@ def train_main(argv: List[str]) -> int:
         "variant": args.variant, "seed": args.seed, "version": agent_s.version, "solver": agent_s.solver,
         "rollout_mode": agent_s.rollout_mode, "transitions": agent.num_transitions,
         "episode_cost": curve_cost, "episode_transitions": curve_data, "eval_cost": eval_cost,
-        "eval_disagreement": eval_dis, "last_fit": agent.last_fit, "fit_s": tm["fit_s"], "plan_s": tm["plan_s"],
+        "eval_disagreement": eval_dis, "eval_upright_fraction": eval_up, "eval_open_loop_departure_s": eval_dep,
+        "last_fit": agent.last_fit, "fit_s": tm["fit_s"], "plan_s": tm["plan_s"],
         "plan_calls": tm["plan_calls"], "wall_s": wall})
     logger.close()
     print(f"{args.variant} s{args.seed}: {agent.num_transitions} transitions, eval cost {np.mean(eval_cost):.1f} "
@@ -144,8 +150,8 @@ def eval_main(argv: List[str]) -> int:
     if "true" in groups:
         ref = {r["seed"]: float(np.mean(r["eval_cost"])) for r in groups["true"]}
     print("| variant | seeds | transitions | eval cost (mean, 95 % t-interval) | ratio to true-model MPPI "
-          "(per-seed ratio, mean, 95 % t) | eval disagreement | fit s | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "(per-seed ratio, mean, 95 % t) | eval disagreement | upright fraction | open-loop departure s | fit s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (v, runs) in enumerate((v, groups[v]) for v in VARIANTS if v in groups):
         per_seed = np.array([np.mean(r["eval_cost"]) for r in runs])
@@ -157,8 +163,12 @@ def eval_main(argv: List[str]) -> int:
                 rm, rh = t_interval(rs)
                 ratio = f"{rm:.2f} +- {rh:.2f} (n={len(rs)})"
         dis = np.mean([np.mean(r["eval_disagreement"]) for r in runs])
+        up = [np.mean(r["eval_upright_fraction"]) for r in runs if r.get("eval_upright_fraction")]
+        dep = [np.mean(r["eval_open_loop_departure_s"]) for r in runs if r.get("eval_open_loop_departure_s")]
+        up_s = f"{np.mean(up):.2f}" if up else "-"
+        dep_s = "{:.2f} +- {:.2f}".format(*t_interval(dep)) if dep else "-"
         print(f"| {LABELS[v]} | {len(runs)} ({', '.join(str(r['seed']) for r in sorted(runs, key=lambda r: r['seed']))}) | "
-              f"{runs[0]['transitions']} | {m:.1f} +- {h:.1f} | {ratio} | {dis:.3f} | "
+              f"{runs[0]['transitions']} | {m:.1f} +- {h:.1f} | {ratio} | {dis:.3f} | {up_s} | {dep_s} | "
               f"{np.mean([r['fit_s'] for r in runs]):.0f} | {np.mean([r['wall_s'] for r in runs]):.0f} |")
         col = f"C{i}"
         if v.startswith("true"):  # no data: a level with its band

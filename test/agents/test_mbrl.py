@@ -41,8 +41,45 @@ def test_versions_collect_and_refit_as_specified(version, solver, mode):
     assert agent.timing["plan_calls"] == (2 if version in ("0.5", "1.0", "true_open_loop") else 20)
 
 
+@pytest.mark.parametrize("planner", ["receding", "mppi"])
+def test_open_loop_plans_run_without_feedback(planner):
+    """The open-loop versions execute a plan made in the model only: the plant's states never
+    reach the planner. With the true model and the receding planner the plan reproduces the MPC
+    episode (same solver seeds, the planner's RK4 = the plant's RK4 to rounding)."""
+    s = _small("true_open_loop")
+    s.open_loop_planner = planner
+    agent = MbrlAgent(s, seed=3)
+    x0 = np.array([np.pi - 0.3, 0.0])
+    plan = agent.plan_open_loop(x0, seed=7)
+    assert plan.shape == (10, 1) and np.all(np.abs(plan) <= s.task.u_max)
+    if planner == "receding":
+        mpc = MbrlAgent(_small("true"), seed=3)
+        solver = mpc._mppi(7, s.mppi.horizon, s.mppi.num_iterations)
+        x = mpc.plant.reset(x0)
+        for k in range(10):
+            solver.set_state(x, 0.0)
+            solver.optimize()
+            u = np.clip(np.array(solver.action_from_policy()), -s.task.u_max, s.task.u_max)
+            solver.shift(1)
+            assert abs(u[0] - plan[k, 0]) < 1e-9, k
+            _, x = mpc.plant.step(u)
+    # the episode executes exactly that plan
+    agent2 = MbrlAgent(s, seed=3)
+    agent2.plan_open_loop = lambda x, seed: plan
+    cost = agent2.run_episode(x0, learn=False)["train/episode_cost"]
+    agent2.plant.reset(x0)
+    ref = sum(agent2.plant.step(plan[k])[0] for k in range(10))
+    assert cost == pytest.approx(ref, rel=1e-12)
+    st = MbrlAgent(s, seed=3).run_episode(x0, learn=False)
+    if planner == "receding":  # the true model predicts the plant: it never leaves the imagined path
+        assert st["model/open_loop_departure_s"] == pytest.approx(10 * s.task.dt)
+    else:
+        assert "model/open_loop_departure_s" not in st
+
+
 def test_bad_settings_are_refused():
-    for field, value in (("version", "2.0"), ("solver", "ilqr"), ("rollout_mode", "max")):
+    for field, value in (("version", "2.0"), ("solver", "ilqr"), ("rollout_mode", "max"),
+                         ("open_loop_planner", "cem")):
         s = _small("1.5")
         setattr(s, field, value)
         with pytest.raises(ValueError, match=field):
@@ -51,3 +88,12 @@ def test_bad_settings_are_refused():
     s.model.integrator = "leapfrog"
     with pytest.raises(ValueError, match="integrator"):
         MbrlAgent(s)
+
+
+def test_departure_from_the_imagined_path_wraps_the_angle():
+    from dmpc_core.agents.mbrl import _departed
+
+    assert not _departed(np.array([np.pi - 0.1, 0.0]), np.array([-np.pi + 0.1, 0.0]))  # 0.2 rad apart across pi
+    assert _departed(np.array([0.4, 0.0]), np.array([0.0, 0.0]))
+    assert _departed(np.array([0.0, 1.5]), np.array([0.0, 0.0]))
+    assert not _departed(np.array([0.2, 0.5]), np.array([0.0, 0.0]))
