@@ -1,0 +1,150 @@
+"""Does Algorithm 1 keep a value the actor can use? The stability test on Ballbot walls.
+
+    python tools/ballbot_walls_stability.py --init runs/walls_kv/h64_L0.3_T4.0_f0.pt --iterations 20 \
+        --eval-every 5 --eval-at 1 2 3 --out runs/walls_stab/base [--set KEY=VALUE ...] [--config config/ballbot_walls.yaml]
+
+Starts Algorithm 1 (``DeepValueMpc``, the experiment's settings with ``--set`` overrides) from a
+saved critic state (``training.init_critic``, e.g. the wall-aware value fitted by
+tools/ballbot_walls_known_value.py --save-critic), runs ``--iterations`` iterations and evaluates
+the 8 fixed starts at iteration 0, every ``--eval-every`` iterations and at ``--eval-at``. It records, per
+iteration, the fixed point that the critic's regression moves towards:
+
+* the exported critic's value at rest along the line from the evaluation start (0.5, -0.8) to
+  the target (through the wall) and along the way round it (start -> (0.6, 0) -> target), at
+  tau = T;
+* the regression targets of that iteration's data: the full returns of the start states
+  (tau = T rows of the replay) against the value the critic had there before the update
+  (``target / prior`` ratio: 1 is a fixed point, < 1 a value that flattens).
+
+Writes ``stability.json`` and ``stability.png`` (success per evaluation; the value along the two
+lines at iterations 0, 1, 2, 5, ... and the last) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc  # noqa: E402
+from dmpc_core.experiments.ballbot_walls import load_config  # noqa: E402
+from dmpc_core.settings import parse_overrides  # noqa: E402
+from dmpc_core.tasks import ballbot  # noqa: E402
+
+START = np.array([0.5, -0.8])
+CORNER = np.array([0.6, 0.0])
+
+
+def line_states(a, b, n: int = 25) -> np.ndarray:
+    lam = np.linspace(0.0, 1.0, n)[:, None]
+    X = np.zeros((n, ballbot.NX))
+    X[:, :2] = (1 - lam) * np.asarray(a, float) + lam * np.asarray(b, float)
+    return X
+
+
+def critic_values(agent: DeepValueMpc, X: np.ndarray, tau: float) -> np.ndarray:
+    """The exported (target) network's value at states X, time-to-go tau, the task's goal."""
+    import torch
+
+    g = np.tile(np.asarray(agent.task.settings.target, float), (len(X), 1))
+    with torch.no_grad():
+        return agent.learner.trainer.target(torch.from_numpy(X), torch.from_numpy(g),
+                                            torch.full((len(X),), float(tau), dtype=torch.float64)).squeeze(-1).numpy()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--init", required=True, help="critic state to start from (training.init_critic)")
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=4)
+    ap.add_argument("--eval-at", type=int, nargs="*", default=[], help="further iterations to evaluate at")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    over = parse_overrides(args.set)
+    over["training.init_critic"] = args.init
+    cfg = load_config(args.config, over)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    agent = DeepValueMpc(cfg)
+    T = cfg.task.episode_time
+    goal = np.asarray(cfg.task.target, float)
+    direct = line_states(START, goal)
+    around = np.concatenate([line_states(START, CORNER, 13), line_states(CORNER, goal, 13)[1:]])
+    rec = {"settings": {"init": args.init, "sets": args.set, "iterations": args.iterations},
+           "evals": [], "iterations": [], "lines": {}}
+
+    def snapshot(it):
+        rec["lines"][it] = {"direct": critic_values(agent, direct, T).tolist(),
+                            "around": critic_values(agent, around, T).tolist()}
+
+    def do_eval(it):
+        r = agent.evaluate()
+        e = {"iteration": it, "successes": int(round(8 * r["eval/success_rate"])), "walls": r["eval/wall_hits"],
+             "falls": r["eval/falls"], "final_distance": r["eval/final_distance"], "cost": r["eval/mean_cost"]}
+        rec["evals"].append(e)
+        print(f"eval it {it}: {e['successes']}/8 walls {e['walls']:.0f} falls {e['falls']:.0f} "
+              f"final {e['final_distance']:.2f} m cost {e['cost']:.2f}", flush=True)
+
+    snapshot(0)
+    do_eval(0)
+    t0 = time.time()
+    for it in range(1, args.iterations + 1):
+        n_before = agent.learner.buffer.total_added
+        stats = agent.collect()
+        # the regression targets of this iteration's start states against the value there now
+        buf = agent.learner.buffer.valid()
+        new = np.arange(len(agent.learner.buffer))[-(agent.learner.buffer.total_added - n_before):]
+        starts = new[np.abs(buf["time_to_go"][new].reshape(-1) - T) < 1e-9]
+        prior = critic_values(agent, buf["state"][starts], T) if len(starts) else np.zeros(0)
+        target = buf["cost"][starts].reshape(-1)
+        for _ in range(cfg.training.updates_per_iteration):
+            stats.update(agent.learner.update())
+        agent.bundle = agent.learner.export()
+        agent.actor.set_critic_bundle(agent.bundle)
+        agent.iteration += 1
+        row = {"iteration": it, "train_success": stats["train/success_rate"], "train_walls": stats["train/wall_hits"],
+               "train_falls": stats["train/falls"], "start_prior_mean": float(prior.mean()) if len(prior) else None,
+               "start_target_mean": float(target.mean()) if len(target) else None,
+               "critic_loss": stats.get("critic/loss_mean"), "wall_s": time.time() - t0}
+        rec["iterations"].append(row)
+        print(f"it {it}: train success {row['train_success']:.2f} walls {row['train_walls']:.0f} "
+              f"falls {row['train_falls']:.0f}; start states: value before {row['start_prior_mean']:.2f}, "
+              f"return target {row['start_target_mean']:.2f} ({time.time() - t0:.0f} s)", flush=True)
+        if it in (1, 2, 5, 10, 15) or it == args.iterations:
+            snapshot(it)
+        if it % args.eval_every == 0 or it in args.eval_at or it == args.iterations:
+            do_eval(it)
+        (out / "stability.json").write_text(json.dumps(rec, indent=1))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 3, figsize=(15, 4))
+    ev = rec["evals"]
+    axs[0].plot([e["iteration"] for e in ev], [e["successes"] for e in ev], "-o")
+    axs[0].set(xlabel="iteration", ylabel="successes of 8", ylim=(-0.3, 8.3), title="evaluation (8 starts)")
+    sd = np.linalg.norm(direct[:, :2] - direct[0, :2], axis=1)
+    sa = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(around[:, :2], axis=0), axis=1))])
+    for it, v in rec["lines"].items():
+        axs[1].plot(sd, v["direct"], label=f"it {it}")
+        axs[2].plot(sa, v["around"], label=f"it {it}")
+    axs[1].set(xlabel="distance along start (0.5, -0.8) -> target [m]", ylabel=f"V at rest, tau = {T:g} s",
+               title="straight line (through the wall)")
+    axs[2].set(xlabel="distance along start -> (0.6, 0) -> target [m]", title="the way round")
+    axs[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "stability.png", dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
