@@ -1,20 +1,21 @@
 """Does Algorithm 1 keep a value the actor can use? The stability test on Ballbot walls.
 
-    python tools/ballbot_walls_stability.py --init runs/walls_kv/h64_L0.3_T4.0_f0.pt --iterations 20 \
-        --eval-every 5 --eval-at 1 2 3 --out runs/walls_stab/base [--set KEY=VALUE ...] [--config config/ballbot_walls.yaml]
+    python tools/ballbot_walls_stability.py --init runs/walls_kv/h64_L0.3_T5.0_f0.pt --iterations 20 \
+        --eval-every 5 --eval-at 0 1 2 3 --out runs/walls_stab/base [--set KEY=VALUE ...] [--config config/ballbot_walls.yaml]
 
 Starts Algorithm 1 (``DeepValueMpc``, the experiment's settings with ``--set`` overrides) from a
 saved critic state (``training.init_critic``, e.g. the wall-aware value fitted by
 tools/ballbot_walls_known_value.py --save-critic), runs ``--iterations`` iterations and evaluates
-the 8 fixed starts at iteration 0, every ``--eval-every`` iterations and at ``--eval-at``. It records, per
+the 8 fixed starts at iteration 0 if ``--eval-at`` lists it, every ``--eval-every`` iterations and at ``--eval-at``. It records, per
 iteration, the fixed point that the critic's regression moves towards:
 
 * the exported critic's value at rest along the line from the evaluation start (0.5, -0.8) to
   the target (through the wall) and along the way round it (start -> (0.6, 0) -> target), at
   tau = T;
-* the regression targets of that iteration's data: the full returns of the start states
-  (tau = T rows of the replay) against the value the critic had there before the update
-  (``target / prior`` ratio: 1 is a fixed point, < 1 a value that flattens).
+* the regression targets of that iteration's data (full returns) against the value the critic
+  had there before the update, at the start states (tau = T) and the slope of the targets on
+  the value over all states (1 is a fixed point, < 1 a value that flattens), for the task cost
+  (Eq. 11) and with the actor's own nominal cost added (``training.critic_cost: task+actor``).
 
 Writes ``stability.json`` and ``stability.png`` (success per evaluation; the value along the two
 lines at iterations 0, 1, 2, 5, ... and the last) to ``--out``.
@@ -31,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dmpc_core.agents.deep_value_mpc import DeepValueMpc  # noqa: E402
+from dmpc_core.agents.deep_value_mpc import DeepValueMpc, transitions  # noqa: E402
 from dmpc_core.experiments.ballbot_walls import load_config  # noqa: E402
 from dmpc_core.settings import parse_overrides  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
@@ -55,6 +56,16 @@ def critic_values(agent: DeepValueMpc, X: np.ndarray, tau: float) -> np.ndarray:
     with torch.no_grad():
         return agent.learner.trainer.target(torch.from_numpy(X), torch.from_numpy(g),
                                             torch.full((len(X),), float(tau), dtype=torch.float64)).squeeze(-1).numpy()
+
+
+def critic_values_tau(agent: DeepValueMpc, X: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """The exported network's value at states X (n, nx) with time-to-go tau (n,)."""
+    import torch
+
+    g = np.tile(np.asarray(agent.task.settings.target, float), (len(X), 1))
+    with torch.no_grad():
+        return agent.learner.trainer.target(torch.from_numpy(X), torch.from_numpy(g),
+                                            torch.from_numpy(np.asarray(tau, float))).squeeze(-1).numpy()
 
 
 def main(argv=None) -> int:
@@ -93,30 +104,41 @@ def main(argv=None) -> int:
               f"final {e['final_distance']:.2f} m cost {e['cost']:.2f}", flush=True)
 
     snapshot(0)
-    do_eval(0)
+    if 0 in args.eval_at:
+        do_eval(0)
     t0 = time.time()
     for it in range(1, args.iterations + 1):
-        n_before = agent.learner.buffer.total_added
         stats = agent.collect()
-        # the regression targets of this iteration's start states against the value there now
-        buf = agent.learner.buffer.valid()
-        new = np.arange(len(agent.learner.buffer))[-(agent.learner.buffer.total_added - n_before):]
-        starts = new[np.abs(buf["time_to_go"][new].reshape(-1) - T) < 1e-9]
-        prior = critic_values(agent, buf["state"][starts], T) if len(starts) else np.zeros(0)
-        target = buf["cost"][starts].reshape(-1)
+        # this iteration's regression targets (full returns) against the value the critic has
+        # there now, for the task cost (the paper's Eq. 11) and with the actor's own nominal
+        # cost added (training.critic_cost: task+actor, Prop. 1)
+        fp = {}
+        for kind in ("task", "task+actor"):
+            rows = [transitions(e, agent.task, cfg.training.n_step, kind) for e in agent.last_episodes]
+            S = np.concatenate([r["state"] for r in rows])
+            tau = np.concatenate([r["time_to_go"] for r in rows]).reshape(-1)
+            y = np.concatenate([r["cost"] for r in rows]).reshape(-1)
+            v = critic_values_tau(agent, S, tau)
+            st = np.abs(tau - T) < 1e-9
+            fp[kind] = {"start_target_mean": float(y[st].mean()), "start_prior_mean": float(v[st].mean()),
+                        "all_target_mean": float(y.mean()), "all_prior_mean": float(v.mean()),
+                        "slope_target_on_prior": float(np.polyfit(v, y, 1)[0]), "corr": float(np.corrcoef(v, y)[0, 1])}
+        prior, target = fp["task"]["start_prior_mean"], fp["task"]["start_target_mean"]
         for _ in range(cfg.training.updates_per_iteration):
             stats.update(agent.learner.update())
         agent.bundle = agent.learner.export()
         agent.actor.set_critic_bundle(agent.bundle)
         agent.iteration += 1
         row = {"iteration": it, "train_success": stats["train/success_rate"], "train_walls": stats["train/wall_hits"],
-               "train_falls": stats["train/falls"], "start_prior_mean": float(prior.mean()) if len(prior) else None,
-               "start_target_mean": float(target.mean()) if len(target) else None,
+               "train_falls": stats["train/falls"], "start_prior_mean": prior, "start_target_mean": target,
+               "fixed_point": fp,
                "critic_loss": stats.get("critic/loss_mean"), "wall_s": time.time() - t0}
         rec["iterations"].append(row)
         print(f"it {it}: train success {row['train_success']:.2f} walls {row['train_walls']:.0f} "
-              f"falls {row['train_falls']:.0f}; start states: value before {row['start_prior_mean']:.2f}, "
-              f"return target {row['start_target_mean']:.2f} ({time.time() - t0:.0f} s)", flush=True)
+              f"falls {row['train_falls']:.0f}; start states: value before {prior:.2f}, return target {target:.2f}, "
+              f"with the actor's cost {fp['task+actor']['start_target_mean']:.2f}; all states: slope of the "
+              f"targets on the value {fp['task']['slope_target_on_prior']:.2f} (task), "
+              f"{fp['task+actor']['slope_target_on_prior']:.2f} (task+actor) ({time.time() - t0:.0f} s)", flush=True)
         if it in (1, 2, 5, 10, 15) or it == args.iterations:
             snapshot(it)
         if it % args.eval_every == 0 or it in args.eval_at or it == args.iterations:
