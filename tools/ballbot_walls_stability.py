@@ -77,7 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-at", type=int, nargs="*", default=[], help="further iterations to evaluate at")
     ap.add_argument("--out", required=True)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--plot-only", action="store_true", help="only redraw stability.png from --out's stability.json")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        rec = json.loads((Path(args.out) / "stability.json").read_text())
+        cfg = load_config(args.config, parse_overrides(rec["settings"]["sets"]))
+        plot(rec, Path(args.out), cfg.task.episode_time, np.asarray(cfg.task.target, float))
+        return 0
     over = parse_overrides(args.set)
     over["training.init_critic"] = args.init
     cfg = load_config(args.config, over)
@@ -144,7 +150,12 @@ def main(argv=None) -> int:
         if it % args.eval_every == 0 or it in args.eval_at or it == args.iterations:
             do_eval(it)
         (out / "stability.json").write_text(json.dumps(rec, indent=1))
+    plot(rec, out, T, goal)
+    return 0
 
+
+def plot(rec: dict, out: Path, T: float, goal: np.ndarray) -> None:
+    """stability.png: successes per evaluation and the value along the two lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,6 +165,8 @@ def main(argv=None) -> int:
     ev = rec["evals"]
     axs[0].plot([e["iteration"] for e in ev], [e["successes"] for e in ev], "-o")
     axs[0].set(xlabel="iteration", ylabel="successes of 8", ylim=(-0.3, 8.3), title="evaluation (8 starts)")
+    direct = line_states(START, goal)
+    around = np.concatenate([line_states(START, CORNER, 13), line_states(CORNER, goal, 13)[1:]])
     sd = np.linalg.norm(direct[:, :2] - direct[0, :2], axis=1)
     sa = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(around[:, :2], axis=0), axis=1))])
     for it, v in rec["lines"].items():
@@ -165,7 +178,6 @@ def main(argv=None) -> int:
     axs[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "stability.png", dpi=110)
-    return 0
 
 
 if __name__ == "__main__":
