@@ -10,7 +10,7 @@ the 8 fixed starts at iteration 0 if ``--eval-at`` lists it, every ``--eval-ever
 iteration, the fixed point that the critic's regression moves towards:
 
 * the exported critic's value at rest along the line from the evaluation start (0.5, -0.8) to
-  the target (through the wall) and along the way round it (start -> (0.6, 0) -> target), at
+  the target (through the wall) and along the way round it (start -> (0.8, 0) -> target), at
   tau = T;
 * the regression targets of that iteration's data (full returns) against the value the critic
   had there before the update, at the start states (tau = T) and the slope of the targets on
@@ -38,7 +38,7 @@ from dmpc_core.settings import parse_overrides  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
 
 START = np.array([0.5, -0.8])
-CORNER = np.array([0.6, 0.0])
+CORNER = np.array([0.8, 0.0])  # 0.25 m beyond the wall's end: outside the value's wall term
 
 
 def line_states(a, b, n: int = 25) -> np.ndarray:
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     direct = line_states(START, goal)
     around = np.concatenate([line_states(START, CORNER, 13), line_states(CORNER, goal, 13)[1:]])
     rec = {"settings": {"init": args.init, "sets": args.set, "iterations": args.iterations},
-           "evals": [], "iterations": [], "lines": {}}
+           "evals": [], "iterations": [], "lines": {}, "corner": CORNER.tolist()}
 
     def snapshot(it):
         rec["lines"][it] = {"direct": critic_values(agent, direct, T).tolist(),
@@ -166,7 +166,8 @@ def plot(rec: dict, out: Path, T: float, goal: np.ndarray) -> None:
     axs[0].plot([e["iteration"] for e in ev], [e["successes"] for e in ev], "-o")
     axs[0].set(xlabel="iteration", ylabel="successes of 8", ylim=(-0.3, 8.3), title="evaluation (8 starts)")
     direct = line_states(START, goal)
-    around = np.concatenate([line_states(START, CORNER, 13), line_states(CORNER, goal, 13)[1:]])
+    corner = np.asarray(rec.get("corner", [0.6, 0.0]), float)  # runs before the corner was recorded: (0.6, 0)
+    around = np.concatenate([line_states(START, corner, 13), line_states(corner, goal, 13)[1:]])
     sd = np.linalg.norm(direct[:, :2] - direct[0, :2], axis=1)
     sa = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(around[:, :2], axis=0), axis=1))])
     for it, v in rec["lines"].items():
@@ -174,7 +175,7 @@ def plot(rec: dict, out: Path, T: float, goal: np.ndarray) -> None:
         axs[2].plot(sa, v["around"], label=f"it {it}")
     axs[1].set(xlabel="distance along start (0.5, -0.8) -> target [m]", ylabel=f"V at rest, tau = {T:g} s",
                title="straight line (through the wall)")
-    axs[2].set(xlabel="distance along start -> (0.6, 0) -> target [m]", title="the way round")
+    axs[2].set(xlabel=f"distance along start -> ({corner[0]:g}, {corner[1]:g}) -> target [m]", title="the way round")
     axs[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "stability.png", dpi=110)
