@@ -310,9 +310,16 @@ class TiedInputLinear(nn.Module):
         super().__init__()
         k = basis.shape[0]
         self.register_buffer("basis", basis.to(DTYPE))
-        bound = 1.0 / math.sqrt(k)
-        self.free = nn.Parameter(torch.empty(out_features, k, dtype=DTYPE).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(out_features, dtype=DTYPE).uniform_(-bound, bound))
+        self.free = nn.Parameter(torch.empty(out_features, k, dtype=DTYPE))
+        self.bias = nn.Parameter(torch.empty(out_features, dtype=DTYPE))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Fresh weights, uniform in +-1/sqrt(k) (k features), like ``nn.Linear``'s bias."""
+        bound = 1.0 / math.sqrt(self.free.shape[1])
+        with torch.no_grad():
+            self.free.uniform_(-bound, bound)
+            self.bias.uniform_(-bound, bound)
 
     @property
     def weight(self) -> torch.Tensor:

@@ -29,10 +29,11 @@ def reach_settings() -> DmpcConfig:
     moving exported critic (Polyak 0.995) and a start-distance curriculum."""
     c = ballbot_walls.walls_settings()
     c.task.arena_half_size, c.task.walls, c.task.terminal_weight = 3.0, [], 2.0
+    c.task.episode_time, c.training.n_step = 3.0, 60
     c.task.terminal_lead = c.learner.lead = 0.6
+    c.learner.critic, c.learner.hidden, c.learner.time_to_go_scale = "lead", [12, 12, 12], 1.5
     c.learner.trainer.polyak = 0.995
     c.actor.w_tilt, c.actor.w_tilt_rate, c.actor.w_tilt_quadratic = 10.0, 2.0, 0.0
-    c.learner.critic = "lead"
     c.training.curriculum_distance, c.training.curriculum_iterations = [0.3, 2.0], 8
     return c
 

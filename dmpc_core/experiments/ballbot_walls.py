@@ -36,19 +36,26 @@ DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
 def walls_settings() -> DmpcConfig:
     """The experiment's defaults, the values config/ballbot_walls.yaml lists (the file explains
     each choice): ``DmpcConfig``'s defaults with the 0.8 m interior wall in front of the target
-    (0, 0.8), 8 evaluation starts on y = -0.8, the actor's tilt/torque barriers and stronger
-    upright terms, and Algorithm 1 with full-return (60-step) targets over 30 iterations of 8
-    episodes from a zero-output critic with task-scaled inputs."""
+    (0, 0.8), 8 evaluation starts on y = -0.8, T = 5 s (tools/ballbot_walls_known_value.py),
+    the Eq. (4) termination cost q_f = 2 ||p(T) + 0.3 v(T) - g|| on the critic's lead point, the
+    actor's tilt/torque barriers and weak upright terms, the goal-relative lead-point critic
+    (look-ahead 0.3 s, 64 x 64 x 64), a slowly moving exported critic (Polyak 0.995), and
+    Algorithm 1 with full-return targets over 30 iterations of 8 episodes from a zero-output
+    critic with a start-distance curriculum."""
     c = DmpcConfig()
-    task, actor, training = c.task, c.actor, c.training
+    task, actor, training, learner = c.task, c.actor, c.training, c.learner
     task.walls = [[-0.4, 0.0, 0.4, 0.0]]
     task.target = [0.0, 0.8]
     task.eval_starts = [[x, -0.8] for x in (-0.7, -0.5, -0.3, -0.1, 0.1, 0.3, 0.5, 0.7)]
-    actor.r, actor.w_tilt, actor.w_tilt_rate, actor.w_tilt_quadratic = 0.2, 100.0, 10.0, 500.0
+    task.episode_time, task.terminal_weight = 5.0, 2.0
+    task.terminal_lead = learner.lead = 0.3
+    actor.r, actor.w_tilt, actor.w_tilt_rate, actor.w_tilt_quadratic = 0.2, 10.0, 2.0, 0.0
     actor.tilt_limit, actor.torque_limit, actor.barrier_mu, actor.barrier_delta = 0.3, 30.0, 1.0, 0.1
-    c.learner.trainer.polyak, c.learner.trainer.batches_per_update = 0.99, 200
-    training.iterations, training.episodes_per_iteration, training.n_step = 30, 8, 60
+    learner.critic, learner.hidden, learner.time_to_go_scale = "lead", [64, 64, 64], 2.5
+    learner.trainer.polyak, learner.trainer.batches_per_update = 0.995, 200
+    training.iterations, training.episodes_per_iteration, training.n_step = 30, 8, 100
     training.zero_init_output, training.input_normalization = True, "task"
+    training.curriculum_distance, training.curriculum_iterations = [0.3, 2.5], 8
     return c
 
 

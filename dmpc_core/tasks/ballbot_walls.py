@@ -12,7 +12,7 @@ the layout; it ships, in metres:
   x in {+-0.1, +-0.3, +-0.5, +-0.7}. With the robot radius 0.15 the straight line from every
   evaluation start to the target crosses the wall (it crosses y = 0 at |x| <= 0.35 < 0.6);
 * training starts: uniform in the free arena (clearance > ``start_clearance``);
-* episode: T = 3 s of control steps dt; per-step cost c = ||p - g|| dt (``cost = "distance"``)
+* episode: T (the shipped 5 s: docs/results/ballbot_walls.md) of control steps dt; per-step cost c = ||p - g|| dt (``cost = "distance"``)
   or c = dt * [||p - g|| > tolerance] (``cost = "binary"``), p the ball position at the start
   of the step; touching a wall (clearance < robot radius) or falling (tilt > ``max_tilt``)
   ends the episode and adds ``wall_penalty`` (resp. ``fall_penalty``) to that step's cost;

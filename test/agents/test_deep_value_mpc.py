@@ -13,9 +13,22 @@ from dmpc_core.sim.plant import Plant
 from dmpc_core.tasks.ballbot_walls import WallsTask, WallsTaskSettings
 
 
+def plain_critic_settings(cfg: DmpcConfig) -> DmpcConfig:
+    """The walls settings these tests were written for: a plain 3 x 12 MLP critic with the task's
+    input normalisation, no termination cost, strong upright terms, Polyak 0.99, 60-step targets,
+    T = 3 s and no curriculum (the shipped walls config now uses the lead-point critic of the
+    reach task; test_shipped_walls_config_is_consistent checks that one)."""
+    cfg.learner.critic, cfg.learner.hidden, cfg.learner.lead, cfg.learner.time_to_go_scale = "mlp", [12, 12, 12], 0.3, 1.5
+    cfg.learner.trainer.polyak = 0.99
+    cfg.task.episode_time, cfg.task.terminal_weight, cfg.task.terminal_lead = 3.0, 0.0, 0.0
+    cfg.actor.w_tilt, cfg.actor.w_tilt_rate, cfg.actor.w_tilt_quadratic = 100.0, 10.0, 500.0
+    cfg.training.n_step, cfg.training.curriculum_distance, cfg.training.curriculum_iterations = 60, [], 10
+    return cfg
+
+
 def small_config(seed: int = 0) -> DmpcConfig:
-    """The repository config with a tiny budget (short episodes, few nodes)."""
-    cfg = load_config(str(DEFAULT_CONFIG), {"training.seed": seed})
+    """The repository config with the plain critic and a tiny budget (short episodes, few nodes)."""
+    cfg = plain_critic_settings(load_config(str(DEFAULT_CONFIG), {"training.seed": seed}))
     t = cfg.task
     t.episode_time, t.control_dt, t.physics_dt, t.tracking_substeps = 1.0, 0.05, 0.01, 1
     t.eval_starts = t.eval_starts[:2]
@@ -60,6 +73,17 @@ def test_task_cost_distance_and_binary():
     assert task.step_cost(x, g) == pytest.approx(0.15 * 0.05)
     with pytest.raises(ValueError):
         WallsTask(WallsTaskSettings(cost="sparse"))
+
+
+def test_shipped_walls_config_is_consistent():
+    """config/ballbot_walls.yaml: the termination cost is measured at the critic's lead point
+    (V(0, x) = q_f is representable), the critic's time-to-go scale is T / 2, and the targets are
+    full returns (n_step >= the episode's steps)."""
+    cfg = load_config(str(DEFAULT_CONFIG))
+    assert cfg.learner.critic == "lead" and cfg.task.terminal_weight > 0
+    assert cfg.task.terminal_lead == cfg.learner.lead
+    assert cfg.learner.time_to_go_scale == pytest.approx(cfg.task.episode_time / 2)
+    assert cfg.training.n_step >= WallsTask(cfg.task).steps
 
 
 def test_wall_contact_ends_episode_with_penalty():
@@ -179,15 +203,15 @@ def test_task_normalization_and_zero_output_init():
 
 
 def test_smoke_training_shows_learning_signal():
-    """Algorithm 1 with the repository settings (DMPC actor, running + terminal, tilt/torque
-    barriers) at a tiny budget (4 iterations of 8 episodes), fixed seed, on the arena without its
+    """Algorithm 1 with the repository settings and the plain critic (DMPC actor, running +
+    terminal, tilt/torque barriers) at a tiny budget (4 iterations of 8 episodes), fixed seed, on the arena without its
     interior wall: at least one of the 4 critics makes the mean evaluation cost over the 8 starts
     fall clearly below that of the untrained (constant) critic, with no fall or wall contact, and
     the robot end closer to the target. The best critic, not the last: the loop is not monotone
     (with this seed the cost is lowest after the first iteration and the actor then runs into
     the arena's boundary walls, docs/log/2026-12-07-ballbot-walls-history.md); with the interior wall there is no
     reliable improvement at all."""
-    cfg = load_config(str(DEFAULT_CONFIG), {"training.seed": 0})
+    cfg = plain_critic_settings(load_config(str(DEFAULT_CONFIG), {"training.seed": 0}))
     cfg.task.walls = []
     agent = DeepValueMpc(cfg)
     before = agent.evaluate()
