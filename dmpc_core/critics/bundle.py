@@ -404,7 +404,7 @@ def _load(data: bytes, source: str, expected_nx, expected_ng, expected_nu, max_b
             f"unsupported critic bundle format version {meta.get('dmpc.format_version')!r}; "
             f"this loader reads version {FORMAT_VERSION!r} (re-export the critic with this version)"
         )
-    from dmpc_core.critics.export import REQUIRED_METADATA
+    from dmpc_core.critics.contract import REQUIRED_METADATA
 
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:

@@ -50,6 +50,7 @@ from torch import nn
 
 from dmpc_core.critics.networks import QMLP, ValueEnsemble, ValueMLP
 
+from dmpc_core.critics.regular_file import write_bytes_atomic  # noqa: F401  (re-exported)
 from dmpc_core.critics.contract import (  # noqa: F401  (the bundle contract, re-exported)
     FORMAT,
     FORMAT_VERSION,
@@ -278,24 +279,6 @@ def export_value_bundle_proto(
 def bundle_bytes(model: CriticModel, **kwargs) -> bytes:
     """Serialized bundle (e.g. to publish on a topic); same keywords as :func:`export_value_bundle`."""
     return export_value_bundle_proto(model, **kwargs).SerializeToString()
-
-
-def write_bytes_atomic(path: Union[str, os.PathLike], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def export_value_bundle(model: CriticModel, path: Union[str, os.PathLike], **kwargs) -> str:

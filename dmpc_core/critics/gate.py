@@ -228,7 +228,7 @@ def read_version_file(path: str | os.PathLike) -> Dict[str, Dict[str, Any]]:
 def write_version_file(path: str | os.PathLike, learners: Dict[str, Dict[str, Any]]) -> None:
     """Write the per-learner versions atomically (temp file in the same folder, fsync, rename),
     readable by its owner only."""
-    from dmpc_core.critics.export import write_bytes_atomic
+    from dmpc_core.critics.regular_file import write_bytes_atomic
 
     data = json.dumps({"format": VERSION_FILE_FORMAT, "learners": learners}, indent=1, sort_keys=True).encode()
     write_bytes_atomic(path, data)

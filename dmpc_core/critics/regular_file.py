@@ -1,4 +1,5 @@
-"""Read a small file that must be a regular file: critic sources and HMAC key files.
+"""Read a small file that must be a regular file: critic sources and HMAC key files; and write
+a file atomically (:func:`write_bytes_atomic`: bundles, checkpoints, critic version files).
 
 Both are named by configuration or by a service request, so the path may name a FIFO (``open`` or
 ``read`` would block forever), a device such as ``/dev/zero`` (never ends) or a huge file.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Callable, List, Optional
+import tempfile
+from typing import Callable, List, Optional, Union
 
 
 def file_kind(mode: int) -> str:
@@ -71,3 +73,21 @@ def read_regular_file(path: str, max_bytes: int, what: str, error: Callable[[str
         raise error(f"cannot read {what} {path}: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+def write_bytes_atomic(path: Union[str, os.PathLike], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, os.replace."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
