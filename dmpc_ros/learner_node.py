@@ -6,7 +6,10 @@ creates the publishers; activate starts collecting transitions and the update th
 of K minibatches every ``update_period`` seconds; every ``push_every`` updates the target critic
 is exported to ``<checkpoint_dir>/critic_v<N>.onnx``, signed and published); deactivate stops
 collecting, training and pushing, and writes the checkpoint. With ``autostart`` (default) the node
-configures and activates itself. All parameters fill one dataclass,
+configures and activates itself. Arriving transitions go through
+:class:`dmpc_core.critics.returns.EpisodeReturns` (``n_step``: one-step rows as they come, or the
+n-step / full-return rows of each streamed episode once it ends); with ``push_initial`` the
+untrained critic is pushed at activation. All parameters fill one dataclass,
 :class:`dmpc_core.critics.node_settings.LearnerNodeSettings`, validated at start and on every set.
 
 Subscribes ``transitions`` (labelled Float64MultiArray, layout in dmpc_core.control.transitions);
