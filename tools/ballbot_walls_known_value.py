@@ -13,7 +13,7 @@ evaluated natively exactly as in training) to the hand-made value
     q = p + L v,
 
 geo the length of the shortest path round the interior walls (``WallsTask.geodesic_distance``)
-and the sigmoid a wall term as high as the wall penalty where the lead point q is too close to
+and the sigmoid a wall term as high as the wall penalty where the look-ahead point q is too close to
 a wall (arena boundary included). offset = ``task.terminal_weight`` makes V(0, x) the Eq. (4)
 termination cost where the goal is in sight. It then runs the unmodified Algorithm 1 actor (one
 SLQ iteration per control step, no wall knowledge) from the 8 evaluation starts in each actor
@@ -21,7 +21,7 @@ mode and prints successes, wall contacts, falls, the mean final distance and the
 each start is within the success tolerance. ``--save-critic`` writes the fitted critic state in
 the format ``training.init_critic`` reads (the stability test starts Algorithm 1 from it).
 
-The sibling of tools/ballbot_reach_known_value.py (the reach task: a cone in the lead point,
+The sibling of tools/ballbot_reach_known_value.py (the reach task: a cone in the look-ahead point,
 no wall); results in docs/results/ballbot_walls.md.
 """
 from __future__ import annotations
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
                              "learner.time_to_go_scale": T / 2.0})
                 cfg = load_config(args.config, over)
                 if cfg.learner.critic != "lead":
-                    raise SystemExit("this check fits the lead-point critic (learner.critic: lead)")
+                    raise SystemExit("this check fits the look-ahead-point critic (learner.critic: lead)")
                 offset = cfg.task.terminal_weight if args.offset is None else args.offset
                 t0 = time.time()
                 agent = DeepValueMpc(cfg)

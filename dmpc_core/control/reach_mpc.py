@@ -72,8 +72,8 @@ class ReachSettings:
         when the robot leaves its envelope (falls, leaves the arena), which ends the episode
         (``done``; ``dmpc train ballbot-reach`` adds 10). 0: a fall cuts the episode, whose rows
         then bootstrap from the value at the last state before it. The default is 0: the
-        lead-point critic sees p + lead v - g and tau, not the tilt, so a penalty on falls is
-        spread over the lead points where falls happened (in the node graph, where falls are
+        look-ahead-point critic sees p + lead v - g and tau, not the tilt, so a penalty on falls is
+        spread over the look-ahead points where falls happened (in the node graph, where falls are
         more frequent than offline, runs with 10 collapsed late; docs/log/2026-12-07-ballbot-reach.md).
     """
 

@@ -16,7 +16,7 @@ from dmpc_core.tasks.ballbot_walls import WallsTask, WallsTaskSettings
 def plain_critic_settings(cfg: DmpcConfig) -> DmpcConfig:
     """The walls settings these tests were written for: a plain 3 x 12 MLP critic with the task's
     input normalisation, no termination cost, strong upright terms, Polyak 0.99, 60-step targets,
-    T = 3 s and no curriculum (the shipped walls config now uses the lead-point critic of the
+    T = 3 s and no curriculum (the shipped walls config now uses the look-ahead-point critic of the
     reach task; test_shipped_walls_config_is_consistent checks that one)."""
     cfg.learner.critic, cfg.learner.hidden, cfg.learner.lead, cfg.learner.time_to_go_scale = "mlp", [12, 12, 12], 0.3, 1.5
     cfg.learner.trainer.polyak = 0.99
