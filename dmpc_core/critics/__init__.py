@@ -13,35 +13,21 @@
 * :mod:`~dmpc_core.critics.signing` - the signed trailer (HMAC over a learner/version/robot/task
   header and the bytes) and key files; :mod:`~dmpc_core.critics.source` - safe critic file reads.
 """
-import importlib
-
-#: public name -> submodule; imported on first use (PEP 562), so that a process that only loads,
-#: checks and evaluates critics (the controller node, its MPC worker) never imports torch
-_EXPORTS = {
-    "CriticBundle": "bundle", "CriticBundleError": "bundle", "NativeCriticUnavailable": "bundle", "load_bundle": "bundle",
-    "bundle_bytes": "export", "export_value_bundle": "export", "export_value_bundle_proto": "export",
-    "QMLP": "networks", "QMLPSettings": "networks", "ValueEnsemble": "networks", "ValueEnsembleSettings": "networks",
-    "ValueMLP": "networks", "ValueMLPSettings": "networks",
-    "quadratic_value_mlp": "quadratic",
-    "OrtCritic": "ort_critic", "OrtCriticAdapter": "ort_critic", "make_core_critic_adapter": "ort_critic",
-    "ReplayBuffer": "replay", "ReplaySpec": "replay",
-    "CriticTrainer": "training", "CriticTrainerSettings": "training", "polyak_update": "training",
-    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-}
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
+from dmpc_core.critics.bundle import CriticBundle, CriticBundleError, NativeCriticUnavailable, load_bundle
+from dmpc_core.critics.export import bundle_bytes, export_value_bundle, export_value_bundle_proto
+from dmpc_core.critics.networks import (
+    QMLP,
+    QMLPSettings,
+    ValueEnsemble,
+    ValueEnsembleSettings,
+    ValueMLP,
+    ValueMLPSettings,
+)
+from dmpc_core.critics.quadratic import quadratic_value_mlp
+from dmpc_core.critics.ort_critic import OrtCritic, OrtCriticAdapter, make_core_critic_adapter
+from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
+from dmpc_core.critics.training import CriticTrainer, CriticTrainerSettings, polyak_update
+from dmpc_core.critics.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = [
     "CriticBundle", "CriticBundleError", "NativeCriticUnavailable", "load_bundle",
