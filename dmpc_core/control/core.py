@@ -406,14 +406,14 @@ class ControllerCore:
             self.goal = np.asarray(goal, float).copy()
             self.path_ref = None
             reach.set_goal(self.goal)
-        if pending or t - self.t0 > reach.episode_length:
+        ended = t - self.t0 > reach.episode_length
+        restart = goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
+        if pending or ended:
             self._snapshot_due = True  # the worker's MPC follows (worker mode)
-        if (goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
-                or t - self.t0 > reach.episode_length):
+        if restart or ended:
             # new goal or path, or the episode timed out (same goal, new episode); timed_out: the
             # same goal ran to the episode's end (no new goal, path or reset at this tick)
-            timed_out = (t - self.t0 > reach.episode_length and goal is None and "path" not in pending
-                         and "joint_trajectory" not in pending and "reset" not in pending)
+            timed_out = ended and not restart
             t_end = t - self.t0
             self.t0 = t
             reach.set_episode(t, self.episode_length)
