@@ -3,7 +3,7 @@
 Lifecycle: configure builds :class:`dmpc_core.critics.learner.CriticLearner` (the code
 ``dmpc train`` uses), resumes ``<checkpoint_dir>/learner.pt`` if present, reads the HMAC key and
 creates the publishers; activate starts collecting transitions and the update thread (one update
-of K minibatches every ``update_period`` seconds; every ``push_every`` updates the target critic
+of K minibatches every ``update_period`` seconds while transitions keep arriving (``idle_timeout``); every ``push_every`` updates the target critic
 is exported to ``<checkpoint_dir>/critic_v<N>.onnx``, signed and published); deactivate stops
 collecting, training and pushing, and writes the checkpoint. With ``autostart`` (default) the node
 configures and activates itself. Arriving transitions go through
@@ -56,6 +56,7 @@ class LearnerNode(LifecycleNode):
         self.collecting = False
         self.lock = threading.Lock()
         self.pending = []
+        self.last_arrival = float("-inf")  # monotonic time of the last transitions taken in
         self.last_stats = {}
         self.updates = self.pushes = self.saved_at = 0
 
@@ -159,7 +160,10 @@ class LearnerNode(LifecycleNode):
                 rows = self.returns.add(b)  # n-step rows of the episodes that ended (n_step)
                 if rows is not None:
                     self.learner.add(**rows)
-            if pending and self.learner.ready():
+            if pending:
+                self.last_arrival = start
+            live = start - self.last_arrival <= self.cfg.idle_timeout or bool(pending)
+            if live and self.learner.ready():
                 stats = self.learner.update(should_stop=self.stop.is_set)
                 if self.stop.is_set():
                     break  # a cut-short update is not counted, and nothing is exported

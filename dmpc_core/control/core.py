@@ -561,6 +561,8 @@ class ControllerCore:
                 if self.recorder is not None and penalty is not None:
                     # the episode ends here: its last row carries the task's failure penalty
                     self._emit(self.recorder.fail(t - self.t0, x, reach.stage_cost, penalty))
+                elif self.recorder is not None:
+                    self.recorder.cut()  # no transition into or out of the fault
             elif not problem and self.fault and self.reset_armed:
                 with self._lock:
                     self.fault, self.reset_armed = "", False
@@ -586,8 +588,12 @@ class ControllerCore:
         if status is not None:
             u = np.asarray(self.robot.safe_command(x), float)
             self.safe_ticks += 1
-            if self.recorder is not None:
-                self.recorder.cut()
+            # No transition is sampled on a safe tick, but the episode's chain of transitions goes
+            # on: the next sample's row spans the safe ticks (the plant's executed motion, whose
+            # cost the critic's return must include). A fall ends the chain (recorder.fail above),
+            # a reset or a new goal starts a new recorder. Cutting here split most episodes of the
+            # node graph (a late state trips the 2-tick watchdog a few times a second on a loaded
+            # machine), and every piece bootstrapped from the untrained critic.
         else:
             problem = fallback or self.solver_problem or self.last_policy_problem
             level = ERROR if fallback and self.worker_problem else WARN if problem else OK

@@ -23,6 +23,10 @@ class LearnerNodeSettings:
     task: task the critics are signed for ("reach"); the graph sets it from the config's
         top-level ``task``. A controller refuses critics signed for another robot or task.
     update_period: [s] between the starts of two critic updates (K minibatches each).
+    idle_timeout: [s] updates go on for this long after the last arriving transitions (a
+        controller publishes a batch every ``transitions_batch`` control steps, about once a
+        second for the Ballbot, so updating only when a batch came in ran half the updates
+        ``update_period`` asks for); 0: an update only when transitions arrived since the last.
     push_every: export, sign and publish the critic every this many updates.
     push_critics: publish critics (settable at run time; false: training goes on, nothing is pushed).
     checkpoint_dir: folder of ``learner.pt`` (resumed at configure) and the exported ``critic_v<N>.onnx``.
@@ -42,6 +46,7 @@ class LearnerNodeSettings:
     robot: str = "ballbot"
     task: str = "reach"
     update_period: float = 0.5
+    idle_timeout: float = 2.0
     push_every: int = 2
     push_critics: bool = True
     checkpoint_dir: str = "runs/learner"
@@ -59,6 +64,9 @@ class LearnerNodeSettings:
         if not (isinstance(self.update_period, (int, float)) and math.isfinite(self.update_period)
                 and 0 < self.update_period <= 3600):
             raise ValueError(f"update_period must be in (0, 3600] s, got {self.update_period!r}")
+        if not (isinstance(self.idle_timeout, (int, float)) and not isinstance(self.idle_timeout, bool)
+                and math.isfinite(self.idle_timeout) and 0 <= self.idle_timeout <= 3600):
+            raise ValueError(f"idle_timeout must be in [0, 3600] s, got {self.idle_timeout!r}")
         for name in ("push_every", "checkpoint_every"):
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):

@@ -210,6 +210,32 @@ def test_episode_ends_with_the_termination_cost_and_a_fall_with_its_penalty():
     assert fell[0]["next_time_to_go"][0] > 0.0
 
 
+def test_a_watchdog_trip_does_not_split_the_episode_into_pieces():
+    """A late state (the watchdog's safe command for a few ticks) leaves the stream of rows
+    unbroken: each row starts where the previous one ended, with the time-to-go counting down, so
+    the learner's full returns cover the whole episode (a cut made every piece bootstrap from the
+    critic)."""
+    settings = ReachSettings(mpc=MpcSettings(horizon=20, dt=0.02, initial_iterations=2), episode_length=0.5)
+    clock = FakeClock()
+    core = ControllerCore(BallbotRobot(settings, u_max=30.0), CoreSettings(transitions_batch=1, episode_length=0.5),
+                          (1.0, 0.0), clock=clock)
+    rows, safe = [], 0
+    for k in range(160):  # 0.4 s of one episode
+        clock.t += PERIOD
+        if not (60 <= k < 64 or 100 <= k < 110):  # two late-state stretches: 10 ms and 25 ms
+            core.accept_state(upright(px=0.001 * k))
+        if k % 4 == 0:
+            core.solve_step(clock() - 100.0)
+        safe += tick(core, clock)[1].safe
+        rows += [r for b in core.take_transitions() for r in b]
+    assert safe >= 8  # the watchdog did trip
+    assert len(rows) > 10
+    for a, b in zip(rows, rows[1:]):
+        assert np.array_equal(a["next_state"], b["state"]) and a["next_time_to_go"][0] == b["time_to_go"][0]
+    spans = [r["time_to_go"][0] - r["next_time_to_go"][0] for r in rows]
+    assert max(spans) > 0.03  # the rows around the trips span them
+
+
 # -- critic sources ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle():
