@@ -63,6 +63,9 @@ class Status(NamedTuple):
     message: str
 
 
+CRITIC_SWAPS = ("immediate", "episode_start")
+
+
 @dataclass
 class CoreSettings:
     """Attributes:
@@ -76,6 +79,11 @@ class CoreSettings:
     transitions_batch: transitions per emitted batch (0: record none).
     watchdog_age_only: the watchdog looks at the state's age alone (ticks triggered by arriving
         states: every tick within a period of a state is that state's own tick).
+    critic_swap: when a new critic (an MPC instance from :meth:`ControllerCore.request_mpc`) takes
+        over: "immediate" (at the next solve) or "episode_start" (when the next episode starts:
+        a new goal or path, a reset, or the episode's time-out), so that each episode runs one
+        critic, as the rollouts of Algorithm 1 do; a newer critic queued meanwhile replaces a
+        waiting one.
     """
 
     tracking_rate: float = 400.0
@@ -87,6 +95,7 @@ class CoreSettings:
     episode_length: float = 8.0
     transitions_batch: int = 20
     watchdog_age_only: bool = False
+    critic_swap: str = "immediate"
 
     def validate(self) -> None:
         if not (self.tracking_rate > 0 and self.mpc_rate > 0):
@@ -103,6 +112,8 @@ class CoreSettings:
             raise ValueError(f"episode_length must be > 0, got {self.episode_length}")
         if int(self.transitions_batch) != self.transitions_batch or self.transitions_batch < 0:
             raise ValueError(f"transitions_batch must be an integer >= 0, got {self.transitions_batch}")
+        if self.critic_swap not in CRITIC_SWAPS:
+            raise ValueError(f"critic_swap must be one of {CRITIC_SWAPS}, got {self.critic_swap!r}")
 
 
 class ControllerCore:
@@ -358,6 +369,13 @@ class ControllerCore:
         with self._lock:
             pending, self._pending = self._pending, {}
         reach = self.reach
+        episode_starts = (any(k in pending for k in ("goal", "path", "joint_goal", "joint_trajectory", "reset"))
+                          or t - self.t0 > reach.episode_length)
+        if "mpc" in pending and self.settings.critic_swap == "episode_start" and not episode_starts:
+            with self._lock:  # the critic waits for the next episode; a newer one queued meanwhile wins
+                for k in ("mpc", "mpc_critic", "mpc_cold"):
+                    if k in pending:
+                        self._pending.setdefault(k, pending.pop(k))
         if "reset" in pending and "mpc" not in pending:
             pending["mpc"] = self.robot.make_mpc(self.goal, reach.critic, getattr(reach, "critic_version", 0))
             pending["mpc_critic"] = self._critic_bundle

@@ -44,6 +44,9 @@ class ControllerNodeSettings:
         learner across restarts (``critic_versions_<node name>.json``); "" = the key file's
         folder; with neither, the versions are kept in memory only.
     critic_wait: longest wait of a critic service for its answer [s].
+    critic_swap: when an accepted critic takes over: "immediate" (at the next solve) or
+        "episode_start" (when the next episode starts: one critic per episode, as in Algorithm 1's
+        rollouts; ``dmpc_core.control.core.CoreSettings``).
     u_max: Ballbot wheel effort limit [N m] (the Panda's come from its URDF).
     max_tilt_deg: Ballbot: beyond this tilt the robot counts as fallen [deg].
     """
@@ -69,6 +72,7 @@ class ControllerNodeSettings:
     critic_hmac_key_file: str = ""
     critic_state_dir: str = ""
     critic_wait: float = 5.0
+    critic_swap: str = "immediate"
     u_max: float = 30.0
     max_tilt_deg: float = 30.0
 
@@ -103,7 +107,7 @@ class ControllerNodeSettings:
                             goal_frames=list(self.goal_frames), max_path_poses=self.max_path_poses,
                             path_speed=self.path_speed, episode_length=episode_length,
                             transitions_batch=self.transitions_batch,
-                            watchdog_age_only=self.tracking_trigger == "state")
+                            watchdog_age_only=self.tracking_trigger == "state", critic_swap=self.critic_swap)
 
     def critic_state_file(self, node_name: str) -> str:
         """The version file of node ``node_name`` ("" = none: no state dir and no key file)."""

@@ -39,7 +39,7 @@ def _rows(n: int, seed: int = 0):
 
 def _wait(cond, timeout: float, feed=None) -> bool:
     """Poll ``cond``; ``feed`` (a node): hand it a batch of transitions every 0.1 s meanwhile (the
-    learner updates only after new transitions arrive)."""
+    learner updates while transitions keep arriving)."""
     end = time.monotonic() + timeout
     i = 100
     while time.monotonic() < end:
@@ -111,6 +111,32 @@ def test_learner_lifecycle_and_validated_parameters(context, tmp_path):
         assert node.pushes == pushes and len(node.learner.buffer) == n  # neither pushing nor collecting
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # and back
         assert _wait(lambda: node.pushes > pushes, 60, feed=node)
+    finally:
+        node.destroy_node()
+
+
+def test_updates_go_on_between_batches_and_stop_when_the_stream_does(context, tmp_path):
+    """A controller sends a batch about once a second: the learner keeps its update rate
+    between batches for ``idle_timeout`` seconds and then stops updating (no overfitting of an
+    idle buffer). Loose bounds: this checks the rule, not the timing."""
+    from dmpc_ros.learner_node import LearnerNode
+
+    params = [Parameter("checkpoint_dir", value=str(tmp_path / "ckpt")), Parameter("critic_hmac_key_file", value=_key_file(tmp_path)),
+              Parameter("update_period", value=0.05), Parameter("idle_timeout", value=1.0), Parameter("push_every", value=1000),
+              Parameter("learner.min_transitions", value=64), Parameter("learner.fit_normalization_at", value=64)]
+    node = LearnerNode(context=context, parameter_overrides=params)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node.on_transitions(transitions_msg(_rows(200, 1), NX, NG))  # one batch, then nothing
+        time.sleep(0.8)
+        assert node.updates >= 3, node.updates  # not only the update that took the batch in
+        time.sleep(1.5)  # past idle_timeout
+        n = node.updates
+        time.sleep(1.0)
+        assert node.updates == n, (n, node.updates)
+        node.on_transitions(transitions_msg(_rows(20, 2), NX, NG))
+        assert _wait(lambda: node.updates > n, 10), n
     finally:
         node.destroy_node()
 

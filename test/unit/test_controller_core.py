@@ -236,6 +236,42 @@ def test_a_watchdog_trip_does_not_split_the_episode_into_pieces():
     assert max(spans) > 0.03  # the rows around the trips span them
 
 
+def test_a_critic_waits_for_the_next_episode_with_critic_swap_episode_start():
+    """critic_swap: episode_start keeps one MPC instance (one critic) per episode: a swap queued
+    mid-episode takes over at the next goal (or reset, or time-out); a newer one queued meanwhile
+    replaces the waiting one. immediate: at the next solve."""
+    core, clock = make_core(critic_swap="episode_start", episode_length=8.0)
+    core.accept_state(upright())
+    core.solve_step(0.0)
+    first = core.reach
+    a, b = core.robot.make_mpc((0.0, 0.0)), core.robot.make_mpc((0.0, 0.0))
+    core.request_mpc(a)
+    core.solve_step(0.05)
+    core.solve_step(0.10)
+    assert core.reach is first  # the episode goes on with its critic
+    core.request_mpc(b)
+    core.solve_step(0.15)
+    assert core.reach is first
+    assert core.request_goal((0.5, 0.0), "world") is None
+    core.solve_step(0.20)
+    assert core.reach is b and np.allclose(b.goal, (0.5, 0.0))  # the newest, at the new episode
+    c = core.robot.make_mpc((0.5, 0.0))
+    core.request_mpc(c)
+    core.solve_step(1.0)
+    assert core.reach is b
+    core.solve_step(8.3)  # the episode timed out: a new one starts
+    assert core.reach is c
+    with pytest.raises(ValueError, match="critic_swap"):
+        CoreSettings(critic_swap="later").validate()
+    now, _ = make_core()
+    now.accept_state(upright())
+    now.solve_step(0.0)
+    d = now.robot.make_mpc((0.0, 0.0))
+    now.request_mpc(d)
+    now.solve_step(0.05)
+    assert now.reach is d
+
+
 # -- critic sources ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle():
