@@ -358,7 +358,7 @@ class ControllerNode(LifecycleNode):
                 "following_trajectory": str(core.joint_traj is not None).lower(),
                 "trajectory_error_rad": f"{core.traj_error:.4f}", "trajectory_max_error_rad": f"{core.traj_max_error:.4f}",
                 "seq": self.seq, "states_rejected": core.states_rejected, "last_state_problem": core.last_state_problem,
-                "state_publishers": n_pub, "saturations": core.saturations, "fault": core.fault,
+                "state_publishers": n_pub, "saturations": core.saturations, "safe_ticks": core.safe_ticks, "plan_deviation_ticks": core.plan_deviation_ticks, "fault": core.fault,
                 "tracking_scheduler": self.scheduler, "goal": ",".join(f"{v:.3f}" for v in core.goal)}
         self.diag_pub.publish(diagnostic_array(f"dmpc/{self.get_name()}", self.cfg.robot, level, msg, vals,
                                                self.get_clock().now().to_msg()))

@@ -140,12 +140,21 @@ def plot(out: Path, phases: dict, probe, t_start: float) -> list:
     return files
 
 
-def summarize(eps) -> dict:
+def summarize(eps, before=None) -> dict:
+    """Success, falls and distance at T of a phase's episodes; with ``before`` (the last episode
+    of the previous phase) also the controller's safe-command ticks and clipped ticks in the phase
+    (its diagnostics counters are cumulative; diagnostics arrive at 2 Hz, so the split between
+    phases is approximate)."""
     d = [e["final_distance"] for e in eps]
-    return {"episodes": len(eps), "success": int(sum(e["success"] for e in eps)),
-            "fallen": int(sum(e["fallen"] for e in eps)),
-            "success_rate": sum(e["success"] for e in eps) / max(1, len(eps)),
-            "mean_final_distance_m": float(np.nanmean(d)) if d else None}
+    out = {"episodes": len(eps), "success": int(sum(e["success"] for e in eps)),
+           "fallen": int(sum(e["fallen"] for e in eps)),
+           "success_rate": sum(e["success"] for e in eps) / max(1, len(eps)),
+           "mean_final_distance_m": float(np.nanmean(d)) if d else None}
+    if eps and "safe_ticks" in eps[-1]:
+        base = before or {"safe_ticks": 0, "saturations": 0}
+        out["safe_ticks"] = eps[-1]["safe_ticks"] - base.get("safe_ticks", 0)
+        out["saturations"] = eps[-1]["saturations"] - base.get("saturations", 0)
+    return out
 
 
 def eval_goals(n: int, distance: float) -> list:
@@ -255,6 +264,8 @@ def main(argv=None) -> int:
                     e = run_episode(probe, g, episode_time)
                     d = probe.last_diag(probe.controller)
                     e["critic_version"] = int(d[4].get("critic_version", 0)) if d else 0
+                    e["safe_ticks"] = int(d[4].get("safe_ticks", 0)) if d else 0  # cumulative, for the phase totals
+                    e["saturations"] = int(d[4].get("saturations", 0)) if d else 0
                     eps.append(e)
                     last = eps[-8:]
                     print(f"[main] {phase} {i + 1}/{len(gl)} goal ({g[0]:+.2f}, {g[1]:+.2f}): "
@@ -269,8 +280,9 @@ def main(argv=None) -> int:
             d = probe.last_diag(probe.controller)
             dl = probe.last_diag(probe.learner)
             summary = {
-                "before": summarize(phases["before"]), "learn": summarize(phases["learn"]),
-                "after": summarize(phases["after"]),
+                "before": summarize(phases["before"]),
+                "learn": summarize(phases["learn"], (phases["before"] or [None])[-1]),
+                "after": summarize(phases["after"], (phases["learn"] or phases["before"] or [None])[-1]),
                 "critic_swaps": int(d[4]["critic_swaps"]), "critic_version_final": int(d[4]["critic_version"]),
                 "critics_rejected": int(d[4]["critics_rejected"]),
                 "solver": d[4].get("solver", "slq"),
@@ -299,6 +311,9 @@ def main(argv=None) -> int:
         s = summary[ph]
         print(f"  {ph:>6}: {s['success']}/{s['episodes']} within 0.25 m of the goal at T = {episode_time:g} s, "
               f"{s['fallen']} fell, mean distance at T {s['mean_final_distance_m']:.2f} m")
+    if "safe_ticks" in summary["learn"]:
+        print("  safe-command ticks (watchdog on late states, falls) / clipped ticks: "
+              + ", ".join(f"{ph} {summary[ph]['safe_ticks']} / {summary[ph]['saturations']}" for ph in ("before", "learn", "after")))
     print(f"  critic swaps {summary['critic_swaps']} (final v{summary['critic_version_final']}), rejected {summary['critics_rejected']}")
     def num(v, fmt):
         return "n/a" if v is None else format(v, fmt)

@@ -79,6 +79,12 @@ class CoreSettings:
     transitions_batch: transitions per emitted batch (0: record none).
     watchdog_age_only: the watchdog looks at the state's age alone (ticks triggered by arriving
         states: every tick within a period of a state is that state's own tick).
+    plan_deviation_limit: the MPC policy is used only while the state is within this distance of
+        the plan's nominal state (``Robot.plan_deviation``: Ballbot [m] planar, Panda [rad] per
+        joint); beyond it (a reset or a state-estimate jump moved the robot) the robot's hold
+        command keeps it where it is, WARN, counted in ``plan_deviation_ticks``, and the MPC
+        re-plans from a cold start (0: no check). The affine policy's feedback K (x - x_nom) on a
+        plan made for another state saturated the wheels until the next solve.
     critic_swap: when a new critic (an MPC instance from :meth:`ControllerCore.request_mpc`) takes
         over: "immediate" (at the next solve) or "episode_start" (when the next episode starts:
         a new goal or path, a reset, or the episode's time-out), so that each episode runs one
@@ -95,6 +101,7 @@ class CoreSettings:
     episode_length: float = 8.0
     transitions_batch: int = 20
     watchdog_age_only: bool = False
+    plan_deviation_limit: float = 0.3
     critic_swap: str = "immediate"
 
     def validate(self) -> None:
@@ -112,6 +119,8 @@ class CoreSettings:
             raise ValueError(f"episode_length must be > 0, got {self.episode_length}")
         if int(self.transitions_batch) != self.transitions_batch or self.transitions_batch < 0:
             raise ValueError(f"transitions_batch must be an integer >= 0, got {self.transitions_batch}")
+        if not (np.isfinite(self.plan_deviation_limit) and self.plan_deviation_limit >= 0):
+            raise ValueError(f"plan_deviation_limit must be >= 0, got {self.plan_deviation_limit}")
         if self.critic_swap not in CRITIC_SWAPS:
             raise ValueError(f"critic_swap must be one of {CRITIC_SWAPS}, got {self.critic_swap!r}")
 
@@ -161,6 +170,9 @@ class ControllerCore:
         self.solver_problem = ""
         self.fallback_ticks = 0
         self._fallback = None     # (reach, goal) it was built for, policy
+        self.plan_deviation_ticks = 0
+        self._hold_anchor = None  # state held while the state is far from the plan's
+        self._replan_for = None   # the policy whose deviation requested a cold re-plan
         self.policy_listeners: list = []  # called with each new policy (MPC thread)
         self.path_ref: Optional[Tuple[np.ndarray, np.ndarray]] = None
         #: (JointTrajectory, knots (times, X_ref) on the MPC clock) being followed, or None
@@ -376,7 +388,8 @@ class ControllerCore:
                 for k in ("mpc", "mpc_critic", "mpc_cold"):
                     if k in pending:
                         self._pending.setdefault(k, pending.pop(k))
-        if "reset" in pending and "mpc" not in pending:
+        if ("reset" in pending or "replan" in pending) and "mpc" not in pending:
+            # a fresh instance from a cold start (no warm start from the fallen or jumped trajectory)
             pending["mpc"] = self.robot.make_mpc(self.goal, reach.critic, getattr(reach, "critic_version", 0))
             pending["mpc_critic"] = self._critic_bundle
             pending["mpc_cold"] = True
@@ -597,8 +610,21 @@ class ControllerCore:
                 self.fallback_ticks += 1
                 fallback = worker_problem or f"MPC policy expired {t - pol.t0 - pol.horizon * pol.dt:.3f} s ago: fallback policy"
             else:
-                u = np.asarray(reach.mpc.control(t, x), float)
-                fallback = ""
+                limit = self.settings.plan_deviation_limit
+                t_nom = min(float(t), pol.t0 + pol.horizon * pol.dt)
+                if limit > 0 and self.robot.plan_deviation(x, np.asarray(pol.nominal_state(t_nom))) > limit:
+                    if self._hold_anchor is None:
+                        self._hold_anchor = np.asarray(x, float).copy()
+                    u = np.asarray(self.robot.hold_command(reach, x, self._hold_anchor), float)
+                    self.plan_deviation_ticks += 1
+                    fallback = "state far from the MPC plan (reset or jump): holding in place until it re-plans"
+                    if self._replan_for is not pol:
+                        self._replan_for = pol
+                        self._queue("replan", True)
+                else:
+                    self._hold_anchor = None
+                    u = np.asarray(reach.mpc.control(t, x), float)
+                    fallback = ""
             if hasattr(reach, "command"):
                 u = np.asarray(reach.command(u, x), float)
             if u.shape != (self.robot.nu,) or not np.all(np.isfinite(u)):

@@ -44,6 +44,9 @@ class ControllerNodeSettings:
         learner across restarts (``critic_versions_<node name>.json``); "" = the key file's
         folder; with neither, the versions are kept in memory only.
     critic_wait: longest wait of a critic service for its answer [s].
+    plan_deviation_limit: the MPC policy is used only while the state is within this distance of
+        its plan (Ballbot [m], Panda [rad]); beyond it the robot is held in place until the MPC
+        has re-planned (``dmpc_core.control.core.CoreSettings``; 0: no check).
     critic_swap: when an accepted critic takes over: "immediate" (at the next solve) or
         "episode_start" (when the next episode starts: one critic per episode, as in Algorithm 1's
         rollouts; ``dmpc_core.control.core.CoreSettings``).
@@ -72,6 +75,7 @@ class ControllerNodeSettings:
     critic_hmac_key_file: str = ""
     critic_state_dir: str = ""
     critic_wait: float = 5.0
+    plan_deviation_limit: float = 0.3
     critic_swap: str = "immediate"
     u_max: float = 30.0
     max_tilt_deg: float = 30.0
@@ -107,7 +111,8 @@ class ControllerNodeSettings:
                             goal_frames=list(self.goal_frames), max_path_poses=self.max_path_poses,
                             path_speed=self.path_speed, episode_length=episode_length,
                             transitions_batch=self.transitions_batch,
-                            watchdog_age_only=self.tracking_trigger == "state", critic_swap=self.critic_swap)
+                            watchdog_age_only=self.tracking_trigger == "state", critic_swap=self.critic_swap,
+                            plan_deviation_limit=self.plan_deviation_limit)
 
     def critic_state_file(self, node_name: str) -> str:
         """The version file of node ``node_name`` ("" = none: no state dir and no key file)."""

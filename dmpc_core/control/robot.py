@@ -62,6 +62,15 @@ class Robot(Protocol):
         """A stabilising time-invariant policy around the goal of ``reach`` (used when the MPC
         policy runs past its horizon because solves stalled)."""
 
+    def plan_deviation(self, x: np.ndarray, x_nom: np.ndarray) -> float:
+        """How far the measured state ``x`` is from the plan's nominal state ``x_nom`` (Ballbot:
+        planar position [m]; Panda: largest joint position error [rad])."""
+
+    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """A stabilising command that holds the robot at the state ``anchor`` (used while the
+        state is far from the MPC plan's, e.g. right after a reset moved the robot, until the MPC
+        has re-planned from it)."""
+
 
 @dataclass
 class BallbotRobot:
@@ -124,6 +133,18 @@ class BallbotRobot:
     def fallback_policy(self, reach, t0: float):
         """The upright LQR stabiliser at the goal (``tasks.ballbot.lqr_policy``)."""
         return ballbot.lqr_policy(reach.problem, tuple(reach.goal), t0)
+
+    def plan_deviation(self, x: np.ndarray, x_nom: np.ndarray) -> float:
+        return float(np.hypot(x[ballbot.PX] - x_nom[ballbot.PX], x[ballbot.PY] - x_nom[ballbot.PY]))
+
+    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """The upright LQR stabiliser at the anchor's position, at rest: u = K (x - x_ref)."""
+        key = id(reach.problem)
+        if getattr(self, "_hold_gain", (None, None))[0] != key:
+            self._hold_gain = (key, np.asarray(ballbot.lqr_policy(reach.problem, (0.0, 0.0)).K[0], float))
+        x_ref = np.zeros(ballbot.NX)
+        x_ref[ballbot.PX], x_ref[ballbot.PY] = anchor[ballbot.PX], anchor[ballbot.PY]
+        return self._hold_gain[1] @ (np.asarray(x, float) - x_ref)
 
     def display_points(self, reach, xs: np.ndarray) -> np.ndarray:
         xs = np.asarray(xs, float)
@@ -223,6 +244,18 @@ class PandaRobot:
         pol.x_nom = np.tile(x_ref, (s.horizon + 1, 1))
         pol.K = [-np.hstack([omega ** 2 * M, 2.0 * omega * M])] * s.horizon
         return pol
+
+    def plan_deviation(self, x: np.ndarray, x_nom: np.ndarray) -> float:
+        return float(np.max(np.abs(np.asarray(x, float)[:self.nu] - np.asarray(x_nom, float)[:self.nu])))
+
+    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray, omega: float = 10.0) -> np.ndarray:
+        """Gravity compensation plus a critically damped joint PD toward the anchor's joint
+        positions, u = g(q_a) - M(q_a) (omega^2 (q - q_a) + 2 omega v)."""
+        x = np.asarray(x, float)
+        q_a = np.asarray(anchor, float)[:self.nu]
+        M = np.asarray(self.model.mass_matrix(q_a), float)
+        return (np.asarray(self.model.gravity(q_a), float)
+                - M @ (omega ** 2 * (x[:self.nu] - q_a) + 2.0 * omega * x[self.nu:]))
 
     def ready_goal(self) -> np.ndarray:
         """TCP position at Franka's ready pose (the default initial goal)."""

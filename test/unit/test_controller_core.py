@@ -272,6 +272,38 @@ def test_a_critic_waits_for_the_next_episode_with_critic_swap_episode_start():
     assert now.reach is d
 
 
+def test_a_state_far_from_the_plan_is_held_in_place_until_the_mpc_replans():
+    """A reset moves the robot 1.5 m while the policy's plan is for the old state: instead of the
+    policy's feedback on that error (saturated wheels), the hold command (upright LQR at the new
+    position: zero torque at rest there), WARN, and a cold re-plan from the new state, after which
+    the policy is used again."""
+    core, clock = make_core()
+    core.accept_state(upright())
+    core.solve_step(0.0)
+    first = core.reach
+    clock.t += PERIOD
+    moved = upright(px=1.5)
+    core.accept_state(moved)
+    u, st = tick(core, clock)
+    assert not st.safe and st.level == "WARN" and "far from the MPC plan" in st.message
+    assert np.allclose(u, 0.0, atol=1e-9) and core.plan_deviation_ticks == 1
+    free, _ = make_core(plan_deviation_limit=0.0)  # the check off: the policy's saturated feedback
+    free.accept_state(upright())
+    free.solve_step(0.0)
+    free.accept_state(moved)
+    clock2 = FakeClock()
+    clock2.t = 100.0 + PERIOD
+    free.clock = clock2
+    assert np.max(np.abs(tick(free, clock2)[0])) > 5.0
+    core.solve_step(0.01)  # the cold re-plan from the new state
+    assert core.reach is not first
+    clock.t += PERIOD
+    u, st = tick(core, clock)
+    assert st.level == "OK" and core.plan_deviation_ticks == 1, st
+    with pytest.raises(ValueError, match="plan_deviation_limit"):
+        CoreSettings(plan_deviation_limit=float("nan")).validate()
+
+
 # -- critic sources ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle():
