@@ -16,7 +16,8 @@ jitter, the feed process's own SCHED_FIFO sleep-and-publish loop in the same tim
 bare Python real-time loop gets from this machine at that moment: on the shared VM it is itself
 ~1-5 ms at p99). Prints a markdown table; the last line is ``ros_tracking_p99_jitter_ms=``.
 
-``--graph``: the whole shipped graph instead (simulator, controller with the MPC unthrottled,
+``--graph``: the whole shipped graph instead, in its ``tracking`` variant (simulator, controller
+with the goal-tracking MPC unthrottled,
 learner training and pushing signed critics that the controller swaps in), 60 s by default; the
 states come from the simulator, and the anchor is the same SCHED_FIFO feed loop publishing to a
 topic nobody reads, in the same window. Also reports the watchdog under that load: safe ticks,
@@ -73,7 +74,11 @@ def run_controller(trigger: str, duration: float, extra: dict | None = None, gra
                  "nodes.controller.parameters.tracking_trigger": trigger,
                  "nodes.controller.parameters.mpc_process": mpc_process, **(extra or {})}
     if graph:  # the learner pushes from 64 transitions on, after every update
-        overrides.update({"nodes.learner.parameters.learner.min_transitions": 64,
+        # the tracking variant: its robot reaches the goal with or without critics, so the window
+        # measures control, not a fallen robot's safe commands (the Deep Value MPC graph's critics
+        # need the main job's episodes: pushed after a few updates on one goal they drove the
+        # robot off the arena)
+        overrides.update({"variant": "tracking", "nodes.learner.parameters.learner.min_transitions": 64,
                           "nodes.learner.parameters.learner.fit_normalization_at": 64,
                           "nodes.learner.parameters.update_period": 0.2, "nodes.learner.parameters.push_every": 1,
                           "nodes.learner.parameters.checkpoint_dir": f"/tmp/dmpc_bench_learner_{os.getpid()}"})

@@ -44,13 +44,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = [read_run(r) for r in args.runs]
     print("| run | seed | before: reached (fell) | after: reached (fell) | mean distance at T before -> after [m] "
-          "| last 16 learning episodes reached | wall time [s] |")
-    print("|---|---|---|---|---|---|---|")
+          "| last 16 learning episodes reached | learning episodes fell | wall time [s] |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in runs:
         b, a = r["before"], r["after"]
         print(f"| {r['run']} | {r['seed']} | {b['success']}/{b['episodes']} ({b['fallen']}) | {a['success']}/{a['episodes']} "
               f"({a['fallen']}) | {b['mean_final_distance_m']:.2f} -> {a['mean_final_distance_m']:.2f} "
-              f"| {r['learn_last16']:.2f} | {r['wall_s']:.0f} |")
+              f"| {r['learn_last16']:.2f} | {r['learn']['fallen']}/{r['learn']['episodes']} | {r['wall_s']:.0f} |")
     before = np.array([r["before"]["success_rate"] for r in runs])
     after = np.array([r["after"]["success_rate"] for r in runs])
     db = np.array([r["before"]["mean_final_distance_m"] for r in runs])
