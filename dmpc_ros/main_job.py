@@ -309,11 +309,15 @@ def main(argv=None) -> int:
     print("\n== dmpc main job: Deep Value MPC learning through the ROS 2 graph (sim, controller, learner) ==")
     for ph in ("before", "learn", "after"):
         s = summary[ph]
+        if not s["episodes"]:
+            print(f"  {ph:>6}: no episodes")
+            continue
         print(f"  {ph:>6}: {s['success']}/{s['episodes']} within 0.25 m of the goal at T = {episode_time:g} s, "
               f"{s['fallen']} fell, mean distance at T {s['mean_final_distance_m']:.2f} m")
-    if "safe_ticks" in summary["learn"]:
-        print("  safe-command ticks (watchdog on late states, falls) / clipped ticks: "
-              + ", ".join(f"{ph} {summary[ph]['safe_ticks']} / {summary[ph]['saturations']}" for ph in ("before", "learn", "after")))
+    ticks = [f"{ph} {summary[ph]['safe_ticks']} / {summary[ph]['saturations']}" for ph in ("before", "learn", "after")
+             if "safe_ticks" in summary[ph]]
+    if ticks:
+        print("  safe-command ticks (watchdog on late states, falls) / clipped ticks: " + ", ".join(ticks))
     print(f"  critic swaps {summary['critic_swaps']} (final v{summary['critic_version_final']}), rejected {summary['critics_rejected']}")
     def num(v, fmt):
         return "n/a" if v is None else format(v, fmt)
