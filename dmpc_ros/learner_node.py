@@ -162,8 +162,7 @@ class LearnerNode(LifecycleNode):
                     self.learner.add(**rows)
             if pending:
                 self.last_arrival = start
-            live = start - self.last_arrival <= self.cfg.idle_timeout or bool(pending)
-            if live and self.learner.ready():
+            if start - self.last_arrival <= self.cfg.idle_timeout and self.learner.ready():
                 stats = self.learner.update(should_stop=self.stop.is_set)
                 if self.stop.is_set():
                     break  # a cut-short update is not counted, and nothing is exported

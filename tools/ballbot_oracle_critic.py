@@ -30,6 +30,9 @@ from dmpc_core.settings import parse_overrides as parse_sets  # noqa: E402
 from dmpc_core.sim.plant import Plant  # noqa: E402
 from dmpc_core.tasks import ballbot  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ballbot_walls_known_value import fit_critic  # noqa: E402
+
 
 def oracle_value(task, X: np.ndarray, tau: np.ndarray, goal: np.ndarray, lead: float, geodesic: bool = False,
                  margin: float = 0.05, wall_weight: float = 0.0, wall_width: float = 0.05,
@@ -63,24 +66,7 @@ def fit_oracle(agent: DeepValueMpc, lead: float, steps: int, seed: int = 0, geod
     X[:, 8:10] = rng.normal(0.0, 0.3, (n, 2))
     tau = rng.uniform(0.0, task.settings.episode_time, n)
     y = oracle_value(task, X, tau, g, lead, geodesic, margin, wall_weight, wall_width, tau_offset)
-    model = agent.learner.trainer.model
-    Xt, Gt = torch.tensor(X), torch.tensor(np.tile(g, (n, 1)))
-    Tt, yt = torch.tensor(tau.reshape(-1, 1)), torch.tensor(y)
-    with torch.no_grad():
-        for layer in model.layers:
-            layer.reset_parameters()
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-4)
-    for _ in range(steps):
-        idx = torch.randint(0, n, (512,))
-        loss = ((model(Xt[idx], Gt[idx], Tt[idx]) - yt[idx]) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    agent.learner.trainer.target.load_state_dict(model.state_dict())
-    agent.actor.set_critic_bundle(agent.learner.export())
-    return float(loss.detach())
+    return fit_critic(agent, X, np.tile(g, (n, 1)), tau, y, steps)[0]
 
 
 def main(argv=None) -> int:

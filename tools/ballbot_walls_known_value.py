@@ -77,7 +77,18 @@ def fit_value(agent: DeepValueMpc, lead: float, offset: float, wall_weight: floa
     X, tau = sample_states(task, rng, samples)
     y = wall_aware_value(task, X, tau, lead, offset, wall_weight)
     G = np.tile(np.asarray(task.settings.target, float), (samples, 1))
-    Xt, Gt, Tt, Yt = (torch.from_numpy(a) for a in (X, G, tau, y))
+    return fit_critic(agent, X, G, tau, y, steps)[1]
+
+
+def fit_critic(agent: DeepValueMpc, X: np.ndarray, G: np.ndarray, tau: np.ndarray, y: np.ndarray,
+               steps: int) -> tuple:
+    """Regress the agent's critic, from fresh weights (torch's RNG as seeded by the caller), on
+    the values ``y`` at (state ``X``, goal ``G``, time-to-go ``tau``): Adam 1e-2 with a cosine
+    decay to 1e-4, minibatches of 512. The target network gets the same weights, the actor the
+    exported critic. Returns (last minibatch MSE, MSE on all samples)."""
+    import torch
+
+    Xt, Gt, Tt, Yt = (torch.from_numpy(np.asarray(a, float)) for a in (X, G, np.reshape(tau, -1), y))
     net = agent.learner.trainer.model
     with torch.no_grad():
         for layer in net.layers:
@@ -85,18 +96,18 @@ def fit_value(agent: DeepValueMpc, lead: float, offset: float, wall_weight: floa
     opt = torch.optim.Adam(net.parameters(), 1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-4)
     for _ in range(steps):
-        i = torch.randint(0, samples, (512,))
-        loss = ((net(Xt[i], Gt[i], Tt[i]).squeeze(-1) - Yt[i]) ** 2).mean()
+        i = torch.randint(0, len(Yt), (512,))
+        loss = ((net(Xt[i], Gt[i], Tt[i]) - Yt[i]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     with torch.no_grad():
-        mse = float(((net(Xt, Gt, Tt).squeeze(-1) - Yt) ** 2).mean())
+        mse = float(((net(Xt, Gt, Tt) - Yt) ** 2).mean())
     agent.learner.trainer.target.load_state_dict(net.state_dict())
     agent.bundle = agent.learner.export()
     agent.actor.set_critic_bundle(agent.bundle)
-    return mse
+    return float(loss.detach()), mse
 
 
 def first_within(ep, goal, tol: float, dt: float):

@@ -381,9 +381,11 @@ class ControllerCore:
         with self._lock:
             pending, self._pending = self._pending, {}
         reach = self.reach
-        episode_starts = (any(k in pending for k in ("goal", "path", "joint_goal", "joint_trajectory", "reset"))
-                          or t - self.t0 > reach.episode_length)
-        if "mpc" in pending and self.settings.critic_swap == "episode_start" and not episode_starts:
+        # a new episode starts at this solve: a new goal, path or joint trajectory, a reset, or the
+        # time-out of the running one (swapping instances below keeps reach.episode_length)
+        restart = any(k in pending for k in ("goal", "path", "joint_goal", "joint_trajectory", "reset"))
+        ended = t - self.t0 > reach.episode_length
+        if "mpc" in pending and self.settings.critic_swap == "episode_start" and not (restart or ended):
             with self._lock:  # the critic waits for the next episode; a newer one queued meanwhile wins
                 for k in ("mpc", "mpc_critic", "mpc_cold"):
                     if k in pending:
@@ -437,8 +439,6 @@ class ControllerCore:
             self.goal = np.asarray(goal, float).copy()
             self.path_ref = None
             reach.set_goal(self.goal)
-        ended = t - self.t0 > reach.episode_length
-        restart = goal is not None or "path" in pending or "joint_trajectory" in pending or "reset" in pending
         if pending or ended:
             self._snapshot_due = True  # the worker's MPC follows (worker mode)
         if restart or ended:
@@ -615,7 +615,7 @@ class ControllerCore:
                 if limit > 0 and self.robot.plan_deviation(x, np.asarray(pol.nominal_state(t_nom))) > limit:
                     if self._hold_anchor is None:
                         self._hold_anchor = np.asarray(x, float).copy()
-                    u = np.asarray(self.robot.hold_command(reach, x, self._hold_anchor), float)
+                    u = np.asarray(self.robot.hold_command(self._fallback_policy(reach), x, self._hold_anchor), float)
                     self.plan_deviation_ticks += 1
                     fallback = "state far from the MPC plan (reset or jump): holding in place until it re-plans"
                     if self._replan_for is not pol:

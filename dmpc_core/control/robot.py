@@ -66,10 +66,11 @@ class Robot(Protocol):
         """How far the measured state ``x`` is from the plan's nominal state ``x_nom`` (Ballbot:
         planar position [m]; Panda: largest joint position error [rad])."""
 
-    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    def hold_command(self, fallback, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
         """A stabilising command that holds the robot at the state ``anchor`` (used while the
         state is far from the MPC plan's, e.g. right after a reset moved the robot, until the MPC
-        has re-planned from it)."""
+        has re-planned from it); ``fallback``: the robot's :meth:`fallback_policy` for the current
+        goal, whose gains it may reuse."""
 
 
 @dataclass
@@ -137,14 +138,12 @@ class BallbotRobot:
     def plan_deviation(self, x: np.ndarray, x_nom: np.ndarray) -> float:
         return float(np.hypot(x[ballbot.PX] - x_nom[ballbot.PX], x[ballbot.PY] - x_nom[ballbot.PY]))
 
-    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
-        """The upright LQR stabiliser at the anchor's position, at rest: u = K (x - x_ref)."""
-        key = id(reach.problem)
-        if getattr(self, "_hold_gain", (None, None))[0] != key:
-            self._hold_gain = (key, np.asarray(ballbot.lqr_policy(reach.problem, (0.0, 0.0)).K[0], float))
+    def hold_command(self, fallback, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """The upright LQR stabiliser (the fallback's gain) at the anchor's position, at rest:
+        u = K (x - x_ref)."""
         x_ref = np.zeros(ballbot.NX)
         x_ref[ballbot.PX], x_ref[ballbot.PY] = anchor[ballbot.PX], anchor[ballbot.PY]
-        return self._hold_gain[1] @ (np.asarray(x, float) - x_ref)
+        return np.asarray(fallback.K[0], float) @ (np.asarray(x, float) - x_ref)
 
     def display_points(self, reach, xs: np.ndarray) -> np.ndarray:
         xs = np.asarray(xs, float)
@@ -248,9 +247,10 @@ class PandaRobot:
     def plan_deviation(self, x: np.ndarray, x_nom: np.ndarray) -> float:
         return float(np.max(np.abs(np.asarray(x, float)[:self.nu] - np.asarray(x_nom, float)[:self.nu])))
 
-    def hold_command(self, reach, x: np.ndarray, anchor: np.ndarray, omega: float = 10.0) -> np.ndarray:
+    def hold_command(self, fallback, x: np.ndarray, anchor: np.ndarray, omega: float = 10.0) -> np.ndarray:
         """Gravity compensation plus a critically damped joint PD toward the anchor's joint
-        positions, u = g(q_a) - M(q_a) (omega^2 (q - q_a) + 2 omega v)."""
+        positions, u = g(q_a) - M(q_a) (omega^2 (q - q_a) + 2 omega v) (the fallback's PD
+        targets the posture reference instead, so it is not used)."""
         x = np.asarray(x, float)
         q_a = np.asarray(anchor, float)[:self.nu]
         M = np.asarray(self.model.mass_matrix(q_a), float)
