@@ -43,11 +43,19 @@ from dmpc_core.tasks import ballbot  # noqa: E402
 
 
 def wall_aware_value(task, X: np.ndarray, tau: np.ndarray, lead: float, offset: float, wall_weight: float,
-                     margin: float = 0.05, width: float = 0.05) -> np.ndarray:
-    """The hand-made value above for states X (n, nx) at time-to-go tau (n,), goal = task target."""
+                     margin: float = 0.05, width: float = 0.05, distance: str = "geodesic") -> np.ndarray:
+    """The hand-made value above for states X (n, nx) at time-to-go tau (n,), goal = task target.
+    ``distance`` "euclid" replaces geo(q) by the straight-line distance ||q - g|| (the value of
+    standing still, which knows nothing of the wall; the wall term still does)."""
     g = np.asarray(task.settings.target, float)
     q = X[:, :2] + lead * X[:, 5:7]
-    y = (tau + offset) * task.geodesic_distance(q, g, margin)
+    if distance == "geodesic":
+        dist = task.geodesic_distance(q, g, margin)
+    elif distance == "euclid":
+        dist = np.linalg.norm(q - g, axis=1)
+    else:
+        raise ValueError("distance must be 'geodesic' or 'euclid'")
+    y = (tau + offset) * dist
     if wall_weight > 0:
         z = (task.settings.robot_radius + margin - task.clearance(q[:, 0], q[:, 1])) / width
         y = y + wall_weight / (1.0 + np.exp(-np.clip(z, -50, 50)))
@@ -66,7 +74,7 @@ def sample_states(task, rng: np.random.Generator, n: int) -> tuple:
 
 
 def fit_value(agent: DeepValueMpc, lead: float, offset: float, wall_weight: float, seed: int = 0,
-              samples: int = 20000, steps: int = 4000) -> float:
+              samples: int = 20000, steps: int = 4000, distance: str = "geodesic") -> float:
     """Fit the agent's critic (model and target network, from fresh weights) to the wall-aware
     value; the actor gets the exported critic. Returns the MSE on the whole sample set."""
     import torch
@@ -75,7 +83,7 @@ def fit_value(agent: DeepValueMpc, lead: float, offset: float, wall_weight: floa
     rng = np.random.default_rng(seed)
     task = agent.task
     X, tau = sample_states(task, rng, samples)
-    y = wall_aware_value(task, X, tau, lead, offset, wall_weight)
+    y = wall_aware_value(task, X, tau, lead, offset, wall_weight, distance=distance)
     G = np.tile(np.asarray(task.settings.target, float), (samples, 1))
     return fit_critic(agent, X, G, tau, y, steps)[1]
 
@@ -122,6 +130,8 @@ def main(argv=None) -> int:
     ap.add_argument("--times", type=float, nargs="+", default=[3.0, 4.0, 5.0], help="[s] episode times T")
     ap.add_argument("--offset", type=float, default=None, help="[s] default: task.terminal_weight")
     ap.add_argument("--wall-weight", type=float, default=10.0, help="height of the wall term (the wall penalty is 10)")
+    ap.add_argument("--distance", choices=["geodesic", "euclid"], default="geodesic",
+                    help="geo(q) round the wall, or the straight-line distance (no wall knowledge but the wall term)")
     ap.add_argument("--modes", nargs="+", default=["running+terminal", "terminal"])
     ap.add_argument("--fit-seeds", type=int, nargs="+", default=[0], help="seeds of the regression")
     ap.add_argument("--steps", type=int, default=4000, help="regression steps")
@@ -143,7 +153,7 @@ def main(argv=None) -> int:
                 offset = cfg.task.terminal_weight if args.offset is None else args.offset
                 t0 = time.time()
                 agent = DeepValueMpc(cfg)
-                mse = fit_value(agent, lead, offset, args.wall_weight, fit_seed, steps=args.steps)
+                mse = fit_value(agent, lead, offset, args.wall_weight, fit_seed, steps=args.steps, distance=args.distance)
                 if args.save_critic:
                     import torch
 
@@ -156,7 +166,7 @@ def main(argv=None) -> int:
                     agent.actor.settings.mode = mode
                     res = evaluate(agent.task, agent.actor)
                     eps = res["episodes"]
-                    row = {"T": T, "lead": lead, "fit_seed": fit_seed, "mode": mode, "fit_mse": round(mse, 4),
+                    row = {"T": T, "lead": lead, "fit_seed": fit_seed, "mode": mode, "distance": args.distance, "fit_mse": round(mse, 4),
                            "successes": int(round(res["eval/success_rate"] * len(eps))), "starts": len(eps),
                            "walls": int(res["eval/wall_hits"]), "falls": int(res["eval/falls"]),
                            "final_distance": round(res["eval/final_distance"], 3),

@@ -37,6 +37,7 @@ import numpy as np
 from dmpc_core import _core
 from dmpc_core.critics.learner import CriticLearner, LearnerSettings
 from dmpc_core.critics.bundle import load_bundle
+from dmpc_core.critics.targets import floored_targets
 from dmpc_core.critics.training import CriticTrainerSettings
 from dmpc_core.control.dmpc_actor import MODES, ActorSettings, DmpcActor  # noqa: F401 (re-exported)
 from dmpc_core.mpc import MpcController, MpcSettings
@@ -93,6 +94,14 @@ class TrainingSettings:
         network before the first iteration, instead of the zero-output initialisation. A
         departure (the paper starts from an untrained critic) for diagnosis: does Algorithm 1
         keep, improve or destroy a value the actor can use? "" (default) = off.
+    value_floor: "off" (the paper's targets) or "standing": every regression target is raised to
+        at least the task's value of standing still at the critic's lead point minus
+        ``value_floor_margin`` (``WallsTask.standing_value``: (tau + terminal_weight) ||p + l v - g||,
+        no wall knowledge). A departure: the fixed point of the critic's regression becomes
+        max(V^pi, floor) instead of the current policy's return V^pi, which is 2-3x flatter than
+        a value the actor can follow round the wall (docs/results/ballbot_walls.md, section 2).
+        Returns above the floor (wall contacts, detours) are learned as before.
+    value_floor_margin: how far below the standing-still value the floor lies.
     seed: seeds the episode sampler, the plant noise, torch and the trainer.
     torch_threads: torch intra-op threads.
     """
@@ -112,10 +121,16 @@ class TrainingSettings:
     curriculum_iterations: int = 10
     train_input_noise_std: float = 0.0
     init_critic: str = ""
+    value_floor: str = "off"
+    value_floor_margin: float = 0.0
     seed: int = 0
     torch_threads: int = 1
 
     def validate(self) -> None:
+        if self.value_floor not in ("off", "standing"):
+            raise ValueError("training.value_floor must be 'off' or 'standing'")
+        if not (np.isfinite(self.value_floor_margin) and self.value_floor_margin >= 0):
+            raise ValueError("training.value_floor_margin must be finite and >= 0")
         c = self.curriculum_distance
         if c and (len(c) != 2 or not 0 < c[0] <= c[1]):
             raise ValueError("training.curriculum_distance must be [] or [d0, d1] with 0 < d0 <= d1")
@@ -300,6 +315,11 @@ class DeepValueMpc:
         self.task = WallsTask(cfg.task)
         self.actor = Actor(self.task, cfg.actor)
         self.learner = CriticLearner(cfg.learner, ballbot.NX, WallsTask.NG, robot="ballbot")
+        if tr.value_floor == "standing":  # departure, see TrainingSettings.value_floor
+            margin, task = float(tr.value_floor_margin), self.task
+            self.learner.trainer.target_fn = floored_targets(
+                self.learner.trainer.target_fn,
+                lambda b: task.standing_value(b["state"], b["goal"], b["time_to_go"]) - margin)
         for net in (self.learner.model, self.learner.trainer.target):
             net.set_output_affine(tr.output_scale, 0.0)
             if tr.zero_init_output:

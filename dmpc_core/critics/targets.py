@@ -70,6 +70,21 @@ def one_step_value_targets(discount: float) -> TargetFn:
     return target_fn
 
 
+def floored_targets(target_fn: TargetFn, floor_fn: Callable[[Dict[str, np.ndarray]], np.ndarray]) -> TargetFn:
+    """``target_fn`` with every target raised to at least ``floor_fn(batch)`` ([B]; broadcast over
+    an ensemble's members): y' = max(y, floor). The fixed point of the regression becomes
+    max(V^pi, floor) instead of V^pi."""
+
+    def target_fn_floored(batch: Dict[str, np.ndarray], target_model: torch.nn.Module) -> np.ndarray:
+        y = np.asarray(target_fn(batch, target_model), dtype=np.float64)
+        f = np.asarray(floor_fn(batch), dtype=np.float64).reshape(-1)
+        if f.shape[0] != y.shape[0] or not np.all(np.isfinite(f)):
+            raise ValueError(f"the floor must be {y.shape[0]} finite values")
+        return np.maximum(y, f[:, None] if y.ndim == 2 else f)
+
+    return target_fn_floored
+
+
 def one_step_q_targets(discount: float, next_value_fn: Callable[..., np.ndarray]) -> TargetFn:
     """Q target y = c + gamma * V(x') * (1 - done) with V(x') supplied by the planner.
 

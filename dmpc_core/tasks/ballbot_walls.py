@@ -250,6 +250,19 @@ class WallsTask:
             return 0.0
         return float(w * np.hypot(x[PX] + lead * x[VX] - goal[0], x[PY] + lead * x[VY] - goal[1]))
 
+    def standing_value(self, X: np.ndarray, goals: np.ndarray, time_to_go: np.ndarray) -> np.ndarray:
+        """The task cost of standing still for the time-to-go, at the look-ahead point:
+        (tau + ``terminal_weight``) * ||p + ``terminal_lead`` v - g|| for states X (n, nx), goals
+        (n, 2), tau (n,). For a state at rest it is the distance cost summed over tau plus q_f
+        (Eq. 4): an upper bound of the optimal task value where the goal is in sight, and it knows
+        nothing of the walls. Only defined for the "distance" cost."""
+        s = self.settings
+        if s.cost != "distance":
+            raise ValueError("standing_value is defined for the distance cost only")
+        X, goals = np.atleast_2d(X), np.atleast_2d(goals)
+        e = X[:, [PX, PY]] + s.terminal_lead * X[:, [VX, VY]] - goals
+        return (np.reshape(time_to_go, -1) + s.terminal_weight) * np.linalg.norm(e, axis=1)
+
     # -- sampling ----------------------------------------------------------------------------
     def _sample_free(self, rng: np.random.Generator, region) -> np.ndarray:
         for _ in range(10_000):

@@ -490,3 +490,26 @@ def test_init_critic_loads_a_saved_critic_into_both_networks(tmp_path):
             np.testing.assert_allclose(net(x, gt, tt).numpy(), ref)
     agent.actor.critic.set_goal(np.zeros(2))
     assert agent.actor.critic.value(1.0, x[0].numpy()) == pytest.approx(float(ref[0]), rel=1e-9, abs=1e-12)
+
+
+def test_standing_value_floor_raises_the_critic_targets_to_the_standing_still_cost():
+    """training.value_floor "standing": the learner's targets are max(return, (tau + w) ||p + l v - g||
+    - margin); the floor is the distance cost of standing still plus q_f, and is off by default."""
+    cfg = small_config()
+    cfg.task.terminal_weight, cfg.task.terminal_lead = 2.0, 0.3
+    task = WallsTask(cfg.task)
+    X = np.zeros((3, 10))
+    X[:, :2] = [[0.5, -0.8], [0.0, 0.7], [0.0, 0.8]]
+    X[1, 5:7] = [0.0, 1.0 / 3.0]  # lead point (0, 0.8): at the goal
+    goals = np.tile([0.0, 0.8], (3, 1))
+    tau = np.array([3.0, 2.0, 0.0])
+    np.testing.assert_allclose(task.standing_value(X, goals, tau), [5.0 * np.hypot(0.5, 1.6), 0.0, 0.0], atol=1e-12)
+    batch = {"state": X, "goal": goals, "time_to_go": tau, "cost": np.array([1.0, 0.3, 0.0]),
+             "next_state": X, "next_time_to_go": tau, "done": np.ones(3)}
+    assert np.allclose(DeepValueMpc(cfg).learner.trainer.compute_targets(batch).numpy(), [1.0, 0.3, 0.0])
+    cfg.training.value_floor, cfg.training.value_floor_margin = "standing", 0.5
+    y = DeepValueMpc(cfg).learner.trainer.compute_targets(batch).numpy()
+    np.testing.assert_allclose(y, [5.0 * np.hypot(0.5, 1.6) - 0.5, 0.3, 0.0], atol=1e-12)
+    cfg.training.value_floor = "on"
+    with pytest.raises(ValueError, match="value_floor"):
+        DeepValueMpc(cfg)

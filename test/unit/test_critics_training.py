@@ -18,6 +18,7 @@ from dmpc_core.critics.replay import ReplayBuffer, ReplaySpec
 from dmpc_core.critics.targets import (
     TrajectoryOptimizationTargets,
     bellman_targets,
+    floored_targets,
     n_step_targets,
     one_step_q_targets,
     one_step_value_targets,
@@ -316,3 +317,18 @@ def test_ensemble_one_step_targets_are_per_member():
             vk = (ens.members[k](xt, None, tt) + ens.prior_beta * ens.priors[k](xt, None, tt)).numpy()
             assert np.allclose(y[:, k], batch["cost"] + 0.9 * vk * (1 - batch["done"]), atol=1e-14)
     assert not np.allclose(y[:, 0], y[:, 1])
+
+
+def test_floored_targets_raise_only_the_targets_below_the_floor():
+    """y' = max(y, floor): targets above the floor are untouched, per row and per member."""
+    batch = {"cost": np.array([1.0, 5.0, 2.0])}
+    base = lambda b, model: b["cost"]  # noqa: E731
+    y = floored_targets(base, lambda b: np.array([3.0, 3.0, 3.0]))(batch, None)
+    np.testing.assert_array_equal(y, [3.0, 5.0, 3.0])
+    per_member = lambda b, model: np.array([[1.0, 4.0], [6.0, 0.0], [2.0, 2.5]])  # noqa: E731
+    y2 = floored_targets(per_member, lambda b: np.array([2.0, 1.0, 3.0]))(batch, None)
+    np.testing.assert_array_equal(y2, [[2.0, 4.0], [6.0, 1.0], [3.0, 3.0]])
+    with pytest.raises(ValueError, match="finite"):
+        floored_targets(base, lambda b: np.array([np.nan, 0.0, 0.0]))(batch, None)
+    with pytest.raises(ValueError, match="3 finite"):
+        floored_targets(base, lambda b: np.zeros(2))(batch, None)
