@@ -382,6 +382,63 @@ def progress(total: int, initial: int, desc: str, disable: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=2.0)
 
 
+def train_iterations(agent, out: str | os.PathLike, *, resume: bool, progress_bar: bool, stop_after: Optional[int],
+                     tensorboard: bool, desc: str):
+    """The training loop of the Algorithm 1 experiments (an agent with ``iteration``,
+    ``config.training.iterations`` / ``eval_every``, ``run_iteration()``, ``evaluate()``,
+    ``bundle`` and ``save``/``load``): resume from ``out``/checkpoint.pt, evaluate at iteration 0
+    and every ``eval_every`` iterations and at the last, and after every iteration write
+    critic.onnx, the checkpoint and the scalars (``time/iteration_s``, ``time/eval_s`` and the
+    agent's). ``stop_after``: stop after this many iterations of this call (a killed run);
+    ``--resume`` continues it. Returns the agent."""
+    import time
+
+    import yaml
+
+    from dmpc_core.settings import to_dict
+
+    out = Path(out)
+    ckpt = out / "checkpoint.pt"
+    if resume:
+        resume_run(ckpt, agent)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
+    log = RunLogger(out, resume, tensorboard)
+    tr = agent.config.training
+    bar = progress(tr.iterations, agent.iteration, desc, not progress_bar)
+
+    def evaluation() -> Dict[str, float]:
+        t1 = time.perf_counter()
+        stats = {k: v for k, v in agent.evaluate().items() if k != "episodes"}
+        stats["time/eval_s"] = time.perf_counter() - t1
+        return stats
+
+    done_here = 0
+    try:
+        if agent.iteration == 0 and tr.eval_every > 0:
+            log.log(0, evaluation())
+        while agent.iteration < tr.iterations:
+            if stop_after is not None and done_here >= stop_after:
+                break
+            t0 = time.perf_counter()
+            stats = agent.run_iteration()
+            stats["time/iteration_s"] = time.perf_counter() - t0
+            it = agent.iteration
+            if tr.eval_every > 0 and (it % tr.eval_every == 0 or it == tr.iterations):
+                stats.update(evaluation())
+            (out / "critic.onnx").write_bytes(agent.bundle)
+            save_run(ckpt, agent)
+            log.log(it, stats)
+            done_here += 1
+            bar.update(1)
+            bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in stats.items()
+                             if k in ("train/episode_cost", "eval/success_rate", "eval/mean_cost")})
+    finally:
+        bar.close()
+        log.close()
+    return agent
+
+
 __all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
            "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress",
-           "stop_requested"]
+           "stop_requested", "train_iterations"]

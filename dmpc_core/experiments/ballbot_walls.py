@@ -17,17 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import yaml
-
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
 from dmpc_core.experiments import _common
-from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, CliError, RunLogger, base_parser, check_resume,
-                                           resume_run, run_dir, save_run)
-from dmpc_core.settings import to_dict
+from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, base_parser, check_resume, run_dir
 
 NAME = "ballbot-walls"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
@@ -82,42 +77,8 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
         CliError: ``resume`` without a checkpoint in ``out``.
         CheckpointError: the checkpoint is corrupted or does not fit this config.
     """
-    out = Path(out)
-    ckpt = out / "checkpoint.pt"
-    agent = DeepValueMpc(config)
-    if resume:
-        resume_run(ckpt, agent)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
-    log = RunLogger(out, resume, tensorboard)
-    tr = agent.config.training
-    bar = _common.progress(tr.iterations, agent.iteration, f"dmpc {name}", not progress)
-    done_here = 0
-    try:
-        if agent.iteration == 0 and tr.eval_every > 0:
-            log.log(0, {k: v for k, v in agent.evaluate().items() if k != "episodes"})
-        while agent.iteration < tr.iterations:
-            if stop_after is not None and done_here >= stop_after:
-                break
-            t0 = time.perf_counter()
-            stats = agent.run_iteration()
-            stats["time/iteration_s"] = time.perf_counter() - t0
-            it = agent.iteration
-            if tr.eval_every > 0 and (it % tr.eval_every == 0 or it == tr.iterations):
-                t1 = time.perf_counter()
-                stats.update({k: v for k, v in agent.evaluate().items() if k != "episodes"})
-                stats["time/eval_s"] = time.perf_counter() - t1
-            (out / "critic.onnx").write_bytes(agent.bundle)
-            save_run(ckpt, agent)
-            log.log(it, stats)
-            done_here += 1
-            bar.update(1)
-            bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in stats.items()
-                             if k in ("train/episode_cost", "eval/success_rate", "eval/mean_cost")})
-    finally:
-        bar.close()
-        log.close()
-    return agent
+    return _common.train_iterations(DeepValueMpc(config), out, resume=resume, progress_bar=progress,
+                                    stop_after=stop_after, tensorboard=tensorboard, desc=f"dmpc {name}")
 
 
 def train_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG, doc: str = __doc__,

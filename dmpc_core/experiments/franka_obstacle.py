@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import yaml
-
 from dmpc_core.agents.franka_dmpc import FrankaActor, FrankaDeepValueMpc, FrankaDmpcConfig, _TaskView, evaluate
-from dmpc_core.critics.checkpoint import CheckpointError
 from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, check_resume, check_types, run_dir
-from dmpc_core.experiments._common import RunLogger
-from dmpc_core.settings import from_dict, load_yaml, parse_overrides, set_dotted, to_dict
+from dmpc_core.experiments._common import train_iterations
+from dmpc_core.settings import from_dict, load_yaml, parse_overrides, set_dotted
 
 NAME = "franka-obstacle"
 DEFAULT_CONFIG = CONFIG_DIR / "franka_obstacle.yaml"
@@ -45,52 +41,15 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict] = None) ->
 
 def train(config: FrankaDmpcConfig, out, resume: bool = False, progress: bool = True,
           stop_after: Optional[int] = None, tensorboard: bool = True) -> FrankaDeepValueMpc:
-    """Algorithm 1 for ``training.iterations`` iterations, checkpointing each one."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint.pt"
-    agent = FrankaDeepValueMpc(config)
-    if resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        try:
-            agent.load(ckpt)
-        except CheckpointError:
-            raise
-        except Exception as e:  # hash-valid file of another experiment / config
-            raise CheckpointError(f"checkpoint {ckpt} does not fit this experiment/config: {type(e).__name__}: {e}") from e
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
-    log = RunLogger(out, resume=resume, tensorboard=tensorboard)
-    tr = agent.config.training
-    done_here = 0
-    try:
-        if agent.iteration == 0 and tr.eval_every > 0:
-            t1 = time.perf_counter()
-            stats = {k: v for k, v in agent.evaluate().items() if k != "episodes"}
-            stats["time/eval_s"] = time.perf_counter() - t1
-            log.log(0, stats)
-            if progress:
-                print(f"iteration 0: {json.dumps(stats)}", flush=True)
-        while agent.iteration < tr.iterations:
-            if stop_after is not None and done_here >= stop_after:
-                break
-            t0 = time.perf_counter()
-            stats = agent.run_iteration()
-            stats["time/iteration_s"] = time.perf_counter() - t0
-            it = agent.iteration
-            if tr.eval_every > 0 and (it % tr.eval_every == 0 or it == tr.iterations):
-                t1 = time.perf_counter()
-                stats.update({k: v for k, v in agent.evaluate().items() if k != "episodes"})
-                stats["time/eval_s"] = time.perf_counter() - t1
-            (out / "critic.onnx").write_bytes(agent.bundle)
-            agent.save(ckpt)
-            log.log(it, stats)
-            done_here += 1
-            if progress:
-                print(f"iteration {it}: {json.dumps({k: round(v, 4) for k, v in stats.items()})}", flush=True)
-    finally:
-        log.close()
-    return agent
+    """Algorithm 1 for ``training.iterations`` iterations, checkpointing each one
+    (``_common.train_iterations``: the loop, resume and logging of every Algorithm 1 experiment).
+
+    Raises:
+        CliError: ``resume`` without a checkpoint in ``out``.
+        CheckpointError: the checkpoint is corrupted or does not fit this config.
+    """
+    return train_iterations(FrankaDeepValueMpc(config), out, resume=resume, progress_bar=progress,
+                            stop_after=stop_after, tensorboard=tensorboard, desc=f"dmpc {NAME}")
 
 
 def train_main(argv: List[str]) -> int:

@@ -114,6 +114,24 @@ def test_polo_resume_after_stop_equals_uninterrupted_run(tmp_path, capsys):
     assert_same_scalars(full / "scalars.csv", part / "scalars.csv")
 
 
+def test_franka_obstacle_resume_after_stop_equals_uninterrupted_run(tmp_path, capsys):
+    """The Algorithm 1 loop shared with the Ballbot (``_common.train_iterations``) on the Panda:
+    a run stopped after one iteration and resumed ends with the uninterrupted run's critic."""
+    args = ["train", "franka-obstacle", "--iterations", 2, "--set", "training.episodes_per_iteration=1",
+            "--set", "training.eval_every=0", "--set", "task.episode_time=0.2", "--no-progress"]
+    assert dmpc(capsys, *args, "--out", tmp_path / "full")[0] == 0
+    assert dmpc(capsys, *args, "--out", tmp_path / "part", "--stop-after", 1)[0] == 0
+    assert len(read_scalars(tmp_path / "part" / "scalars.csv")["train/episode_cost"]) == 1
+    code, out, _ = dmpc(capsys, *args, "--out", tmp_path / "part", "--resume")
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["iterations"] == 2
+    assert (tmp_path / "full" / "critic.onnx").read_bytes() == (tmp_path / "part" / "critic.onnx").read_bytes()
+    sa, sb = (read_scalars(tmp_path / d / "scalars.csv") for d in ("full", "part"))
+    keys = {k for k in sa if not k.startswith("time/") and not k.endswith("_ms_per_step")}
+    assert "train/episode_cost" in keys and keys == {k for k in sb if k in keys}
+    for k in keys:
+        np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+
+
 def test_mpq_resume_after_stop_equals_uninterrupted_run(tmp_path, capsys):
     args = ["train", "mpq-pendulum", *MPQ_TINY, "--episodes", 4, "--seed", 2]
     assert dmpc(capsys, *args, "--out", tmp_path / "full")[0] == 0
@@ -216,6 +234,7 @@ def test_resume_refuses_a_checkpoint_of_another_variant_or_seed(tmp_path, capsys
     (["polo-box", "--variant", "greedy", "--seed", "3"], "runs/polo-box/greedy_s3/checkpoint.pt"),
     (["mpq-pendulum", "--variant", "softq", "--seed", "2"], "runs/mpq-pendulum/softq_s2/checkpoint.pt"),
     (["ballbot-walls", "--seed", "7"], "runs/ballbot-walls/s7/checkpoint.pt"),
+    (["franka-obstacle", "--seed", "2"], "runs/franka-obstacle/s2/checkpoint.pt"),
     (["polo-maze", "--out", "elsewhere"], "elsewhere/checkpoint.pt"),
 ])
 def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys, monkeypatch, argv, where):
