@@ -7,6 +7,10 @@ STAMP_DEV := $(VENV)/.editable-stamp
 PYTEST_ARGS ?=
 # fixed shuffle of the test order (pytest-randomly), so that a CI run can be repeated exactly
 RANDOM_SEED ?= 12345
+# parallel test processes for the tests that start no ROS graph (pytest-xdist; "auto" = one per
+# core, 0 = in this process); test/ros runs afterwards in one process, in file order. A part
+# that PYTEST_ARGS leaves without tests (pytest exit code 5) is not a failure; both empty is.
+TEST_JOBS ?= auto
 
 .PHONY: setup build run test test-slow bench clean
 
@@ -32,7 +36,12 @@ run: setup
 	$(PY) -m dmpc_ros.main_job --config config/ballbot_sim.yaml --out runs/main
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$(RANDOM_SEED) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$(RANDOM_SEED) -n $(TEST_JOBS) \
+		--ignore=test/ros $(PYTEST_ARGS); a=$$?; \
+	$(PY) -m pytest -q -m "not slow" -p randomly --randomly-seed=$(RANDOM_SEED) -p no:xdist \
+		test/ros $(PYTEST_ARGS); b=$$?; \
+	ok() { test $$1 -eq 0 -o $$1 -eq 5; }; \
+	ok $$a && ok $$b && ! test $$a -eq 5 -a $$b -eq 5
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
