@@ -382,12 +382,12 @@ def progress(total: int, initial: int, desc: str, disable: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=2.0)
 
 
-def train_iterations(agent, out: str | os.PathLike, *, resume: bool, progress_bar: bool, stop_after: Optional[int],
-                     tensorboard: bool, desc: str):
-    """The training loop of the Algorithm 1 experiments (an agent with ``iteration``,
-    ``config.training.iterations`` / ``eval_every``, ``run_iteration()``, ``evaluate()``,
-    ``bundle`` and ``save``/``load``): resume from ``out``/checkpoint.pt, evaluate at iteration 0
-    and every ``eval_every`` iterations and at the last, and after every iteration write
+def train_iterations(agent, out: str | os.PathLike, *, iterations: int, eval_every: int, resume: bool,
+                     progress_bar: bool, stop_after: Optional[int], tensorboard: bool, desc: str):
+    """The training loop of the Algorithm 1 experiments (an agent with ``iteration``, ``config``,
+    ``run_iteration()``, ``evaluate()``, ``bundle`` and ``save``/``load``): resume from
+    ``out``/checkpoint.pt, run until ``agent.iteration == iterations``, evaluate at iteration 0,
+    every ``eval_every`` iterations and at the last (0: never), and after every iteration write
     critic.onnx, the checkpoint and the scalars (``time/iteration_s``, ``time/eval_s`` and the
     agent's). ``stop_after``: stop after this many iterations of this call (a killed run);
     ``--resume`` continues it. Returns the agent."""
@@ -404,8 +404,7 @@ def train_iterations(agent, out: str | os.PathLike, *, resume: bool, progress_ba
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(agent.config), sort_keys=False))
     log = RunLogger(out, resume, tensorboard)
-    tr = agent.config.training
-    bar = progress(tr.iterations, agent.iteration, desc, not progress_bar)
+    bar = progress(iterations, agent.iteration, desc, not progress_bar)
 
     def evaluation() -> Dict[str, float]:
         t1 = time.perf_counter()
@@ -415,16 +414,16 @@ def train_iterations(agent, out: str | os.PathLike, *, resume: bool, progress_ba
 
     done_here = 0
     try:
-        if agent.iteration == 0 and tr.eval_every > 0:
+        if agent.iteration == 0 and eval_every > 0:
             log.log(0, evaluation())
-        while agent.iteration < tr.iterations:
+        while agent.iteration < iterations:
             if stop_after is not None and done_here >= stop_after:
                 break
             t0 = time.perf_counter()
             stats = agent.run_iteration()
             stats["time/iteration_s"] = time.perf_counter() - t0
             it = agent.iteration
-            if tr.eval_every > 0 and (it % tr.eval_every == 0 or it == tr.iterations):
+            if eval_every > 0 and (it % eval_every == 0 or it == iterations):
                 stats.update(evaluation())
             (out / "critic.onnx").write_bytes(agent.bundle)
             save_run(ckpt, agent)

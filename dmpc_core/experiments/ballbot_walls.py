@@ -77,8 +77,10 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
         CliError: ``resume`` without a checkpoint in ``out``.
         CheckpointError: the checkpoint is corrupted or does not fit this config.
     """
-    return _common.train_iterations(DeepValueMpc(config), out, resume=resume, progress_bar=progress,
-                                    stop_after=stop_after, tensorboard=tensorboard, desc=f"dmpc {name}")
+    tr = config.training
+    return _common.train_iterations(DeepValueMpc(config), out, iterations=tr.iterations, eval_every=tr.eval_every,
+                                    resume=resume, progress_bar=progress, stop_after=stop_after,
+                                    tensorboard=tensorboard, desc=f"dmpc {name}")
 
 
 def train_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG, doc: str = __doc__,

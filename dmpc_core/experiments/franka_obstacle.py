@@ -48,8 +48,10 @@ def train(config: FrankaDmpcConfig, out, resume: bool = False, progress: bool = 
         CliError: ``resume`` without a checkpoint in ``out``.
         CheckpointError: the checkpoint is corrupted or does not fit this config.
     """
-    return train_iterations(FrankaDeepValueMpc(config), out, resume=resume, progress_bar=progress,
-                            stop_after=stop_after, tensorboard=tensorboard, desc=f"dmpc {NAME}")
+    tr = config.training
+    return train_iterations(FrankaDeepValueMpc(config), out, iterations=tr.iterations, eval_every=tr.eval_every,
+                            resume=resume, progress_bar=progress, stop_after=stop_after,
+                            tensorboard=tensorboard, desc=f"dmpc {NAME}")
 
 
 def train_main(argv: List[str]) -> int:
