@@ -316,6 +316,8 @@ class DeepValueMpc:
         self.actor = Actor(self.task, cfg.actor)
         self.learner = CriticLearner(cfg.learner, ballbot.NX, WallsTask.NG, robot="ballbot")
         if tr.value_floor == "standing":  # departure, see TrainingSettings.value_floor
+            if cfg.task.cost != "distance":
+                raise ValueError("training.value_floor 'standing' needs task.cost 'distance'")
             margin, task = float(tr.value_floor_margin), self.task
             self.learner.trainer.target_fn = floored_targets(
                 self.learner.trainer.target_fn,

@@ -510,6 +510,9 @@ def test_standing_value_floor_raises_the_critic_targets_to_the_standing_still_co
     cfg.training.value_floor, cfg.training.value_floor_margin = "standing", 0.5
     y = DeepValueMpc(cfg).learner.trainer.compute_targets(batch).numpy()
     np.testing.assert_allclose(y, [5.0 * np.hypot(0.5, 1.6) - 0.5, 0.3, 0.0], atol=1e-12)
-    cfg.training.value_floor = "on"
+    cfg.task.cost = "binary"
+    with pytest.raises(ValueError, match="needs task.cost"):
+        DeepValueMpc(cfg)
+    cfg.task.cost, cfg.training.value_floor = "distance", "on"
     with pytest.raises(ValueError, match="value_floor"):
         DeepValueMpc(cfg)
