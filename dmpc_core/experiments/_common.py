@@ -382,6 +382,62 @@ def progress(total: int, initial: int, desc: str, disable: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=2.0)
 
 
+def algorithm1_parser(name: str, default_config: str | os.PathLike, doc: Optional[str],
+                      set_example: str) -> argparse.ArgumentParser:
+    """``dmpc train NAME`` options of the Algorithm 1 experiments: :func:`base_parser` (the seed
+    defaults to the config's ``training.seed``) plus ``--iterations``, ``--mode`` and ``--horizon``."""
+    ap = base_parser(f"dmpc train {name}", default_config, doc, run_leaf="s<training.seed>", set_example=set_example)
+    ap.set_defaults(seed=None)  # a config's training.seed holds unless --seed is given
+    ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
+    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
+    ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
+    return ap
+
+
+def algorithm1_overrides(args: argparse.Namespace) -> Dict[str, Any]:
+    """The dotted overrides of :func:`algorithm1_parser`'s options (None = not given)."""
+    return {"training.seed": args.seed, "training.iterations": args.iterations, "actor.mode": args.mode,
+            "actor.horizon_time": args.horizon}
+
+
+def eval_parser(name: str, default_config: str | os.PathLike) -> argparse.ArgumentParser:
+    """``dmpc eval NAME`` options of the Algorithm 1 experiments: a critic bundle, the config, the
+    actor's mode and horizon, and a JSON output file."""
+    ap = argparse.ArgumentParser(prog=f"dmpc eval {name}")
+    ap.add_argument("--critic", default=str(RUNS_DIR / name / "s0" / "critic.onnx"),
+                    help=f"critic bundle (.onnx) exported by training (default runs/{name}/s0/critic.onnx)")
+    ap.add_argument("--config", default=None, help=f"YAML (default {default_config})")
+    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
+    ap.add_argument("--horizon", type=float, default=None)
+    ap.add_argument("--out", default=None, help="write the metrics as JSON here")
+    return ap
+
+
+def install_critic(actor, path: str | os.PathLike) -> None:
+    """Read the critic bundle at ``path`` and give it to ``actor.set_critic_bundle``; CliError
+    (one line) when the file cannot be read or is not a critic this actor can use."""
+    critic = Path(path)
+    try:
+        bundle = critic.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read critic bundle {critic}: {e.strerror or e}") from None
+    try:
+        actor.set_critic_bundle(bundle)
+    except Exception as e:  # not a critic bundle / another task's critic
+        raise CliError(f"{critic} is not a usable critic bundle: {type(e).__name__}: {e}") from e
+
+
+def report_evaluation(result: Dict[str, Any], out: Optional[str]) -> Dict[str, Any]:
+    """Print an evaluation's metrics (and the episodes' outcomes) as JSON, and write them to
+    ``out`` when given; returns them."""
+    metrics = {k: v for k, v in result.items() if k != "episodes"}
+    metrics["outcomes"] = [e.outcome for e in result["episodes"]]
+    print(json.dumps(metrics, indent=1))
+    if out:
+        Path(out).write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
 def train_iterations(agent, out: str | os.PathLike, *, iterations: int, eval_every: int, resume: bool,
                      progress_bar: bool, stop_after: Optional[int], tensorboard: bool, desc: str):
     """The training loop of the Algorithm 1 experiments (an agent with ``iteration``, ``config``,
@@ -440,4 +496,5 @@ def train_iterations(agent, out: str | os.PathLike, *, iterations: int, eval_eve
 
 __all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
            "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress",
-           "stop_requested", "train_iterations"]
+           "stop_requested", "train_iterations", "algorithm1_parser", "algorithm1_overrides", "eval_parser",
+           "install_critic", "report_evaluation"]

@@ -14,7 +14,6 @@ The default run directory is ``runs/ballbot-walls/s<training.seed>`` under the w
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Callable, List, Optional
 
 from dmpc_core.agents.deep_value_mpc import DeepValueMpc, DmpcConfig, evaluate
 from dmpc_core.experiments import _common
-from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, base_parser, check_resume, run_dir
+from dmpc_core.experiments._common import CONFIG_DIR, check_resume, run_dir
 
 NAME = "ballbot-walls"
 DEFAULT_CONFIG = CONFIG_DIR / "ballbot_walls.yaml"
@@ -85,16 +84,9 @@ def train(config: DmpcConfig, out: str | os.PathLike, resume: bool = False, prog
 
 def train_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG, doc: str = __doc__,
                settings: Callable[[], DmpcConfig] = walls_settings) -> int:
-    ap = base_parser(f"dmpc train {name}", default_config, doc, run_leaf="s<training.seed>",
-                     set_example="actor.r=0.5 --set 'task.walls=[]'")
-    ap.set_defaults(seed=None)  # a config's training.seed holds unless --seed is given
-    ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
-    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
-    ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
-    args = ap.parse_args(argv)
-    overrides = {"training.seed": args.seed, "training.iterations": args.iterations, "actor.mode": args.mode,
-                 "actor.horizon_time": args.horizon}
-    cfg = load_config(args.config, overrides, default_config, settings, args.set)  # ConfigError: one line
+    args = _common.algorithm1_parser(name, default_config, doc, "actor.r=0.5 --set 'task.walls=[]'").parse_args(argv)
+    cfg = load_config(args.config, _common.algorithm1_overrides(args), default_config, settings,
+                      args.set)  # ConfigError: one line
     out = run_dir(args.out, name, f"s{cfg.training.seed}")
     check_resume(out, args.resume)
     agent = train(cfg, out, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after,
@@ -105,34 +97,14 @@ def train_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG,
 
 def eval_main(argv: List[str], name: str = NAME, default_config=DEFAULT_CONFIG,
               settings: Callable[[], DmpcConfig] = walls_settings) -> int:
-    ap = argparse.ArgumentParser(prog=f"dmpc eval {name}")
-    ap.add_argument("--critic", default=str(RUNS_DIR / name / "s0" / "critic.onnx"),
-                    help=f"critic bundle (.onnx) exported by training (default runs/{name}/s0/critic.onnx)")
-    ap.add_argument("--config", default=None, help=f"YAML (default {default_config})")
-    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
-    ap.add_argument("--horizon", type=float, default=None)
-    ap.add_argument("--out", default=None, help="write the metrics as JSON here")
-    args = ap.parse_args(argv)
+    args = _common.eval_parser(name, default_config).parse_args(argv)
     cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon}, default_config,
                       settings)
     from dmpc_core.agents.deep_value_mpc import Actor
     from dmpc_core.tasks.ballbot_walls import WallsTask
 
-    critic = Path(args.critic)
-    try:
-        bundle = critic.read_bytes()
-    except OSError as e:
-        raise CliError(f"cannot read critic bundle {critic}: {e.strerror or e}") from None
     task = WallsTask(cfg.task)
     actor = Actor(task, cfg.actor)
-    try:
-        actor.set_critic_bundle(bundle)
-    except Exception as e:  # not a critic bundle / another task's critic
-        raise CliError(f"{critic} is not a usable critic bundle: {type(e).__name__}: {e}") from e
-    res = evaluate(task, actor)
-    metrics = {k: v for k, v in res.items() if k != "episodes"}
-    metrics["outcomes"] = [e.outcome for e in res["episodes"]]
-    print(json.dumps(metrics, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=1))
+    _common.install_critic(actor, args.critic)
+    _common.report_evaluation(evaluate(task, actor), args.out)
     return 0

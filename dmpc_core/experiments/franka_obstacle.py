@@ -12,14 +12,14 @@ RNG; written atomically after every iteration), ``critic.onnx`` (the latest expo
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from dmpc_core.agents.franka_dmpc import FrankaActor, FrankaDeepValueMpc, FrankaDmpcConfig, _TaskView, evaluate
-from dmpc_core.experiments._common import CONFIG_DIR, RUNS_DIR, CliError, check_resume, check_types, run_dir
-from dmpc_core.experiments._common import train_iterations
+from dmpc_core.experiments._common import (CONFIG_DIR, algorithm1_overrides, algorithm1_parser, check_resume,
+                                           check_types, eval_parser, install_critic, report_evaluation, run_dir,
+                                           train_iterations)
 from dmpc_core.settings import from_dict, load_yaml, parse_overrides, set_dotted
 
 NAME = "franka-obstacle"
@@ -55,25 +55,9 @@ def train(config: FrankaDmpcConfig, out, resume: bool = False, progress: bool = 
 
 
 def train_main(argv: List[str]) -> int:
-    ap = argparse.ArgumentParser(prog=f"dmpc train {NAME}", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
-    ap.add_argument("--out", default=None, help=f"run directory (default runs/{NAME}/s<seed>)")
-    ap.add_argument("--seed", type=int, default=None, help="overrides training.seed")
-    ap.add_argument("--iterations", type=int, default=None, help="overrides training.iterations")
-    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None, help="overrides actor.mode")
-    ap.add_argument("--horizon", type=float, default=None, help="overrides actor.horizon_time [s]")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override any setting, e.g. --set actor.r=0.01 (VALUE is YAML)")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (an error if there is none)")
-    ap.add_argument("--stop-after", type=int, default=None, metavar="N",
-                    help="stop after N iterations of this call (checkpointed; --resume continues)")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
+    args = algorithm1_parser(NAME, DEFAULT_CONFIG, __doc__, "actor.r=0.01").parse_args(argv)
     overrides = parse_overrides(args.set)
-    overrides.update({k: v for k, v in {"training.seed": args.seed, "training.iterations": args.iterations,
-                                        "actor.mode": args.mode, "actor.horizon_time": args.horizon}.items()
-                      if v is not None})
+    overrides.update({k: v for k, v in algorithm1_overrides(args).items() if v is not None})
     cfg = load_config(args.config, overrides)
     out = run_dir(args.out, NAME, f"s{cfg.training.seed}")
     check_resume(out, args.resume)
@@ -83,32 +67,13 @@ def train_main(argv: List[str]) -> int:
 
 
 def eval_main(argv: List[str]) -> int:
-    ap = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
-    ap.add_argument("--critic", default=str(RUNS_DIR / NAME / "s0" / "critic.onnx"),
-                    help=f"critic bundle (.onnx) exported by training (default runs/{NAME}/s0/critic.onnx)")
-    ap.add_argument("--config", default=None, help=f"YAML (default {DEFAULT_CONFIG})")
-    ap.add_argument("--mode", choices=["terminal", "running+terminal"], default=None)
-    ap.add_argument("--horizon", type=float, default=None)
-    ap.add_argument("--out", default=None, help="write the metrics as JSON here")
-    args = ap.parse_args(argv)
+    args = eval_parser(NAME, DEFAULT_CONFIG).parse_args(argv)
     cfg = load_config(args.config, {"actor.mode": args.mode, "actor.horizon_time": args.horizon})
     from dmpc_core.tasks.franka_obstacle import FrankaObstacleTask, ObstaclePandaPlant
 
-    critic = Path(args.critic)
-    try:
-        bundle = critic.read_bytes()
-    except OSError as e:
-        raise CliError(f"cannot read critic bundle {critic}: {e.strerror or e}") from None
     task = FrankaObstacleTask(cfg.task)
     actor = FrankaActor(task, cfg.actor)
-    try:
-        actor.set_critic_bundle(bundle)
-    except Exception as e:  # not a critic bundle / another task's critic
-        raise CliError(f"{critic} is not a usable critic bundle: {type(e).__name__}: {e}") from e
-    res = evaluate(task, _TaskView(task, cfg.training.terminal_weight), actor, ObstaclePandaPlant(cfg.task))
-    metrics = {k: v for k, v in res.items() if k != "episodes"}
-    metrics["outcomes"] = [e.outcome for e in res["episodes"]]
-    print(json.dumps(metrics, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=1))
+    install_critic(actor, args.critic)
+    report_evaluation(evaluate(task, _TaskView(task, cfg.training.terminal_weight), actor, ObstaclePandaPlant(cfg.task)),
+                      args.out)
     return 0
