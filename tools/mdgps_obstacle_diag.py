@@ -14,6 +14,9 @@ Per iteration (after the C-step and S-step) it prints, averaged over the conditi
   (``ObstacleCourse.linearize_fd``, chained over the sub-steps) at the sampled mean states and the
   applied mean control (kept 1 % inside the range so that the difference is one-sided-free): the
   median over t of the velocity rows' diagonal ratios (1 = the fit knows the actuator's authority);
+- ``|pi-p|``: RMS over the sampled states of the applied (clipped) command of the global policy's
+  mean minus that of the new local controller's mean (how well the S-step imitates the plant-level
+  behaviour; 0 for local_only, which has no global policy in its loop);
 - where the noise-free local controller and the global policy end: final distance, speed, and
   whether the particle touches a wall or the disc at the last step.
 """
@@ -104,9 +107,14 @@ def main(argv=None) -> int:
         per = []
         for i, c in enumerate(agent.conds):
             Xs, Us = stash[i]
+            Xa = np.concatenate(Xs)
+            K, k = np.array(c.traj.K), np.array(c.traj.k)
+            up = np.concatenate([np.einsum("tux,tx->tu", K, x) + k for x in Xs])
+            upi = agent.policy.mean(agent.obs_fn(Xa))
+            dpi = float(np.sqrt(np.mean(np.sum((task.applied_control(upi) - task.applied_control(up)) ** 2, -1))))
             Xl, Ul = task.rollout(i, lg_sampler(c.traj, noise=False), None, noise=False)
             Xg, _ = task.rollout(i, agent.global_sampler(noise=False), None, noise=False)
-            per.append({"sat_mean": float(saturated(Ul, task).mean()), "umax": float(np.abs(Ul).max()),
+            per.append({"pi_minus_p": 0.0 if s.reference == "local" else dpi, "sat_mean": float(saturated(Ul, task).mean()), "umax": float(np.abs(Ul).max()),
                         "sat_samp": float(np.mean([saturated(u, task).mean() for u in Us])),
                         "std": float(np.mean(np.sqrt(np.diagonal(np.array(c.traj.cov), axis1=1, axis2=2)))),
                         "B_ratio": authority_ratio(task, c.prev["dyn"], Xs, Us),
@@ -114,7 +122,7 @@ def main(argv=None) -> int:
                         "step_mult": c.step_mult, "local": where(task, Xl), "global": where(task, Xg)})
         m = lambda k: np.mean([r[k] for r in per])  # noqa: E731
         print(f"it {it + 1}: sat_mean {m('sat_mean'):.2f} |u|max {max(r['umax'] for r in per):6.1f} "
-              f"sat_samp {m('sat_samp'):.2f} std {m('std'):.2f} B_fit/B_fd {m('B_ratio'):.2f}  "
+              f"sat_samp {m('sat_samp'):.2f} std {m('std'):.2f} B_fit/B_fd {m('B_ratio'):.2f} |pi-p| {m('pi_minus_p'):.2f}  "
               f"local final {np.mean([r['local']['final_distance'] for r in per]):.3f} "
               f"global final {np.mean([r['global']['final_distance'] for r in per]):.3f} m "
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
