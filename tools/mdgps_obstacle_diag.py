@@ -12,7 +12,8 @@ Per iteration (after the C-step and S-step) it prints, averaged over the conditi
 - ``std``: mean noise std sqrt(diag Sigma_t) of the new local controllers;
 - ``B_fit/B_fd``: the fitted F_t's control columns against MuJoCo's finite-difference linearisation
   (``ObstacleCourse.linearize_fd``, chained over the sub-steps) at the sampled mean states and the
-  applied mean control (kept 1 % inside the range so that the difference is one-sided-free): the
+  applied mean control (kept 1 % inside the range so that the central differences do not straddle
+  the clip): the
   median over t of the velocity rows' diagonal ratios (1 = the fit knows the actuator's authority);
 - ``|pi-p|``: RMS over the sampled states of the applied (clipped) command of the global policy's
   mean minus that of the new local controller's mean (how well the S-step imitates the plant-level
@@ -114,7 +115,8 @@ def main(argv=None) -> int:
             dpi = float(np.sqrt(np.mean(np.sum((task.applied_control(upi) - task.applied_control(up)) ** 2, -1))))
             Xl, Ul = task.rollout(i, lg_sampler(c.traj, noise=False), None, noise=False)
             Xg, _ = task.rollout(i, agent.global_sampler(noise=False), None, noise=False)
-            per.append({"pi_minus_p": 0.0 if s.reference == "local" else dpi, "sat_mean": float(saturated(Ul, task).mean()), "umax": float(np.abs(Ul).max()),
+            per.append({"pi_minus_p": 0.0 if s.reference == "local" else dpi,
+                        "sat_mean": float(saturated(Ul, task).mean()), "umax": float(np.abs(Ul).max()),
                         "sat_samp": float(np.mean([saturated(u, task).mean() for u in Us])),
                         "std": float(np.mean(np.sqrt(np.diagonal(np.array(c.traj.cov), axis1=1, axis2=2)))),
                         "B_ratio": authority_ratio(task, c.prev["dyn"], Xs, Us),
@@ -122,7 +124,8 @@ def main(argv=None) -> int:
                         "step_mult": c.step_mult, "local": where(task, Xl), "global": where(task, Xg)})
         m = lambda k: np.mean([r[k] for r in per])  # noqa: E731
         print(f"it {it + 1}: sat_mean {m('sat_mean'):.2f} |u|max {max(r['umax'] for r in per):6.1f} "
-              f"sat_samp {m('sat_samp'):.2f} std {m('std'):.2f} B_fit/B_fd {m('B_ratio'):.2f} |pi-p| {m('pi_minus_p'):.2f}  "
+              f"sat_samp {m('sat_samp'):.2f} std {m('std'):.2f} B_fit/B_fd {m('B_ratio'):.2f} "
+              f"|pi-p| {m('pi_minus_p'):.2f}  "
               f"local final {np.mean([r['local']['final_distance'] for r in per]):.3f} "
               f"global final {np.mean([r['global']['final_distance'] for r in per]):.3f} m "
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
@@ -130,7 +133,8 @@ def main(argv=None) -> int:
             print(f"    c{i}: B {r['B_ratio']:.2f} sat {r['sat_mean']:.2f} kl/eps {r['kl_over_eps']:.2f} "
                   f"mult {r['step_mult']:.3f} | local end {r['local']['final_pos']} v {r['local']['final_speed']:.2f} "
                   f"contact end {r['local']['contact_at_end']} steps {r['local']['contact_steps']} | global end "
-                  f"{r['global']['final_pos']} v {r['global']['final_speed']:.2f} contact {r['global']['contact_at_end']}")
+                  f"{r['global']['final_pos']} v {r['global']['final_speed']:.2f} "
+                  f"contact {r['global']['contact_at_end']}")
         rows.append(per)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

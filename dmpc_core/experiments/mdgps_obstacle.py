@@ -187,7 +187,8 @@ def eval_main(argv: List[str]) -> int:
         half = float(t_dist.ppf(0.975, len(runs) - 1) * f[:, -1].std(ddof=1) / np.sqrt(len(runs))) \
             if len(runs) > 1 else float("nan")
         print(f"| {name} | {len(runs)} | {f[:, -1].mean():.3f} +- {f[:, -1].std():.3f} | "
-              f"[{f[:, -1].mean() - half:.3f}, {f[:, -1].mean() + half:.3f}] | {m[:, -1].mean():.3f} +- {m[:, -1].std():.3f} | {incr} | {np.mean([r['wall_s'] for r in runs]):.0f} |")
+              f"[{f[:, -1].mean() - half:.3f}, {f[:, -1].mean() + half:.3f}] | "
+              f"{m[:, -1].mean():.3f} +- {m[:, -1].std():.3f} | {incr} | {np.mean([r['wall_s'] for r in runs]):.0f} |")
     for ax, t in zip(axes, ("final-step distance to the target", "time-averaged distance to the target")):
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"{t} [m]")

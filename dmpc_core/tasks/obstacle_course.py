@@ -3,9 +3,11 @@
 A particle (capsule of radius 0.1 m, 4.817 kg, on two slide joints with damping 1, no gravity)
 is pushed by two motors (controls clipped to [-1, 1]) to the target (3, 0) past capsule walls of
 radius 0.1 m at x = 1 (|y| in [0.5, 1.1]) and x = 2 (|y| in [1.0, 1.6]) and a disc of radius 0.2 m
-at (2, 0); the contacts are frictionless (the particle slides along a wall). MuJoCo's Euler integrator at 0.01 s, 5 sub-steps per control step (0.05 s), T = 200
-control steps. State = observation = [x, y, vx, vy]. Cost 0.5 ||p - (3, 0)||^2 at every step (the
-walls are not in the cost; the particle has to find the gaps through the sampled dynamics).
+at (2, 0); the contacts are frictionless (the particle slides along a wall). MuJoCo's Euler
+integrator at 0.01 s, 5 sub-steps per control step (0.05 s), T = 200 control steps. State =
+observation = [x, y, vx, vy]. Cost 0.5 ||p - (3, 0)||^2 at every step, plus an optional control
+cost 0.5 w ||u||^2 (``control_weight``, 0 by default) (the walls are not in the cost; the particle
+has to find the gaps through the sampled dynamics).
 Conditions: starts (0, y0) with y0 in linspace(-1.5, 1.5, 5).
 """
 from __future__ import annotations
