@@ -4,7 +4,9 @@ One iteration k (per condition i = one start state):
   1. sample N trajectories from the local controller p_i (``sampling: local``, off-policy) or from
      the global policy pi_theta (``sampling: global``, on-policy);
   2. fit the local linear-Gaussian dynamics p_i(x'|x, u) (per-step NIW MAP fit with a GMM prior,
-     ``_core.fit_dynamics``);
+     ``_core.fit_dynamics``) on the control the plant applied (``dynamics_control: applied``: the
+     command clipped to the actuator range; a fit on the command under-states the control
+     authority when the controllers saturate);
   3. fit the linearised global policy pi_bar_i on the same samples (``_core.fit_policy_linearization``);
   4. adjust the step epsilon_i (Sec. 4.2, ``step_rule: classic | global``);
   5. C-step: p_i <- argmin E_p[sum l] s.t. KL(p_i || pi_bar_i) <= epsilon_i (``_core.kl_lqr_solve``);
@@ -38,6 +40,7 @@ from dmpc_core.policies.gaussian_mlp import GaussianMlpPolicy, GaussianMlpSettin
 SAMPLING = ("local", "global")
 STEP_RULES = ("classic", "global")
 REFERENCES = ("global", "local")
+DYNAMICS_CONTROLS = ("applied", "commanded")
 
 
 @dataclass
@@ -90,6 +93,11 @@ class MdgpsSettings:
     min_step_mult: lower clip of step_mult.
     max_step_mult: upper clip of step_mult.
     init_eta: first dual variable of the C-step (later ones start at the previous eta).
+    dynamics_control: the control the dynamics are fitted on: "applied" (the command as the plant
+        applied it, ``task.applied_control(U)``: clipped to the actuator range) or "commanded" (the
+        controller's output before the actuator clip, as the public reference records it). Under
+        saturation a fit on the commanded control regresses x' on commands the plant did not apply
+        and under-states the control authority (F_t's control columns shrink towards 0).
     dynamics_regularization: added to the (x, u) block of the joint covariance of the dynamics fit.
     dynamics_prior: GMM prior of the dynamics fit.
     policy_prior: GMM prior of the global policy's linearisation.
@@ -105,6 +113,7 @@ class MdgpsSettings:
     min_step_mult: float = 0.001
     max_step_mult: float = 2.0
     init_eta: float = 1.0
+    dynamics_control: str = "applied"
     dynamics_regularization: float = 1e-6
     dynamics_prior: GmmPriorConfig = field(default_factory=lambda: GmmPriorConfig(5, 40, 40, 1.0))
     policy_prior: GmmPriorConfig = field(default_factory=GmmPriorConfig)
@@ -120,6 +129,9 @@ class MdgpsSettings:
             raise ValueError(f"MdgpsSettings.reference must be one of {REFERENCES}, got {self.reference!r}")
         if self.reference == "local" and self.sampling == "global":
             raise ValueError("MdgpsSettings: reference 'local' (no global policy) needs sampling 'local'")
+        if self.dynamics_control not in DYNAMICS_CONTROLS:
+            raise ValueError(f"MdgpsSettings.dynamics_control must be one of {DYNAMICS_CONTROLS}, "
+                             f"got {self.dynamics_control!r}")
         if self.samples_per_condition < 2:
             raise ValueError("MdgpsSettings.samples_per_condition must be >= 2")
         if not (self.kl_step > 0 and 0 < self.min_step_mult <= 1.0 <= self.max_step_mult and self.init_eta > 0):
@@ -214,6 +226,8 @@ class MdgpsAgent:
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.obs_fn = obs_fn or (lambda X: X)
+        if self.s.dynamics_control == "applied" and not hasattr(task, "applied_control"):
+            raise ValueError("MdgpsSettings.dynamics_control 'applied' needs a task with applied_control(U)")
         obs_dim = int(np.asarray(self.obs_fn(np.zeros((1, task.nx)))).shape[-1])
         self.policy = GaussianMlpPolicy(obs_dim, task.nu, self.s.policy, seed=self.seed)
         self.trainer = self.policy  # checkpoint interface of experiments/_common.py
@@ -271,6 +285,21 @@ class MdgpsAgent:
         out["eval/local_mean_distance"] = float(np.mean(l_avg))
         return out
 
+    def fit_controls(self, U: List[np.ndarray]) -> List[np.ndarray]:
+        """The controls the dynamics are fitted on (``dynamics_control``)."""
+        if self.s.dynamics_control == "applied":
+            return [self.task.applied_control(u) for u in U]
+        return list(U)
+
+    def fit_dynamics(self, c: _Condition, X: List[np.ndarray], U: List[np.ndarray]) -> "_core.LinearGaussianDynamics":
+        """Update condition c's GMM prior with the samples (X, U as commanded) and fit its local
+        linear-Gaussian dynamics on the controls of ``fit_controls``."""
+        U = self.fit_controls(U)
+        pts = [_core.dynamics_points(x, u) for x, u in zip(X, U)]
+        c.dyn_points = (c.dyn_points + pts)[-self.s.dynamics_prior.max_samples:]
+        c.dyn_prior.update(pts)
+        return _core.fit_dynamics(X, U, c.dyn_prior, self.s.dynamics_regularization)
+
     # ---- one iteration of Alg. 4 ----
     def _fit_policy(self, c: _Condition, X: List[np.ndarray]) -> "_core.LinearGaussianPolicy":
         MU = [self.policy.mean(self.obs_fn(x)) for x in X]
@@ -291,10 +320,7 @@ class MdgpsAgent:
         dyns = []
         tic = time.perf_counter()
         for c, (X, U) in zip(self.conds, samples):
-            pts = [_core.dynamics_points(x, u) for x, u in zip(X, U)]
-            c.dyn_points = (c.dyn_points + pts)[-s.dynamics_prior.max_samples:]
-            c.dyn_prior.update(pts)
-            dyns.append(_core.fit_dynamics(X, U, c.dyn_prior, s.dynamics_regularization))
+            dyns.append(self.fit_dynamics(c, X, U))
             self.timing["dynamics_calls"] += 1
         self.timing["dynamics_s"] += time.perf_counter() - tic
         local_only = s.reference == "local"

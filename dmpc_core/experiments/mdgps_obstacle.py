@@ -2,7 +2,7 @@
 
     dmpc train mdgps-obstacle [--config config/mdgps_obstacle.yaml] [--variant off_global] [--seed 0] \
         [--iterations N] [--out runs/mdgps-obstacle/off_global_s0] [--set KEY=VALUE ...] [--resume] [--stop-after N]
-    dmpc eval mdgps-obstacle [--runs runs/mdgps-obstacle] [--out runs/mdgps-obstacle/mdgps_obstacle.png]
+    dmpc eval mdgps-obstacle [--runs runs/mdgps-obstacle] [--out runs/mdgps-obstacle/mdgps_obstacle.png] [--iteration N]
 
 Variants: off_classic, off_global, on_classic, on_global (sampling from the local controllers =
 off-policy, or from the global policy = on-policy; classic or global step rule, Sec. 4.2) and
@@ -150,10 +150,13 @@ def eval_main(argv: List[str]) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy.stats import t as t_dist
 
     p = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
     p.add_argument("--runs", default=str(RUNS_DIR / NAME), help=f"folder of run directories (default runs/{NAME})")
     p.add_argument("--out", default=None, help="PNG path (default RUNS/mdgps_obstacle.png)")
+    p.add_argument("--iteration", type=int, default=0,
+                   help="the table at this iteration (default: the last one all runs of a row reached)")
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.runs) / "mdgps_obstacle.png"
     groups = read_summaries(args.runs)
@@ -162,9 +165,9 @@ def eval_main(argv: List[str]) -> int:
         for r in runs:
             by.setdefault(v if r.get("kl_step", 2.0) == 2.0 else f"{v} kl_step {r['kl_step']:g}", []).append(r)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    print("| variant | seeds | final distance at the last iteration [m] | time-averaged distance [m] | "
-          "increases of the seed-mean final-distance curve | wall s/run |")
-    print("|---|---|---|---|---|---|")
+    print(f"| variant | seeds | final distance at iteration {args.iteration or 'last'} [m], mean +- std | 95 % "
+          "t-interval | time-averaged distance [m] | increases of the seed-mean final-distance curve | wall s/run |")
+    print("|---|---|---|---|---|---|---|")
     for i, name in enumerate(sorted(by)):
         runs = by[name]
         n = min(len(r["final_distance"]) for r in runs)
@@ -173,10 +176,18 @@ def eval_main(argv: List[str]) -> int:
             it = np.arange(n)
             ax.plot(it, c.mean(0), color=f"C{i}", label=f"{name} (n={len(runs)})")
             ax.fill_between(it, c.mean(0) - c.std(0), c.mean(0) + c.std(0), color=f"C{i}", alpha=0.15)
+        if args.iteration > 0:
+            if args.iteration >= n:
+                raise SystemExit(f"dmpc eval {NAME}: --iteration {args.iteration}: the runs of {name} stop at "
+                                 f"iteration {n - 1}")
+            n = args.iteration + 1
         f = np.array([r["final_distance"][:n] for r in runs])
         m = np.array([r["mean_distance"][:n] for r in runs])
         incr = int(np.sum(np.diff(f.mean(0)) > 0))
+        half = float(t_dist.ppf(0.975, len(runs) - 1) * f[:, -1].std(ddof=1) / np.sqrt(len(runs))) \
+            if len(runs) > 1 else float("nan")
         print(f"| {name} | {len(runs)} | {f[:, -1].mean():.3f} +- {f[:, -1].std():.3f} | "
+              f"[{f[:, -1].mean() - half:.3f}, {f[:, -1].mean() + half:.3f}] | "
               f"{m[:, -1].mean():.3f} +- {m[:, -1].std():.3f} | {incr} | {np.mean([r['wall_s'] for r in runs]):.0f} |")
     for ax, t in zip(axes, ("final-step distance to the target", "time-averaged distance to the target")):
         ax.set_xlabel("iteration")

@@ -3,9 +3,11 @@
 A particle (capsule of radius 0.1 m, 4.817 kg, on two slide joints with damping 1, no gravity)
 is pushed by two motors (controls clipped to [-1, 1]) to the target (3, 0) past capsule walls of
 radius 0.1 m at x = 1 (|y| in [0.5, 1.1]) and x = 2 (|y| in [1.0, 1.6]) and a disc of radius 0.2 m
-at (2, 0). MuJoCo's Euler integrator at 0.01 s, 5 sub-steps per control step (0.05 s), T = 200
-control steps. State = observation = [x, y, vx, vy]. Cost 0.5 ||p - (3, 0)||^2 at every step (the
-walls are not in the cost; the particle has to find the gaps through the sampled dynamics).
+at (2, 0); the contacts are frictionless (the particle slides along a wall). MuJoCo's Euler
+integrator at 0.01 s, 5 sub-steps per control step (0.05 s), T = 200 control steps. State =
+observation = [x, y, vx, vy]. Cost 0.5 ||p - (3, 0)||^2 at every step, plus an optional control
+cost 0.5 w ||u||^2 (``control_weight``, 0 by default) (the walls are not in the cost; the particle
+has to find the gaps through the sampled dynamics).
 Conditions: starts (0, y0) with y0 in linspace(-1.5, 1.5, 5).
 """
 from __future__ import annotations
@@ -21,7 +23,12 @@ MASS = 4.817
 
 
 def obstacle_mjcf(timestep: float = 0.01, damping: float = 1.0) -> str:
-    """The MJCF of the obstacle course (particle, walls, disc)."""
+    """The MJCF of the obstacle course (particle, walls, disc).
+
+    Contacts are frictionless (``condim="1"``, normal force only), as in the public reference's
+    obstacle_course.xml. With MuJoCo's default (condim 3, friction 1) the friction capacity of a
+    particle pushed into a wall at the full actuator force (1 N) equals the largest tangential force
+    it can apply (1 N): it sticks to the wall or the disc instead of sliding round it."""
     walls = []
     for i, (x, y_lo, y_hi) in enumerate(((1.0, 0.5, 1.1), (2.0, 1.0, 1.6))):
         for s, name in ((1, "p"), (-1, "n")):
@@ -30,6 +37,9 @@ def obstacle_mjcf(timestep: float = 0.01, damping: float = 1.0) -> str:
     return f"""
 <mujoco model="obstacle_course">
   <option timestep="{timestep}" integrator="Euler" gravity="0 0 0"/>
+  <default>
+    <geom condim="1"/>
+  </default>
   <worldbody>
     {''.join(walls)}
     <geom name="disc" type="cylinder" size="0.2 0.1" pos="2 0 0" rgba="0.6 0.3 0.3 1"/>
@@ -56,6 +66,8 @@ class ObstacleCourseSettings:
     timestep: MuJoCo time step [s].
     substeps: MuJoCo steps per control step (control step = timestep * substeps).
     damping: slide-joint damping [N s/m].
+    control_weight: w of a control cost 0.5 w ||u||^2 on the commanded control (0: the cost of the
+        specification, positions only).
     starts_y: y of the start positions (x = 0), one condition each.
     """
 
@@ -63,11 +75,14 @@ class ObstacleCourseSettings:
     timestep: float = 0.01
     substeps: int = 5
     damping: float = 1.0
+    control_weight: float = 0.0
     starts_y: List[float] = field(default_factory=lambda: [float(v) for v in np.linspace(-1.5, 1.5, 5)])
 
     def validate(self) -> None:
-        if self.horizon < 2 or self.substeps < 1 or not self.timestep > 0 or not self.damping >= 0:
-            raise ValueError("ObstacleCourseSettings: need horizon >= 2, substeps >= 1, timestep > 0, damping >= 0")
+        if self.horizon < 2 or self.substeps < 1 or not self.timestep > 0 or not self.damping >= 0 \
+                or not self.control_weight >= 0:
+            raise ValueError("ObstacleCourseSettings: need horizon >= 2, substeps >= 1, timestep > 0, damping >= 0, "
+                             "control_weight >= 0")
         if not self.starts_y:
             raise ValueError("ObstacleCourseSettings.starts_y: need at least one start")
 
@@ -86,6 +101,8 @@ class ObstacleCourse:
         self.T = self.s.horizon
         self.dt = self.s.timestep * self.s.substeps
         self.target = np.array(TARGET)
+        self.u_min = self.model.actuator_ctrlrange[:, 0].copy()
+        self.u_max = self.model.actuator_ctrlrange[:, 1].copy()
 
     @property
     def num_conditions(self) -> int:
@@ -127,17 +144,23 @@ class ObstacleCourse:
                 x = self.step(x, U[t])
         return X, U
 
-    # cost l(x, u) = 0.5 ||p - target||^2 (quadratic: its expansion is exact)
+    def applied_control(self, U: np.ndarray) -> np.ndarray:
+        """The control the plant applied for commanded U: clipped to the actuators' ctrlrange (MuJoCo
+        clamps ``ctrl`` of ctrllimited actuators)."""
+        return np.clip(U, self.u_min, self.u_max)
+
+    # cost l(x, u) = 0.5 ||p - target||^2 + 0.5 w ||u||^2 (quadratic: its expansion is exact)
     def cost(self, X: np.ndarray, U: np.ndarray) -> np.ndarray:
-        """Per-step cost of (T, 4) states (controls are not penalised)."""
+        """Per-step cost of (T, 4) states and (T, 2) commanded controls."""
         d = X[..., :2] - self.target
-        return 0.5 * np.sum(d * d, axis=-1)
+        return 0.5 * np.sum(d * d, axis=-1) + 0.5 * self.s.control_weight * np.sum(U * U, axis=-1)
 
     def quadratic_cost(self):
         """(Cm, cv, cc) of l_t(z) = cc + cv^T z + 1/2 z^T Cm z, z = [x; u], for every t."""
         D = self.nx + self.nu
         Cm = np.zeros((self.T, D, D))
         Cm[:, 0, 0] = Cm[:, 1, 1] = 1.0
+        Cm[:, self.nx:, self.nx:] = self.s.control_weight * np.eye(self.nu)
         cv = np.zeros((self.T, D))
         cv[:, :2] = -self.target
         cc = np.full(self.T, 0.5 * float(self.target @ self.target))

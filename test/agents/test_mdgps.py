@@ -51,6 +51,8 @@ def test_settings_are_validated():
         small_agent(sampling="both")
     with pytest.raises(ValueError, match="reference"):
         small_agent(sampling="global", reference="local")
+    with pytest.raises(ValueError, match="dynamics_control"):
+        small_agent(dynamics_control="clipped")
 
 
 def test_global_policy_controller_runs_the_trained_policy(tmp_path):

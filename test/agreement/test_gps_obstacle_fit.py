@@ -29,3 +29,41 @@ def test_dynamics_fit_matches_mujoco_finite_differences():
     # the fit is not trivially right: zero-force dynamics without the input column is far off
     A, B = task.linearize_fd(np.zeros(4), np.zeros(2))
     assert np.abs(B).max() > 5e-3
+
+
+def _saturated_samples(task, sigma, n=25, seed=1):
+    """Rollouts in free space whose commands (N(0, sigma^2) per step) mostly exceed the +-1 range."""
+    rng = np.random.default_rng(seed)
+    X, U = [], []
+    for _ in range(n):
+        x0 = np.concatenate([0.2 * rng.standard_normal(2), 0.3 * rng.standard_normal(2)])
+        x, u = task.rollout(0, lambda t, x, eps: sigma * eps, rng, noise=True, x0=x0)
+        X.append(x)
+        U.append(u)
+    return X, U
+
+
+def test_saturated_commands_fit_the_plants_control_authority():
+    """With commands that mostly saturate, the agent's dynamics fit (on the applied control, the
+    default) keeps MuJoCo's control columns; a fit on the commanded control regresses x' on commands
+    the plant never applied and shrinks them (the failure this guards against)."""
+    from dmpc_core.agents.mdgps import MdgpsAgent, MdgpsSettings
+    from dmpc_core.policies.gaussian_mlp import GaussianMlpSettings
+
+    task = ObstacleCourse(ObstacleCourseSettings(horizon=20, starts_y=[0.0]))
+    X, U = _saturated_samples(task, sigma=3.0)
+    assert np.mean(np.abs(np.concatenate(U)) > 1.0) > 0.6  # most commands saturate
+    ratios = {}
+    for mode in ("applied", "commanded"):
+        agent = MdgpsAgent(task, MdgpsSettings(dynamics_control=mode, policy=GaussianMlpSettings(iterations=1)))
+        dyn = agent.fit_dynamics(agent.conds[0], X, U)
+        r = []
+        for t in range(task.T - 1):
+            xm = np.mean([x[t] for x in X], 0)
+            um = np.mean([task.applied_control(u[t]) for u in U], 0)
+            _, B = task.linearize_fd(xm, um)
+            r.append(np.diag(np.array(dyn.F[t])[2:, 4:]) / np.diag(B[2:]))
+        ratios[mode] = np.array(r)
+    assert np.all(np.abs(ratios["applied"] - 1.0) < 0.02), ratios["applied"]
+    assert np.all(ratios["commanded"] < 0.6), ratios["commanded"]  # measured about 0.3
+    assert MdgpsSettings().dynamics_control == "applied"
