@@ -9,6 +9,7 @@ from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 _TOOL = load_tool("gen_config_reference")
+_TOOL_RENDER = _TOOL.render  # the tool's own renderer (a test below patches _TOOL.render to _render)
 _RENDERED: list[str] = []
 
 
@@ -18,7 +19,7 @@ def _tool():
 
 def _render() -> str:
     if not _RENDERED:
-        _RENDERED.append(_TOOL.render())
+        _RENDERED.append(_TOOL_RENDER())
     return _RENDERED[0]
 
 
