@@ -382,6 +382,17 @@ def progress(total: int, initial: int, desc: str, disable: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=2.0)
 
 
+def t_interval(x) -> tuple:
+    """Mean and half width of the 95 % Student-t interval of the mean of x (half width nan for
+    one value)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return float(x.mean()), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
 def algorithm1_parser(name: str, default_config: str | os.PathLike, doc: Optional[str],
                       set_example: str) -> argparse.ArgumentParser:
     """``dmpc train NAME`` options of the Algorithm 1 experiments: :func:`base_parser` (the seed
@@ -497,4 +508,4 @@ def train_iterations(agent, out: str | os.PathLike, *, iterations: int, eval_eve
 __all__ = ["CliError", "base_parser", "load_config", "check_types", "settings_from", "run_dir", "check_resume",
            "read_summaries", "resume_run", "save_run", "RunLogger", "read_scalars", "to_plain", "from_plain", "write_json", "progress",
            "stop_requested", "train_iterations", "algorithm1_parser", "algorithm1_overrides", "eval_parser",
-           "install_critic", "report_evaluation"]
+           "install_critic", "report_evaluation", "t_interval"]

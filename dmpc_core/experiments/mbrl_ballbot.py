@@ -202,7 +202,7 @@ def eval_main(argv: List[str]) -> int:
     import matplotlib.pyplot as plt
 
     from dmpc_core.experiments._common import RUNS_DIR
-    from dmpc_core.experiments.mbrl_pendulum import t_interval
+    from dmpc_core.experiments._common import t_interval
 
     p = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
     p.add_argument("--runs", default=str(RUNS_DIR / NAME))

@@ -28,7 +28,8 @@ import numpy as np
 
 from dmpc_core.agents.mbrl import MbrlAgent, MbrlSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, CliError, RunLogger, base_parser, load_config,
-                                           progress, read_summaries, run_dir, settings_from, write_json)
+                                           progress, read_summaries, run_dir, settings_from, t_interval,
+                                           write_json)
 from dmpc_core.experiments.mpq_pendulum import initial_states
 
 DEFAULT_CONFIG = CONFIG_DIR / "mbrl_pendulum.yaml"
@@ -59,16 +60,6 @@ SETTINGS = {"agent": MbrlSettings, "run": MbrlRunSettings}
 def eval_states(seed: int, n: int) -> np.ndarray:
     """Evaluation start states of a seed (a stream separate from the training episodes)."""
     return initial_states(50_000 + seed, n)
-
-
-def t_interval(x) -> tuple:
-    """Mean and half width of the 95 % Student-t interval of x (half width nan for one value)."""
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    if x.size < 2:
-        return float(x.mean()), float("nan")
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
 def train_main(argv: List[str]) -> int:

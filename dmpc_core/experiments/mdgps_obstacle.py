@@ -27,7 +27,7 @@ import numpy as np
 from dmpc_core.agents.mdgps import MdgpsAgent, MdgpsSettings
 from dmpc_core.experiments._common import (CONFIG_DIR, RUNS_DIR, RunLogger, base_parser, check_resume, load_config,
                                            progress, read_summaries, resume_run, run_dir, save_run, settings_from,
-                                           stop_requested, write_json)
+                                           stop_requested, t_interval, write_json)
 from dmpc_core.tasks.obstacle_course import ObstacleCourse, ObstacleCourseSettings
 
 DEFAULT_CONFIG = CONFIG_DIR / "mdgps_obstacle.yaml"
@@ -150,7 +150,6 @@ def eval_main(argv: List[str]) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.stats import t as t_dist
 
     p = argparse.ArgumentParser(prog=f"dmpc eval {NAME}")
     p.add_argument("--runs", default=str(RUNS_DIR / NAME), help=f"folder of run directories (default runs/{NAME})")
@@ -184,8 +183,7 @@ def eval_main(argv: List[str]) -> int:
         f = np.array([r["final_distance"][:n] for r in runs])
         m = np.array([r["mean_distance"][:n] for r in runs])
         incr = int(np.sum(np.diff(f.mean(0)) > 0))
-        half = float(t_dist.ppf(0.975, len(runs) - 1) * f[:, -1].std(ddof=1) / np.sqrt(len(runs))) \
-            if len(runs) > 1 else float("nan")
+        half = t_interval(f[:, -1])[1]
         print(f"| {name} | {len(runs)} | {f[:, -1].mean():.3f} +- {f[:, -1].std():.3f} | "
               f"[{f[:, -1].mean() - half:.3f}, {f[:, -1].mean() + half:.3f}] | "
               f"{m[:, -1].mean():.3f} +- {m[:, -1].std():.3f} | {incr} | {np.mean([r['wall_s'] for r in runs]):.0f} |")
